@@ -23,7 +23,9 @@ def main() -> None:
         sys.exit(0 if len(sys.argv) >= 2 else 2)
     name = sys.argv[1]
     if name not in SUBCOMMANDS:
-        print(f"unknown bench subcommand {name!r}; valid: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        print(
+            f"unknown bench subcommand {name!r}; valid: {', '.join(SUBCOMMANDS)}", file=sys.stderr
+        )
         sys.exit(2)
     module = importlib.import_module(f"offline_moe.bench.{name}")
     module.main([f"offline_moe.bench {name}", *sys.argv[2:]])
