@@ -1,0 +1,258 @@
+"""Mixture-of-Experts layers over token sequences: Soft MoE and Top-1 MoE.
+
+Both layers map tokens `[B, m, d] -> ([B, m, d], aux)` and can be used on their own inside any
+torso. Every computation keeps the batch axis `b` separate (einsums with a batch index, softmaxes
+over token/slot/expert axes only), so tokens of different samples never mix: output row `i` of
+sample `b` depends on sample `b` alone.
+
+`aux` (all jnp arrays, batch means):
+  aux_loss:       scalar added to the learner's loss (0.0 for Soft MoE; weighted importance +
+                  load losses for Top-1, 0.0 with the default weights).
+  router_entropy: mean entropy (nats) of each token's distribution over experts.
+  expert_usage:   [n], fraction of combine mass (Soft MoE) or of routed tokens (Top-1) per
+                  expert; sums to 1.
+Top-1 adds dropped_fraction, importance_loss and load_loss (unweighted).
+
+Experts are ONE `nn.vmap`-ed module with a leading expert axis on every parameter
+(kernel [n, d, H], ...): expert e maps each of its slots d -> H -> ReLU -> d (xavier_uniform
+kernels, zero biases, no output activation), as in the paper's code.
+
+References: Puigcerver et al. 2023, "From Sparse to Soft Mixtures of Experts"; Riquelme et al.
+2021, "Scaling Vision with Sparse Mixture of Experts" (importance / load losses);
+Obando-Ceron et al. 2024 (the RL use of both).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_xavier = nn.initializers.xavier_uniform()
+
+# Notation used in the einsums of this module:
+#   b  batch (samples never mix)
+#   m  tokens per sample
+#   d  token dimension
+#   n  experts
+#   p  slots per expert (Soft MoE) = ceil(m * capacity_factor / n)
+#   c  capacity per expert (Top-1)  = ceil(m * capacity_factor / n)
+#   h  expert hidden width H
+
+
+def slots_per_expert(num_tokens: int, num_experts: int, capacity_factor: float = 1.0) -> int:
+    """p = ceil(m * capacity_factor / n), at least 1 (also Top-1's per-expert capacity)."""
+    return max(1, math.ceil(num_tokens * capacity_factor / num_experts))
+
+
+class ExpertMLP(nn.Module):
+    """One expert: Dense(H) -> ReLU -> Dense(d), xavier_uniform kernels and zero biases."""
+
+    hidden: int
+    features: int
+
+    @nn.compact
+    def __call__(self, x):  # [..., d]
+        h = nn.relu(nn.Dense(self.hidden, kernel_init=_xavier, name="hidden")(x))
+        self.sow("intermediates", "expert_hidden", h)  # [..., H]; for dormant-neuron stats
+        return nn.Dense(self.features, kernel_init=_xavier, name="out")(h)
+
+
+class Experts(nn.Module):
+    """n independent `ExpertMLP`s as one vmapped module: [B, n, s, d] -> [B, n, s, d].
+
+    Parameters carry a leading expert axis (e.g. hidden kernel [n, d, H]); expert e sees only
+    the slots at index e of axis 1.
+    """
+
+    num_experts: int
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x):  # [B, n, s, d]
+        if x.shape[1] != self.num_experts:
+            raise ValueError(f"Experts: axis 1 of {x.shape} must be num_experts={self.num_experts}")
+        vmapped = nn.vmap(
+            ExpertMLP,
+            variable_axes={"params": 0, "intermediates": 0},
+            split_rngs={"params": True},
+            in_axes=1,
+            out_axes=1,
+        )
+        return vmapped(self.hidden, x.shape[-1], name="mlp")(x)
+
+
+def soft_moe_weights(x, phi):
+    """Soft MoE dispatch and combine weights.
+
+    Args:
+      x: tokens used for the logits [B, m, d] (already l2-normalised if that option is on).
+      phi: slot parameters [d, n, p].
+
+    Returns:
+      (dispatch, combine), both [B, m, n, p]: dispatch is a softmax over tokens m (for each
+      slot), combine a softmax over all n*p slots jointly (for each token).
+    """
+    logits = jnp.einsum("bmd,dnp->bmnp", x, phi)
+    b, m, n, p = logits.shape
+    dispatch = jax.nn.softmax(logits, axis=1)
+    combine = jax.nn.softmax(logits.reshape(b, m, n * p), axis=-1).reshape(b, m, n, p)
+    return dispatch, combine
+
+
+def l2_normalize(x, axis=-1, eps=1e-6):
+    """x / (||x||_2 + eps) along `axis` (the normaliser of the paper's code)."""
+    return x / (jnp.linalg.norm(x, axis=axis, keepdims=True) + eps)
+
+
+def _entropy(probs, axis=-1):
+    return -jnp.sum(probs * jnp.log(jnp.clip(probs, 1e-12, 1.0)), axis=axis)
+
+
+class SoftMoE(nn.Module):
+    """Soft MoE layer (Puigcerver et al. 2023): tokens [B, m, d] -> ([B, m, d], aux).
+
+    Attributes:
+      num_experts: n.
+      expert_width: H, hidden units of each expert (512 in the paper; 512 / n for the
+        'shrunk experts' ablation).
+      capacity_factor: sets the slots per expert, p = ceil(m * capacity_factor / n).
+      normalize: l2-normalise tokens (over d) and Phi (over d, per slot) for the logits, with a
+        learned scalar scale on Phi (init 1). The dispatched slot inputs use the raw tokens.
+    """
+
+    num_experts: int = 8
+    expert_width: int = 512
+    capacity_factor: float = 1.0
+    normalize: bool = False
+
+    @nn.compact
+    def __call__(self, x):  # [B, m, d]
+        _, m, d = x.shape
+        n = self.num_experts
+        p = slots_per_expert(m, n, self.capacity_factor)
+        # lecun_normal on (d, n, p): fan_in = n * d, as in the paper's code.
+        phi = self.param("phi", nn.initializers.lecun_normal(), (d, n, p))  # [d, n, p]
+        x_logits = x
+        if self.normalize:
+            scale = self.param("scale", nn.initializers.ones, ())
+            x_logits = l2_normalize(x, axis=-1)
+            phi = scale * l2_normalize(phi, axis=0)
+        dispatch, combine = soft_moe_weights(x_logits, phi)  # [B, m, n, p] each
+        slots = jnp.einsum("bmnp,bmd->bnpd", dispatch, x)  # [B, n, p, d]
+        outputs = Experts(n, self.expert_width, name="experts")(slots)  # [B, n, p, d]
+        y = jnp.einsum("bmnp,bnpd->bmd", combine, outputs)  # [B, m, d]
+
+        per_expert = combine.sum(axis=-1)  # [B, m, n], each token's combine mass per expert
+        aux = {
+            "aux_loss": jnp.zeros((), jnp.float32),
+            "router_entropy": _entropy(per_expert).mean(),
+            "expert_usage": per_expert.mean(axis=(0, 1)),  # [n]
+        }
+        return y, aux
+
+
+def top1_dispatch(gates, capacity: int):
+    """Top-1 assignment with per-expert capacity, tokens taken in token order.
+
+    Args:
+      gates: router probabilities [B, m, n].
+      capacity: c, tokens each expert keeps per sample; later tokens are dropped.
+
+    Returns:
+      dispatch: [B, m, n, c] one-hot (token i -> slot c of expert e), all zero for a dropped
+        token.
+      expert_index: [B, m] chosen expert per token (before capacity).
+      gate: [B, m] probability of the chosen expert.
+    """
+    n = gates.shape[-1]
+    expert_index = jnp.argmax(gates, axis=-1)  # [B, m]
+    gate = jnp.max(gates, axis=-1)  # [B, m]
+    chosen = jax.nn.one_hot(expert_index, n, dtype=gates.dtype)  # [B, m, n]
+    # Position of each token in its expert's queue: 0 for the first token routed there, ...
+    position = jnp.sum(jnp.cumsum(chosen, axis=1) * chosen, axis=-1).astype(jnp.int32) - 1
+    # one_hot of an index >= c is all zeros: tokens beyond capacity get no slot (dropped).
+    slot = jax.nn.one_hot(position, capacity, dtype=gates.dtype)  # [B, m, c]
+    dispatch = chosen[..., None] * slot[:, :, None, :]  # [B, m, n, c]
+    return dispatch, expert_index, gate
+
+
+def importance_loss(gates):
+    """Riquelme et al. 2021 importance loss: squared coefficient of variation over experts of
+    imp_e = sum over tokens of gates[:, e], per sample, averaged over the batch.
+
+    Args:
+      gates: router probabilities [B, m, n].
+    """
+    importance = gates.sum(axis=1)  # [B, n]
+    cv = jnp.std(importance, axis=-1) / (jnp.mean(importance, axis=-1) + 1e-9)
+    return jnp.mean(cv**2)
+
+
+def load_loss(logits, noise_std: float):
+    """Riquelme et al. 2021 load loss (k = 1), squared coefficient of variation of the load.
+
+    P[b, i, e] = probability that token i picks expert e if Gaussian noise N(0, noise_std^2)
+    were added to its logit for e: 1 - Phi((thr - logit_e) / noise_std), with thr the largest
+    logit among the OTHER experts. This is the noise-free (deterministic) form: routing here
+    adds no noise, so the threshold uses the clean logits. load_e = mean over tokens of P.
+
+    Args:
+      logits: router logits (pre-softmax) [B, m, n].
+      noise_std: sigma (1 / n in the reference).
+    """
+    n = logits.shape[-1]
+    # A large finite negative (not -inf) keeps the gradient finite when n = 1.
+    others = jnp.where(jnp.eye(n, dtype=bool), -1e30, logits[..., None, :])  # [B, m, n, n]
+    threshold = jnp.max(others, axis=-1)  # [B, m, n]: max over e' != e
+    prob = 1.0 - jax.scipy.stats.norm.cdf((threshold - logits) / noise_std)  # [B, m, n]
+    load = prob.mean(axis=1)  # [B, n]
+    cv = jnp.std(load, axis=-1) / (jnp.mean(load, axis=-1) + 1e-9)
+    return jnp.mean(cv**2)
+
+
+class Top1MoE(nn.Module):
+    """Top-1 routed MoE: tokens [B, m, d] -> ([B, m, d], aux).
+
+    Router Dense(n, no bias) -> softmax -> top-1 expert per token. Each expert keeps the first
+    c = ceil(m * capacity_factor / n) tokens routed to it (token order); overflow tokens output
+    zeros. Output row = expert(x_i) * gate probability (no residual).
+
+    Attributes:
+      num_experts: n.
+      expert_width: H.
+      capacity_factor: sets c.
+      importance_weight: weight of the importance loss in aux_loss (default 0: off).
+      load_weight: weight of the load loss in aux_loss (default 0: off).
+    """
+
+    num_experts: int = 8
+    expert_width: int = 512
+    capacity_factor: float = 1.0
+    importance_weight: float = 0.0
+    load_weight: float = 0.0
+
+    @nn.compact
+    def __call__(self, x):  # [B, m, d]
+        _, m, _ = x.shape
+        n = self.num_experts
+        c = slots_per_expert(m, n, self.capacity_factor)
+        logits = nn.Dense(n, use_bias=False, name="router")(x)  # [B, m, n]
+        gates = jax.nn.softmax(logits, axis=-1)  # [B, m, n]
+        dispatch, expert_index, gate = top1_dispatch(gates, c)  # [B, m, n, c], [B, m], [B, m]
+        expert_in = jnp.einsum("bmnc,bmd->bncd", dispatch, x)  # [B, n, c, d]
+        expert_out = Experts(n, self.expert_width, name="experts")(expert_in)  # [B, n, c, d]
+        combine = dispatch * gate[:, :, None, None]  # [B, m, n, c]
+        y = jnp.einsum("bmnc,bncd->bmd", combine, expert_out)  # [B, m, d]
+
+        imp = importance_loss(gates)
+        load = load_loss(logits, noise_std=1.0 / n)
+        aux = {
+            "aux_loss": self.importance_weight * imp + self.load_weight * load,
+            "router_entropy": _entropy(gates).mean(),
+            "expert_usage": jax.nn.one_hot(expert_index, n).mean(axis=(0, 1)),  # [n]
+            "dropped_fraction": 1.0 - dispatch.sum(axis=(2, 3)).mean(),
+            "importance_loss": imp,
+            "load_loss": load,
+        }
+        return y, aux

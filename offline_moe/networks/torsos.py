@@ -1,0 +1,205 @@
+"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`.
+
+Contract (every torso, built-in or user-supplied):
+
+    features, aux = torso(x, train=...)
+
+x: float32 [B, 84, 84, C] in [0, 1] (scale uint8 frames with `preprocess_obs`); features:
+float32 [B, D]; aux: dict of jnp arrays with 'aux_loss' (scalar, 0.0 where none) always present
+plus values worth logging. Torsos never read configs; the head that follows is the learner's.
+
+- `baseline`: encoder -> flatten -> Dense(512 * width, xavier_uniform) -> ReLU. `width = n`
+  is the paper's 'scaled baseline'.
+- `soft_moe` / `top1_moe`: encoder -> tokens (`Tokenizer`) -> `SoftMoE` / `Top1MoE` -> flatten
+  (no pooling, no residual), so D = m * d: the MoE replaces the baseline's penultimate dense
+  layer. Paper defaults: Impala encoder, 8 experts, per_conv tokens, expert width 512,
+  capacity factor 1.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from offline_moe.networks.encoders import ENCODERS, make_encoder
+from offline_moe.networks.moe import SoftMoE, Top1MoE
+from offline_moe.networks.registry import register_torso
+
+HIDDEN_UNITS = 512  # the paper's penultimate dense layer
+TOKENIZATIONS = ("per_conv", "per_feat", "per_samp", "per_patch")
+
+
+def _check_encoder(torso: str, encoder: str) -> None:
+    if encoder not in ENCODERS:
+        raise ValueError(
+            f"torso {torso!r}: unknown encoder {encoder!r}; valid encoders: "
+            f"{', '.join(sorted(ENCODERS))}"
+        )
+
+
+def _check_input(torso: str, x) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"torso {torso!r}: expected x of shape [B, H, W, C], got {x.shape}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"torso {torso!r}: expected float observations in [0, 1], got dtype {x.dtype}; "
+            "scale uint8 frames with offline_moe.networks.preprocess_obs first"
+        )
+
+
+class Tokenizer(nn.Module):
+    """THE tokenisation shared by all MoE torsos: feature map [B, h, w, c] -> tokens [B, m, d].
+
+    per_conv:  one token per spatial position, m = h*w, d = c (the paper's default, 'PerConv').
+    per_feat:  one token per channel, m = c, d = h*w (the per_conv matrix transposed).
+    per_samp:  one token per sample, m = 1, d = h*w*c.
+    per_patch: learned conv embedding (kernel = stride = patch_size, VALID, `embedding_size`
+               features, default c), m = number of patches (9 for 11x11 and patch 3).
+
+    Attributes:
+      tokenization: one of TOKENIZATIONS.
+      patch_size: patch edge for per_patch.
+      embedding_size: per_patch token size (default: the feature map's channels).
+    """
+
+    tokenization: str = "per_conv"
+    patch_size: int = 3
+    embedding_size: int | None = None
+
+    @nn.compact
+    def __call__(self, fmap):  # [B, h, w, c]
+        b, h, w, c = fmap.shape
+        if self.tokenization == "per_conv":
+            return fmap.reshape(b, h * w, c)
+        if self.tokenization == "per_feat":
+            return fmap.reshape(b, h * w, c).transpose(0, 2, 1)  # [B, c, h*w]
+        if self.tokenization == "per_samp":
+            return fmap.reshape(b, 1, h * w * c)
+        if self.tokenization == "per_patch":
+            if self.patch_size > min(h, w):
+                raise ValueError(f"patch_size {self.patch_size} exceeds feature map {h}x{w}")
+            k = (self.patch_size, self.patch_size)
+            emb = nn.Conv(self.embedding_size or c, k, strides=k, padding="VALID", name="embed")
+            patches = emb(fmap)  # [B, h', w', e]
+            return patches.reshape(b, -1, patches.shape[-1])
+        raise ValueError(
+            f"unknown tokenization {self.tokenization!r}; valid: {', '.join(TOKENIZATIONS)}"
+        )
+
+
+@register_torso("baseline")
+class BaselineTorso(nn.Module):
+    """Encoder -> flatten -> Dense(512 * width) -> ReLU.
+
+    Attributes:
+      encoder: 'impala' or 'nature'.
+      width: multiplier of the 512 hidden units (the paper's scaled baseline uses width = n).
+    """
+
+    encoder: str = "impala"
+    width: float = 1
+
+    def __post_init__(self):
+        _check_encoder("baseline", self.encoder)
+        if self.width <= 0:
+            raise ValueError(f"torso 'baseline': width must be > 0, got {self.width}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        del train  # no dropout / batch norm
+        _check_input("baseline", x)
+        fmap = make_encoder(self.encoder)(x)  # [B, 11, 11, c]
+        flat = fmap.reshape(fmap.shape[0], -1)  # [B, h*w*c]
+        units = max(1, round(HIDDEN_UNITS * self.width))
+        dense = nn.Dense(units, kernel_init=nn.initializers.xavier_uniform(), name="hidden")
+        features = nn.relu(dense(flat))  # [B, 512 * width]
+        return features, {"aux_loss": jnp.zeros((), jnp.float32)}
+
+
+class _MoETorso(nn.Module):
+    """Shared fields and body of the MoE torsos: encoder -> Tokenizer -> MoE -> flatten.
+
+    Attributes:
+      encoder: 'impala' or 'nature'.
+      num_experts: n.
+      expert_width: H, hidden units per expert.
+      tokenization: per_conv | per_feat | per_samp | per_patch.
+      patch_size: patch edge for per_patch tokens.
+      capacity_factor: slots (Soft MoE) / capacity (Top-1) per expert = ceil(m * cf / n).
+    """
+
+    encoder: str = "impala"
+    num_experts: int = 8
+    expert_width: int = 512
+    tokenization: str = "per_conv"
+    patch_size: int = 3
+    capacity_factor: float = 1.0
+
+    def __post_init__(self):
+        torso = type(self).__name__
+        _check_encoder(torso, self.encoder)
+        if self.tokenization not in TOKENIZATIONS:
+            raise ValueError(
+                f"torso {torso!r}: unknown tokenization {self.tokenization!r}; "
+                f"valid: {', '.join(TOKENIZATIONS)}"
+            )
+        if self.num_experts < 1 or self.expert_width < 1 or self.capacity_factor <= 0:
+            raise ValueError(
+                f"torso {torso!r}: num_experts, expert_width and capacity_factor must be "
+                f"positive, got {self.num_experts}, {self.expert_width}, {self.capacity_factor}"
+            )
+        super().__post_init__()
+
+    def make_moe(self) -> nn.Module:
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        del train  # no dropout / batch norm
+        _check_input(type(self).__name__, x)
+        fmap = make_encoder(self.encoder)(x)  # [B, h, w, c]
+        tokens = Tokenizer(self.tokenization, self.patch_size, name="tokenizer")(fmap)  # [B,m,d]
+        y, aux = self.make_moe()(tokens)  # [B, m, d]
+        return y.reshape(y.shape[0], -1), aux  # [B, m*d]
+
+
+@register_torso("soft_moe")
+class SoftMoETorso(_MoETorso):
+    """Encoder -> tokens -> Soft MoE -> flatten (see `_MoETorso` for the shared fields).
+
+    Attributes:
+      normalize_tokens: l2-normalise tokens and Phi with a learned scale (Puigcerver et al.).
+    """
+
+    normalize_tokens: bool = False
+
+    def make_moe(self) -> nn.Module:
+        return SoftMoE(
+            num_experts=self.num_experts,
+            expert_width=self.expert_width,
+            capacity_factor=self.capacity_factor,
+            normalize=self.normalize_tokens,
+            name="moe",
+        )
+
+
+@register_torso("top1_moe")
+class Top1MoETorso(_MoETorso):
+    """Encoder -> tokens -> Top-1 MoE -> flatten (see `_MoETorso` for the shared fields).
+
+    Attributes:
+      importance_weight: weight of the importance loss in aux_loss (0: off, the default).
+      load_weight: weight of the load-balancing loss in aux_loss (0: off, the default).
+    """
+
+    importance_weight: float = 0.0
+    load_weight: float = 0.0
+
+    def make_moe(self) -> nn.Module:
+        return Top1MoE(
+            num_experts=self.num_experts,
+            expert_width=self.expert_width,
+            capacity_factor=self.capacity_factor,
+            importance_weight=self.importance_weight,
+            load_weight=self.load_weight,
+            name="moe",
+        )
