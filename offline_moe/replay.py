@@ -1,0 +1,376 @@
+"""DeviceReplay: a replay cache held on the accelerator, sampled inside jit (no TensorFlow).
+
+A cache (see `offline_moe.cache`) is loaded onto the default JAX device once. Frame stacking,
+zero padding at episode starts and n-step returns all happen inside `sample`, which is pure,
+so it runs inside the jitted update and the training loop never waits on the host.
+
+`DeviceReplay` is a registered pytree: its arrays are leaves and `stack`, `n_step`, `gamma`
+and the metadata are static. Pass it as an ARGUMENT to jitted functions (never close over it:
+closed-over arrays become huge HLO constants)::
+
+    replay = DeviceReplay.load(cache_dir, stack=4, n_step=1, gamma=0.99)
+
+    @jax.jit
+    def update(state, replay, key):
+        batch = replay.sample(key, 32)
+        ...
+
+Transition semantics (one definition for every data source; DQN-Replay semantics). For a
+sampled row t of the cache, with K = stack and n = n_step:
+
+* obs = frames [t-K+1, ..., t] stacked on the last axis; frames from before the episode's
+  first row are zeros (a stack never crosses an episode start).
+* L = 1 + (offset of the first terminal row in t..t+n-1) if there is one, else n. The
+  n-step return stops at a terminal: reward = sum_{k<L} gamma^k r[t+k].
+* discount = 0 if a terminal was hit, else gamma^n.
+* next_obs = the stack at row t+L. When a terminal was hit, row t+L lies outside the episode,
+  so next_obs is the stack at the terminal row t+L-1 instead (a well-defined frame stack of
+  the same episode; it is multiplied by discount 0 in every TD target).
+* next_action = action[t+L]; 0 when a terminal was hit or row t+L is observation-only.
+* Row t is sampleable ("valid") iff it is not observation-only and either a terminal lies in
+  rows t..t+n-1 of its episode, or rows t+1..t+n all exist in its episode (so the stack at
+  t+n is real). So a window that runs past a truncated episode end is never sampled as if the
+  episode continued: the last n-1 transitions of a truncated episode are dropped for n-step
+  horizon n (none are dropped for n = 1 when the final observation was stored).
+
+Worked example (observation = reward = step index in the episode; "z" is a zero frame).
+Episode A: rows 0-3 hold steps 0..3, row 3 is terminal. Episode B: rows 4-7 hold steps 0..3,
+row 7 is observation-only (B was truncated after 3 actions, its final frame stored).
+K = 4, n = 3, gamma = 0.5:
+
+    t  valid  obs             L  reward                    discount  next_obs        next_action
+    0  yes    [z, z, z, A0]   3  0 + .5*1 + .25*2 = 1      0.125     [A0,A1,A2,A3]   action[3]
+    1  yes    [z, z, A0, A1]  3  1 + .5*2 + .25*3 = 2.75   0 (hit)   [A0,A1,A2,A3]*  0
+    2  yes    [z, A0, A1, A2] 2  2 + .5*3 = 3.5            0 (hit)   [A0,A1,A2,A3]*  0
+    3  yes    [A0, A1, A2, A3] 1 3                         0 (hit)   [A0,A1,A2,A3]*  0
+    4  yes    [z, z, z, B0]   3  0 + .5*1 + .25*2 = 1      0.125     [B0,B1,B2,B3]   0 (obs-only)
+    5  no     rows 6, 7, 8 needed; row 8 is not in episode B
+    6  no     rows 7, 8, 9 needed
+    7  no     observation-only
+
+    * terminal window: the stack at the terminal row 3 (t+L = 4 is outside episode A).
+
+With n = 1 rows 5 and 6 become valid too (next_obs = the stack at row 6 and row 7).
+
+The pure helpers `episode_start_rows`, `valid_indices`, `stack_indices`, `gather_stacks` and
+`nstep_targets` hold the rules above and are shared with the online replay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from offline_moe.cache import CacheError, load_cache
+
+# ---------------------------------------------------------------------------------------------
+# Host-side (numpy) index helpers.
+
+
+def episode_start_rows(episode_start: np.ndarray) -> np.ndarray:
+    """For every row, the row index of the first row of its episode. int32 [N].
+
+    Row 0 always begins an episode, whether or not `episode_start[0]` is set.
+    """
+    episode_start = np.asarray(episode_start, dtype=bool).copy()
+    if episode_start.size:
+        episode_start[0] = True
+    rows = np.where(episode_start, np.arange(episode_start.size), 0)
+    return np.maximum.accumulate(rows).astype(np.int32)
+
+
+def episode_end_rows(episode_start: np.ndarray) -> np.ndarray:
+    """For every row, the row index of the last row of its episode. int32 [N]."""
+    episode_start = np.asarray(episode_start, dtype=bool)
+    n = episode_start.size
+    is_last = np.append(episode_start[1:], True)
+    rows = np.where(is_last, np.arange(n), n)
+    # Reverse running minimum: the nearest last-row at or after each row.
+    return np.minimum.accumulate(rows[::-1])[::-1].astype(np.int32)
+
+
+def valid_indices(
+    terminal: np.ndarray,
+    episode_start: np.ndarray,
+    observation_only: np.ndarray,
+    n_step: int,
+) -> np.ndarray:
+    """Rows that start a sampleable n-step transition (module docstring rule). int32 [V].
+
+    Assumes the cache rule that `terminal` can only be set on the last row of an episode.
+    """
+    terminal = np.asarray(terminal, dtype=bool)
+    observation_only = np.asarray(observation_only, dtype=bool)
+    t = np.arange(terminal.size)
+    end = episode_end_rows(episode_start)
+    hits_terminal = terminal[end] & (end <= t + n_step - 1)
+    has_next = t + n_step <= end
+    return np.flatnonzero(~observation_only & (hits_terminal | has_next)).astype(np.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure jittable helpers.
+
+
+def stack_indices(t: jax.Array, start_row: jax.Array, stack: int) -> tuple[jax.Array, jax.Array]:
+    """Row indices and validity mask of the frame stacks ending at rows `t`.
+
+    Args:
+      t: int [B], last row of each stack.
+      start_row: int [B], first row of the episode each `t` belongs to.
+      stack: frames per stack K.
+
+    Returns:
+      idx: int32 [B, K], rows t-K+1..t (oldest first), clipped to >= start_row so every index
+        is a real row; mask: bool [B, K], false where the frame is before the episode start
+        (that frame must be zero).
+    """
+    offsets = jnp.arange(1 - stack, 1, dtype=jnp.int32)  # [K]
+    idx = t.astype(jnp.int32)[:, None] + offsets[None, :]  # [B, K]
+    mask = idx >= start_row[:, None]
+    return jnp.maximum(idx, start_row[:, None]).astype(jnp.int32), mask
+
+
+def gather_stacks(frames: jax.Array, idx: jax.Array, mask: jax.Array) -> jax.Array:
+    """Gathers frame stacks. frames uint8 [N, H, W]; idx, mask [B, K] -> uint8 [B, H, W, K]."""
+    x = jnp.take(frames, idx, axis=0, mode="clip")  # [B, K, H, W]
+    x = jnp.where(mask[:, :, None, None], x, jnp.zeros((), frames.dtype))
+    return jnp.moveaxis(x, 1, -1)  # [B, H, W, K]
+
+
+def nstep_targets(
+    rewards: jax.Array, terminals: jax.Array, gamma: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """n-step return that stops at the first terminal.
+
+    Args:
+      rewards: float [B, n], r[t], ..., r[t+n-1].
+      terminals: bool [B, n], terminal flags of the same rows.
+      gamma: discount factor.
+
+    Returns:
+      reward: float32 [B], sum_{k<L} gamma^k r[t+k];
+      discount: float32 [B], gamma^n, or 0 if a terminal was hit;
+      length: int32 [B], L = 1 + offset of the first terminal, or n.
+    """
+    n = rewards.shape[-1]
+    terminals = terminals.astype(bool)
+    # Rows after the first terminal do not count: exclusive running "any".
+    before = jnp.cumsum(terminals.astype(jnp.int32), axis=-1) - terminals.astype(jnp.int32)
+    live = before == 0  # [B, n]
+    powers = jnp.asarray(gamma, jnp.float32) ** jnp.arange(n, dtype=jnp.float32)  # [n]
+    reward = jnp.sum(jnp.where(live, rewards.astype(jnp.float32) * powers, 0.0), axis=-1)
+    hit = jnp.any(terminals, axis=-1)
+    length = jnp.where(hit, jnp.argmax(terminals, axis=-1) + 1, n).astype(jnp.int32)
+    discount = jnp.where(hit, 0.0, jnp.asarray(gamma, jnp.float32) ** n).astype(jnp.float32)
+    return reward, discount, length
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+_LEAVES = (
+    "observation",
+    "action",
+    "reward",
+    "terminal",
+    "observation_only",
+    "start_row",
+    "valid",
+)
+
+
+@jax.tree_util.register_pytree_node_class
+class DeviceReplay:
+    """A replay cache on the default JAX device; `sample` is pure and jittable.
+
+    Attributes:
+      observation: uint8 [N, 84, 84] frames (device).
+      action: int32 [N]; reward: float32 [N]; terminal, observation_only: bool [N] (device).
+      start_row: int32 [N], first row of each row's episode (device).
+      valid: int32 [V], sampleable rows for this `stack`/`n_step` (device).
+      stack, n_step, gamma: static sampling parameters.
+      meta: the cache's meta.json (host dict).
+      num_actions: from meta['num_actions'] (or max action + 1 when the meta has none).
+      num_valid: V, number of sampleable transitions.
+    """
+
+    def __init__(
+        self, arrays: Mapping[str, Any], *, stack: int, n_step: int, gamma: float, meta_json: str
+    ):
+        for name in _LEAVES:
+            setattr(self, name, arrays[name])
+        self.stack = stack
+        self.n_step = n_step
+        self.gamma = gamma
+        self._meta_json = meta_json
+
+    # -- pytree ----------------------------------------------------------------------------
+
+    def tree_flatten(self):
+        children = tuple(getattr(self, name) for name in _LEAVES)
+        return children, (self.stack, self.n_step, self.gamma, self._meta_json)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        stack, n_step, gamma, meta_json = aux
+        obj = object.__new__(cls)
+        for name, child in zip(_LEAVES, children):
+            setattr(obj, name, child)
+        obj.stack, obj.n_step, obj.gamma, obj._meta_json = stack, n_step, gamma, meta_json
+        return obj
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls, cache_dir: str, *, stack: int = 4, n_step: int = 1, gamma: float = 0.99
+    ) -> DeviceReplay:
+        """Loads a cache directory onto the default device (see `offline_moe.cache`)."""
+        arrays, meta = load_cache(cache_dir, mmap=True)
+        return cls.from_arrays(
+            arrays, meta, stack=stack, n_step=n_step, gamma=gamma, name=str(cache_dir)
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        meta: Mapping[str, Any] | None = None,
+        *,
+        stack: int = 4,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        name: str = "<arrays>",
+    ) -> DeviceReplay:
+        """Builds a replay from cache-format arrays (as returned by `load_cache`)."""
+        if int(stack) < 1 or int(n_step) < 1:
+            raise ValueError(f"DeviceReplay: stack and n_step must be >= 1, got {stack}, {n_step}")
+        if not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"DeviceReplay: gamma must be in [0, 1], got {gamma}")
+        meta = dict(meta or {})
+        episode_start = np.asarray(arrays["episode_start"], bool)
+        terminal = np.asarray(arrays["terminal"], bool)
+        observation_only = np.asarray(arrays["observation_only"], bool)
+        valid = valid_indices(terminal, episode_start, observation_only, int(n_step))
+        if valid.size == 0:
+            raise CacheError(
+                f"replay cache {name}: no transition can be sampled with n_step={n_step} "
+                f"({episode_start.size} rows)"
+            )
+        action = np.asarray(arrays["action"], np.int32)
+        if meta.get("num_actions") is None:
+            meta["num_actions"] = int(action.max()) + 1
+        host = {
+            "observation": np.asarray(arrays["observation"], np.uint8),
+            "action": action,
+            "reward": np.asarray(arrays["reward"], np.float32),
+            "terminal": terminal,
+            "observation_only": observation_only,
+            "start_row": episode_start_rows(episode_start),
+            "valid": valid,
+        }
+        device = {k: jax.device_put(v) for k, v in host.items()}
+        return cls(
+            device,
+            stack=int(stack),
+            n_step=int(n_step),
+            gamma=float(gamma),
+            meta_json=json.dumps(meta, sort_keys=True),
+        )
+
+    # -- host attributes -------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict:
+        return json.loads(self._meta_json)
+
+    @property
+    def num_actions(self) -> int:
+        return int(self.meta["num_actions"])
+
+    @property
+    def num_valid(self) -> int:
+        return int(self.valid.shape[0])
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.observation.shape[0])
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def transitions(self, t: jax.Array) -> dict[str, jax.Array]:
+        """The transitions starting at rows `t` (int [B], assumed valid). Pure, jittable."""
+        t = t.astype(jnp.int32)
+        last = self.num_rows - 1
+        start = self.start_row[t]  # [B]
+        idx, mask = stack_indices(t, start, self.stack)
+        obs = gather_stacks(self.observation, idx, mask)  # [B, 84, 84, K]
+        window = jnp.minimum(t[:, None] + jnp.arange(self.n_step, dtype=jnp.int32), last)
+        reward, discount, length = nstep_targets(
+            self.reward[window], self.terminal[window], self.gamma
+        )  # [B] each
+        hit = jnp.any(self.terminal[window], axis=-1)  # any later rows only follow a terminal
+        # Terminal windows: row t+L is outside the episode; use the terminal row instead.
+        next_t = jnp.minimum(t + length - hit.astype(jnp.int32), last)
+        next_idx, next_mask = stack_indices(next_t, start, self.stack)
+        next_obs = gather_stacks(self.observation, next_idx, next_mask)
+        next_action = jnp.where(hit | self.observation_only[next_t], 0, self.action[next_t])
+        return {
+            "obs": obs,
+            "action": self.action[t],
+            "reward": reward,
+            "discount": discount,
+            "next_obs": next_obs,
+            "next_action": next_action.astype(jnp.int32),
+        }
+
+    def sample(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+        """Uniformly samples `batch_size` valid transitions. Pure and jittable.
+
+        Returns:
+          dict with obs uint8 [B, 84, 84, stack], action int32 [B], reward float32 [B],
+          discount float32 [B], next_obs uint8 [B, 84, 84, stack], next_action int32 [B].
+        """
+        i = jax.random.randint(key, (batch_size,), 0, self.valid.shape[0])
+        return self.transitions(self.valid[i])
+
+
+def benchmark_sampling(
+    replay: DeviceReplay, batch_size: int = 32, iters: int = 1000, *, repeats: int = 3
+) -> float:
+    """Sampled transitions per second inside jit (one compiled call of `iters` batches).
+
+    Each batch is reduced to a scalar so that every gathered frame must be materialised;
+    compile time is excluded. Returns the best of `repeats` timings.
+    """
+
+    @jax.jit
+    def run(replay, key):
+        def body(carry, key):
+            b = replay.sample(key, batch_size)
+            s = (
+                jnp.sum(b["obs"], dtype=jnp.int32)
+                + jnp.sum(b["next_obs"], dtype=jnp.int32)
+                + jnp.sum(b["action"] + b["next_action"])
+            )
+            return carry + s + jnp.sum(b["reward"] + b["discount"]).astype(jnp.int32), None
+
+        keys = jax.random.split(key, iters)
+        total, _ = jax.lax.scan(body, jnp.zeros((), jnp.int32), keys)
+        return total
+
+    key = jax.random.key(0)
+    run(replay, key).block_until_ready()  # compile
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        run(replay, jax.random.fold_in(key, r + 1)).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return batch_size * iters / best
