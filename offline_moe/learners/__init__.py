@@ -1,1 +1,33 @@
-"""offline_moe.learners."""
+"""Offline learners (pure init/update pairs over a TrainState; see `learners.core`).
+
+from offline_moe.learners import LearnerConfig, make_learner
+learner = make_learner(LearnerConfig(agent="cql"), make_torso("soft_moe"), num_actions=6)
+"""
+
+from offline_moe.learners.core import (
+    Learner,
+    TrainState,
+    init_seeds,
+    make_act_fn,
+    make_bare_train_fn,
+    make_features_fn,
+    make_train_fn,
+    num_params,
+)
+from offline_moe.learners.cql import AGENTS, CQLC51Loss, CQLLoss, LearnerConfig, make_learner
+
+__all__ = [
+    "AGENTS",
+    "CQLC51Loss",
+    "CQLLoss",
+    "Learner",
+    "LearnerConfig",
+    "TrainState",
+    "init_seeds",
+    "make_act_fn",
+    "make_bare_train_fn",
+    "make_features_fn",
+    "make_learner",
+    "make_train_fn",
+    "num_params",
+]

@@ -1,0 +1,229 @@
+"""Shared learner machinery: TrainState, the one SGD step, fused K-step training, acting.
+
+A learner is a pair of pure functions, like an optax GradientTransformation:
+
+    learner = Learner(network, loss, optimizer, target_update_period)
+    state = learner.init(rng, obs)                 # TrainState
+    state, metrics = learner.update(state, batch)  # one gradient step
+
+Algorithms (CQL, CQL+C51) differ only by their network head and their `loss` object; the SGD
+step below is shared. The torso's `aux['aux_loss']` is always added to the loss, and learners
+never look at which torso they got.
+
+Seeds are a batch axis: `init_seeds` vmaps `init` over S keys, and `make_train_fn` builds one
+jitted function that, for every seed (vmap), runs K updates (lax.scan), each sampling its own
+batch from a `DeviceReplay` passed as an argument. Randomness: the key of update number k of a
+seed is `fold_in(state.rng, k)`, so a restored state continues exactly where it stopped.
+
+Target network: after the update that brings `step` to a multiple of `target_update_period`,
+target_params = params (a jnp.where inside jit; no host round trip).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+Array = jax.Array
+Batch = Mapping[str, Array]
+Metrics = dict[str, Array]
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training (a pytree; seeds stack on a leading axis).
+
+    Attributes:
+      params: online network parameters.
+      target_params: target network parameters.
+      opt_state: optimizer state.
+      step: int32 [], number of updates done.
+      rng: uint32 [2], this seed's base key; per-update keys are fold_in(rng, step).
+    """
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    step: Array
+    rng: Array
+
+
+class Loss(Protocol):
+    """A learner's loss: per-example values plus scalar metrics.
+
+    Attributes:
+      needs_online_next: whether the loss needs the online network at next_obs (double Q).
+    """
+
+    needs_online_next: bool
+
+    def __call__(
+        self, out_tm1: dict, out_t_target: dict, out_t_online: dict | None, batch: Batch
+    ) -> tuple[Array, Metrics]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Learner:
+    """init/update/act for one network + loss (see the module docstring).
+
+    Attributes:
+      network: a Flax module mapping uint8 obs [B, 84, 84, K] to a dict with 'q_values',
+        'features', 'aux' (see `offline_moe.networks.heads.QNetwork`).
+      loss: the algorithm's `Loss`.
+      optimizer: an optax transformation.
+      target_update_period: sync the target every this many updates.
+    """
+
+    network: nn.Module
+    loss: Loss
+    optimizer: optax.GradientTransformation
+    target_update_period: int
+
+    def init(self, rng: Array, obs: Array) -> TrainState:
+        """Initialises one seed from its key and an example observation batch [B, 84, 84, K]."""
+        init_key, state_key = jax.random.split(rng)
+        params = self.network.init(init_key, obs, train=False)["params"]
+        return TrainState(
+            params=params,
+            target_params=params,
+            opt_state=self.optimizer.init(params),
+            step=jnp.zeros((), jnp.int32),
+            rng=state_key,
+        )
+
+    def apply(self, params: Any, obs: Array, *, train: bool) -> dict:
+        return self.network.apply({"params": params}, obs, train=train)
+
+    def update(self, state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        """One gradient step on `batch` (dict of obs, action, reward, discount, next_obs)."""
+        out_t_target = jax.lax.stop_gradient(
+            self.apply(state.target_params, batch["next_obs"], train=False)
+        )
+        out_t_online = None
+        if self.loss.needs_online_next:
+            out_t_online = jax.lax.stop_gradient(
+                self.apply(state.params, batch["next_obs"], train=False)
+            )
+
+        def loss_fn(params):
+            out_tm1 = self.apply(params, batch["obs"], train=True)
+            per_example, metrics = self.loss(out_tm1, out_t_target, out_t_online, batch)
+            aux = out_tm1["aux"]
+            aux_loss = jnp.asarray(aux["aux_loss"], jnp.float32)
+            total = jnp.mean(per_example) + aux_loss
+            metrics = {**metrics, "loss": total, "aux_loss": aux_loss}
+            for name, value in aux.items():
+                if name != "aux_loss":
+                    metrics[f"torso/{name}"] = jnp.asarray(value, jnp.float32)
+            return total, metrics
+
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        step = state.step + 1
+        sync = step % self.target_update_period == 0
+        target_params = jax.tree.map(
+            lambda p, t: jnp.where(sync, p, t), params, state.target_params
+        )
+        metrics["grad_norm"] = optax.global_norm(grads)
+        new_state = state.replace(
+            params=params, target_params=target_params, opt_state=opt_state, step=step
+        )
+        return new_state, metrics
+
+    def act(self, params: Any, obs: Array, key: Array, epsilon: float | Array) -> Array:
+        """Epsilon-greedy actions int32 [B] for uint8 obs [B, 84, 84, K]."""
+        q = self.apply(params, obs, train=False)["q_values"]  # [B, A]
+        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
+        k_explore, k_action = jax.random.split(key)
+        explore = jax.random.uniform(k_explore, greedy.shape) < epsilon
+        random_action = jax.random.randint(k_action, greedy.shape, 0, q.shape[-1], jnp.int32)
+        return jnp.where(explore, random_action, greedy)
+
+
+# ----- seeds, fused steps -----
+
+SAMPLE_STREAM = 0  # fold_in tag of the replay-sampling key of an update
+
+
+def update_key(state: TrainState) -> Array:
+    """The key of the next update of one seed: fold_in(state.rng, state.step)."""
+    return jax.random.fold_in(state.rng, state.step)
+
+
+def init_seeds(learner: Learner, rng: Array, obs: Array, num_seeds: int) -> TrainState:
+    """S independent seeds (own init and own sampling stream), stacked on a leading axis.
+
+    Seed s uses key fold_in(rng, s), so seed s of an S-seed run equals seed s run alone.
+    """
+    keys = jax.vmap(lambda s: jax.random.fold_in(rng, s))(jnp.arange(num_seeds))
+    return jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, obs)
+
+
+def _mean_metrics(metrics: Metrics) -> Metrics:
+    return jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+
+
+def make_train_fn(
+    learner: Learner, batch_size: int, num_steps: int
+) -> Callable[[TrainState, Any], tuple[TrainState, Metrics]]:
+    """Jitted (state[S], replay) -> (state[S], metrics[S]): K updates per seed, sampled on device.
+
+    `replay` (a DeviceReplay pytree) is an argument, never a closed-over constant; the state is
+    donated. Metrics are averaged over the K updates and stay on device.
+    """
+
+    def one_seed(state: TrainState, replay) -> tuple[TrainState, Metrics]:
+        def body(state, _):
+            key = jax.random.fold_in(update_key(state), SAMPLE_STREAM)
+            batch = replay.sample(key, batch_size)
+            return learner.update(state, batch)
+
+        state, metrics = jax.lax.scan(body, state, None, length=num_steps)
+        return state, _mean_metrics(metrics)
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None)), donate_argnums=0)
+
+
+def make_bare_train_fn(
+    learner: Learner, num_steps: int
+) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+    """Jitted (state[S], batch) -> (state[S], metrics[S]): K updates on one fixed batch.
+
+    The compute ceiling for benchmarks: same scan and vmap as `make_train_fn`, no sampling.
+    """
+
+    def one_seed(state, batch):
+        def body(state, _):
+            return learner.update(state, batch)
+
+        state, metrics = jax.lax.scan(body, state, None, length=num_steps)
+        return state, _mean_metrics(metrics)
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None)), donate_argnums=0)
+
+
+def make_act_fn(learner: Learner) -> Callable[[Any, Array, Array, float], Array]:
+    """Jitted (params[S], obs [S, E, 84, 84, K], keys [S, 2], epsilon) -> actions [S, E]."""
+    return jax.jit(jax.vmap(learner.act, in_axes=(0, 0, 0, None)))
+
+
+def make_features_fn(learner: Learner) -> Callable[[Any, Array], dict]:
+    """Jitted (params[S], obs [B, ...]) -> network outputs per seed (eval mode, same batch)."""
+
+    def one_seed(params, obs):
+        out = learner.apply(params, obs, train=False)
+        return {"features": out["features"], "q_values": out["q_values"], "aux": out["aux"]}
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, None)))
+
+
+def num_params(params: Any) -> int:
+    """Number of scalars in a (single-seed) parameter pytree."""
+    return int(sum(x.size for x in jax.tree.leaves(params)))

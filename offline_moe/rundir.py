@@ -1,0 +1,261 @@
+"""Run directory: config, metrics, evaluations, Orbax checkpoints, summary (agent-agnostic).
+
+Layout (shared by the offline and online tracks; `offline_moe.report` reads only this):
+
+  workdir/
+    config.json      the full config (agent, game, seed, num_seeds, torso {...}, data {...}, ...)
+    metrics.jsonl    training metrics, one JSON object per log interval; each has "iteration"
+    eval.jsonl       one line per evaluation: {"iteration", "step", "returns": [per seed],
+                     "episodes": [per seed], ...extra}
+    checkpoints/     Orbax CheckpointManager; one step per saved iteration, each holding
+                     `state` (the TrainState pytree, seeds stacked on axis 0) and `meta` (JSON:
+                     iteration, torso name + kwargs, host RNG state, anything the trainer adds)
+    summary.json     written last: {"done": true, "final_return": [per seed],
+                     "best_return": [per seed], ...}
+
+Crash safety (a run may be SIGKILLed at any instant):
+  * The trainer appends an iteration's metrics/eval lines BEFORE saving that iteration's
+    checkpoint. On resume, `truncate_logs(last_checkpointed_iteration)` drops every line of a
+    later iteration (and any half-written line), so an iteration is neither repeated nor lost.
+  * Orbax finalises a checkpoint step by an atomic rename; unfinished steps are ignored.
+  * config.json and summary.json are written to a temporary file and renamed.
+  * A finished run (summary.json with "done": true) is never re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+EVAL = "eval.jsonl"
+CHECKPOINTS = "checkpoints"
+SUMMARY = "summary.json"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training loss is NaN/inf; the last good checkpoint is kept untouched."""
+
+
+def to_jsonable(x: Any) -> Any:
+    """Converts numpy/jax scalars and arrays (nested in dicts/lists) to plain JSON types."""
+    if isinstance(x, Mapping):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, jax.Array | np.ndarray | np.generic):
+        arr = np.asarray(x)
+        return arr.item() if arr.ndim == 0 else arr.tolist()
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)  # JSON has no NaN/inf; keep it readable
+    return x
+
+
+def _atomic_write_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(to_jsonable(obj), f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Reads a JSONL file, skipping a trailing half-written line."""
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+class RunDir:
+    """One run directory (see the module docstring for the layout and crash-safety rules).
+
+    Args:
+      workdir: the directory (created if missing).
+      max_to_keep: how many Orbax checkpoints to keep.
+    """
+
+    def __init__(self, workdir: str, max_to_keep: int = 2):
+        self.workdir = os.path.abspath(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.max_to_keep = max_to_keep
+        self._manager = None
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.workdir, name)
+
+    # ----- config / summary -----
+    def has_config(self) -> bool:
+        return os.path.exists(self.path(CONFIG))
+
+    def write_config(self, config: Mapping) -> None:
+        _atomic_write_json(self.path(CONFIG), config)
+
+    def read_config(self) -> dict:
+        with open(self.path(CONFIG)) as f:
+            return json.load(f)
+
+    def is_done(self) -> bool:
+        s = self.read_summary()
+        return bool(s and s.get("done"))
+
+    def read_summary(self) -> dict | None:
+        if not os.path.exists(self.path(SUMMARY)):
+            return None
+        with open(self.path(SUMMARY)) as f:
+            return json.load(f)
+
+    def write_summary(self, summary: Mapping) -> None:
+        _atomic_write_json(self.path(SUMMARY), {"done": True, **dict(summary)})
+
+    # ----- jsonl logs -----
+    def _append(self, name: str, record: Mapping) -> None:
+        with open(self.path(name), "a") as f:
+            f.write(json.dumps(to_jsonable(record), sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append_metrics(self, record: Mapping) -> None:
+        """Appends one training-metrics line (must hold "iteration")."""
+        if "iteration" not in record:
+            raise ValueError(f"{METRICS} records need an 'iteration' field; got {sorted(record)}")
+        self._append(METRICS, record)
+
+    def append_eval(self, record: Mapping) -> None:
+        """Appends one evaluation line: iteration, step, returns [per seed], episodes [per seed]."""
+        missing = {"iteration", "step", "returns", "episodes"} - set(record)
+        if missing:
+            raise ValueError(f"{EVAL} records need fields {sorted(missing)}")
+        self._append(EVAL, record)
+
+    def read_metrics(self) -> list[dict]:
+        return read_jsonl(self.path(METRICS))
+
+    def read_evals(self) -> list[dict]:
+        return read_jsonl(self.path(EVAL))
+
+    def truncate_logs(self, last_iteration: int | None) -> None:
+        """Keeps only lines with iteration <= last_iteration (none if None); drops broken lines."""
+        for name in (METRICS, EVAL):
+            p = self.path(name)
+            if not os.path.exists(p):
+                continue
+            keep = [
+                r
+                for r in read_jsonl(p)
+                if last_iteration is not None and int(r.get("iteration", -1)) <= last_iteration
+            ]
+            tmp = f"{p}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                for r in keep:
+                    f.write(json.dumps(r, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+
+    # ----- checkpoints -----
+    @property
+    def manager(self):
+        if self._manager is None:
+            import orbax.checkpoint as ocp
+
+            self._manager = ocp.CheckpointManager(
+                self.path(CHECKPOINTS),
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=self.max_to_keep,
+                    create=True,
+                    enable_async_checkpointing=False,
+                ),
+            )
+        return self._manager
+
+    def latest_checkpoint(self) -> int | None:
+        """The last fully written checkpointed iteration, or None."""
+        if not os.path.isdir(self.path(CHECKPOINTS)):
+            return None
+        self.manager.reload()
+        return self.manager.latest_step()
+
+    def save_checkpoint(self, iteration: int, state: Any, meta: Mapping) -> None:
+        """Saves `state` (a pytree of arrays) and JSON `meta` as step `iteration`, synchronously."""
+        import orbax.checkpoint as ocp
+
+        meta = to_jsonable({"iteration": iteration, **dict(meta)})
+        self.manager.save(
+            iteration,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def restore_checkpoint(self, template: Any, iteration: int | None = None) -> tuple[Any, dict]:
+        """Restores (state, meta); `template` gives the pytree structure, shapes and dtypes."""
+        import orbax.checkpoint as ocp
+
+        if iteration is None:
+            iteration = self.latest_checkpoint()
+        if iteration is None:
+            raise FileNotFoundError(f"no checkpoint under {self.path(CHECKPOINTS)}")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        out = self.manager.restore(
+            iteration,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+            ),
+        )
+        return out["state"], dict(out["meta"])
+
+    def read_checkpoint_meta(self, iteration: int | None = None) -> dict:
+        """Reads only the JSON metadata of a checkpoint (torso name/kwargs, iteration, ...)."""
+        if iteration is None:
+            iteration = self.latest_checkpoint()
+        if iteration is None:
+            raise FileNotFoundError(f"no checkpoint under {self.path(CHECKPOINTS)}")
+        meta_dir = os.path.join(self.path(CHECKPOINTS), str(iteration), "meta")
+        for name in ("metadata", "meta"):
+            p = os.path.join(meta_dir, name)
+            if os.path.isfile(p):
+                with open(p) as f:
+                    return json.load(f)
+        import orbax.checkpoint as ocp
+
+        out = self.manager.restore(iteration, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(out["meta"])
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+
+def check_finite(metrics: Mapping, *, iteration: int, step: int, rundir: RunDir | None = None):
+    """Raises NonFiniteLossError naming the metric if any loss-like value is NaN/inf."""
+    for name, value in metrics.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            last = rundir.latest_checkpoint() if rundir is not None else None
+            raise NonFiniteLossError(
+                f"non-finite training metric {name!r} = {arr.tolist()} at iteration {iteration}, "
+                f"update {step}; stopping. The last good checkpoint (iteration {last}) is kept"
+                + (f" in {rundir.path(CHECKPOINTS)}" if rundir is not None else "")
+                + ". Lower the learning rate or check the data for NaNs."
+            )
