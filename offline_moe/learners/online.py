@@ -1,0 +1,441 @@
+"""Online data-efficient agents for Atari 100k: DER and DrQ(eps), any torso.
+
+DER (van Hasselt et al. 2019, "When to use parametric models in reinforcement learning?"):
+Rainbow tuned for 100k steps: C51 (51 atoms, v_max 10), dueling, double Q, factorised noisy
+head (no eps-greedy while noisy), n-step 10, prioritized replay, target period 2,000.
+DrQ(eps) (Kostrikov et al. 2021 as re-tuned by Agarwal et al. 2021): dueling double DQN with a
+Huber loss, eps-greedy 1.0 -> 0.01 over 5,000 steps after min replay, DrQ augmentation, uniform
+replay, target period 1. Both: gamma 0.99, min replay 1,600, one update per agent step,
+batch 32, Adam(1e-4, eps 1.5e-4). Settings: REFERENCE.md section 5.
+
+One agent step is ONE jitted call (`make_step_fn`): finish the previous replay row, write the
+new frame, (after min replay) sample + update + re-prioritise, then act with the updated
+parameters (Dopamine's order: store, train, select action). The host only steps the emulator.
+Seeds are a leading axis (`jax.vmap`), each seed with its own replay and its own environment.
+
+Randomness: the key of agent step t of a seed is fold_in(train.rng, t), split into sampling,
+update and acting keys, so a restored state continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from offline_moe import losses, online_replay
+from offline_moe.augment import drq_augment
+from offline_moe.learners.core import TrainState
+from offline_moe.networks import make_torso, preprocess_obs
+from offline_moe.networks.noisy import NOISE_RNG, RainbowHead
+
+Array = jax.Array
+
+AGENTS = ("der", "drq_eps")
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineAgentConfig:
+    """Hyper-parameters of one online agent (unpacked from the ml_collections config).
+
+    Attributes:
+      agent: 'der' or 'drq_eps' (for the record; behaviour is set by the fields below).
+      num_actions: A.
+      torso_name: registered torso name or 'package.module:Name'.
+      torso_kwargs: the torso's keyword arguments (sorted (key, value) pairs).
+      num_atoms: 51 for C51 (cross-entropy loss), 1 for a scalar Q (Huber loss).
+      v_max: C51 support [-v_max, v_max].
+      dueling: dueling head.
+      double_q: double-Q bootstrap action (online argmax, target evaluation).
+      noisy: factorised noisy head; training acts greedily w.r.t. the noisy net (eps = 0).
+      n_step: return horizon.
+      gamma: discount.
+      min_replay: agent steps before the first update.
+      target_update_period: sync the target network every this many updates.
+      prioritized: prioritized replay (else uniform).
+      batch_size: transitions per update.
+      learning_rate: Adam step size.
+      adam_eps: Adam epsilon.
+      epsilon_train: final training epsilon (non-noisy agents).
+      epsilon_eval: evaluation epsilon.
+      epsilon_decay_steps: linear decay length after min replay.
+      augmentation: DrQ augmentation of obs and next_obs in the update.
+      clip_rewards: clip rewards to [-1, 1] for learning.
+      replay_capacity: rows of the circular replay.
+      stack: frames per observation.
+    """
+
+    agent: str
+    num_actions: int
+    torso_name: str = "baseline"
+    torso_kwargs: tuple[tuple[str, Any], ...] = ()
+    num_atoms: int = 51
+    v_max: float = 10.0
+    dueling: bool = True
+    double_q: bool = True
+    noisy: bool = True
+    n_step: int = 10
+    gamma: float = 0.99
+    min_replay: int = 1600
+    target_update_period: int = 2000
+    prioritized: bool = True
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    adam_eps: float = 1.5e-4
+    epsilon_train: float = 0.01
+    epsilon_eval: float = 0.001
+    epsilon_decay_steps: int = 2000
+    augmentation: bool = False
+    clip_rewards: bool = True
+    replay_capacity: int = 100_016
+    stack: int = 4
+
+    def __post_init__(self):
+        if self.min_replay < self.n_step + self.stack + 1:
+            raise ValueError(
+                f"min_replay ({self.min_replay}) must be > n_step + stack ({self.n_step} + "
+                f"{self.stack}) so the first update has valid transitions to sample"
+            )
+        if self.replay_capacity <= self.min_replay:
+            raise ValueError(
+                f"replay_capacity ({self.replay_capacity}) must exceed min_replay "
+                f"({self.min_replay})"
+            )
+
+
+def linearly_decaying_epsilon(
+    step: Array | int, warmup_steps: int, decay_steps: int, final_epsilon: float
+) -> Array:
+    """Dopamine's eps schedule: 1.0 until warmup, linear to `final_epsilon` over decay_steps.
+
+    eps(t) = final + clip((1 - final) * (decay + warmup - t) / decay, 0, 1 - final).
+    """
+    steps_left = decay_steps + warmup_steps - jnp.asarray(step, jnp.float32)
+    bonus = (1.0 - final_epsilon) * steps_left / decay_steps
+    return final_epsilon + jnp.clip(bonus, 0.0, 1.0 - final_epsilon)
+
+
+def double_q_huber(
+    q_tm1: Array, a_tm1: Array, r_t: Array, discount_t: Array, q_t_target: Array, q_t_selector
+) -> Array:
+    """Huber loss of the double-Q TD error (van Hasselt et al. 2016) for ONE transition.
+
+    target = r_t + discount_t * q_t_target[argmax_a q_t_selector[a]] (gradient stopped).
+
+    Args:
+      q_tm1: [A] online Q-values at s_{t-1}.
+      a_tm1: [] action taken.
+      r_t: [] n-step reward.
+      discount_t: [] gamma^n or 0 at a terminal.
+      q_t_target: [A] target-network Q-values at s_t.
+      q_t_selector: [A] online Q-values at s_t (action choice).
+
+    Returns:
+      [] Huber(target - q_tm1[a_tm1]).
+    """
+    a_star = losses.double_q_action(q_t_selector)
+    target = jax.lax.stop_gradient(r_t + discount_t * q_t_target[a_star])
+    return losses.huber(target - q_tm1[a_tm1])
+
+
+class OnlineQNetwork(nn.Module):
+    """Torso + Rainbow head. Input uint8 [B, 84, 84, K] (scaled here) or float in [0, 1].
+
+    Returns a dict: 'q_values' [B, A], 'logits' [B, A, K], 'probabilities' (C51 only),
+    'features' [B, D], 'aux' (the torso's aux dict, always with 'aux_loss').
+    """
+
+    torso: nn.Module
+    head: RainbowHead
+
+    @nn.compact
+    def __call__(self, obs: Array, *, train: bool) -> dict:
+        x = preprocess_obs(obs) if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
+        features, aux = self.torso(x, train=train)  # [B, D]
+        out = dict(self.head(features, train=train))
+        out["features"] = features
+        out["aux"] = dict(aux)
+        return out
+
+
+class OnlineState(struct.PyTreeNode):
+    """Everything an online seed carries between agent steps (checkpointed whole).
+
+    Attributes:
+      train: the TrainState (params, target_params, opt_state, step = updates, rng).
+      replay: the seed's on-device replay (its `count` is the number of agent steps).
+      metric_sums: running sums of the update metrics (host logs differences).
+      metric_count: number of updates summed.
+    """
+
+    train: TrainState
+    replay: online_replay.OnlineReplay
+    metric_sums: dict
+    metric_count: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineAgent:
+    """init / step / evaluation actions of one online agent (pure functions over OnlineState)."""
+
+    config: OnlineAgentConfig
+
+    @functools.cached_property
+    def network(self) -> OnlineQNetwork:
+        c = self.config
+        torso = make_torso(c.torso_name, **dict(c.torso_kwargs))
+        head = RainbowHead(
+            num_actions=c.num_actions,
+            num_atoms=c.num_atoms,
+            v_max=c.v_max,
+            dueling=c.dueling,
+            noisy=c.noisy,
+        )
+        return OnlineQNetwork(torso=torso, head=head)
+
+    @functools.cached_property
+    def optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.learning_rate, eps=self.config.adam_eps)
+
+    @property
+    def support(self) -> Array:
+        c = self.config
+        return jnp.linspace(-c.v_max, c.v_max, c.num_atoms)
+
+    # ----- network -----
+    def apply(self, params: Any, obs: Array, *, train: bool, key: Array | None = None) -> dict:
+        """Forward pass; `train=True` with a noisy head needs `key` (noise for this call)."""
+        rngs = {NOISE_RNG: key} if (train and self.config.noisy) else None
+        return self.network.apply({"params": params}, obs, train=train, rngs=rngs)
+
+    # ----- init -----
+    def init(self, rng: Array) -> OnlineState:
+        """One seed: network params, optimizer, empty replay, zero metric sums."""
+        c = self.config
+        init_key, state_key = jax.random.split(rng)
+        obs = jnp.zeros((1, 84, 84, c.stack), jnp.uint8)
+        params = self.network.init(init_key, obs, train=False)["params"]
+        train = TrainState(
+            params=params,
+            target_params=params,
+            opt_state=self.optimizer.init(params),
+            step=jnp.zeros((), jnp.int32),
+            rng=state_key,
+        )
+        replay = online_replay.OnlineReplay.create(
+            c.replay_capacity, stack=c.stack, n_step=c.n_step, gamma=c.gamma
+        )
+        metric_shapes = jax.eval_shape(
+            lambda tr, rp: self._update_from_replay(tr, rp, jax.random.key(0))[2], train, replay
+        )
+        sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
+        return OnlineState(
+            train=train, replay=replay, metric_sums=sums, metric_count=jnp.zeros((), jnp.int32)
+        )
+
+    # ----- learning -----
+    def loss_per_example(
+        self, params: Any, target_params: Any, batch: Mapping[str, Array], key: Array
+    ) -> tuple[Array, dict]:
+        """Per-example TD loss [B] (C51 cross-entropy or Huber) and the torso aux."""
+        c = self.config
+        k_obs, k_next, k_online, k_online_next, k_target = jax.random.split(key, 5)
+        obs = preprocess_obs(batch["obs"])
+        next_obs = preprocess_obs(batch["next_obs"])
+        if c.augmentation:
+            obs = drq_augment(k_obs, obs)
+            next_obs = drq_augment(k_next, next_obs)
+        out = self.apply(params, obs, train=True, key=k_online)
+        out_next_target = jax.lax.stop_gradient(
+            self.apply(target_params, next_obs, train=True, key=k_target)
+        )
+        if c.double_q:
+            selector = jax.lax.stop_gradient(
+                self.apply(params, next_obs, train=True, key=k_online_next)["q_values"]
+            )
+        else:
+            selector = out_next_target["q_values"]
+        if c.num_atoms > 1:
+            support = self.support
+            per_example = jax.vmap(
+                lambda lg, a, r, d, p, qs: losses.categorical_double_q_loss(
+                    lg, a, r, d, p, qs, support
+                )
+            )(
+                out["logits"],
+                batch["action"],
+                batch["reward"],
+                batch["discount"],
+                out_next_target["probabilities"],
+                selector,
+            )
+        else:
+            per_example = jax.vmap(double_q_huber)(
+                out["q_values"],
+                batch["action"],
+                batch["reward"],
+                batch["discount"],
+                out_next_target["q_values"],
+                selector,
+            )
+        return per_example, {"aux": out["aux"], "q_values": out["q_values"]}
+
+    def update(
+        self, train: TrainState, batch: Mapping[str, Array], weights: Array, key: Array
+    ) -> tuple[TrainState, Array, dict]:
+        """One gradient step. Returns (state, per-example loss [B] for PER, metrics)."""
+
+        def loss_fn(params):
+            per_example, extra = self.loss_per_example(params, train.target_params, batch, key)
+            aux = extra["aux"]
+            aux_loss = jnp.asarray(aux["aux_loss"], jnp.float32)
+            td = jnp.mean(weights * per_example)
+            total = td + aux_loss
+            metrics = {
+                "loss": total,
+                "td_loss": jnp.mean(per_example),
+                "aux_loss": aux_loss,
+                "q_mean": jnp.mean(extra["q_values"]),
+            }
+            for name, value in aux.items():
+                if name != "aux_loss":
+                    metrics[f"torso/{name}"] = jnp.asarray(value, jnp.float32)
+            return total, (per_example, metrics)
+
+        grads, (per_example, metrics) = jax.grad(loss_fn, has_aux=True)(train.params)
+        updates, opt_state = self.optimizer.update(grads, train.opt_state, train.params)
+        params = optax.apply_updates(train.params, updates)
+        step = train.step + 1
+        sync = step % self.config.target_update_period == 0
+        target_params = jax.tree.map(
+            lambda p, t: jnp.where(sync, p, t), params, train.target_params
+        )
+        metrics["grad_norm"] = optax.global_norm(grads)
+        train = train.replace(
+            params=params, target_params=target_params, opt_state=opt_state, step=step
+        )
+        return train, jax.lax.stop_gradient(per_example), metrics
+
+    def _update_from_replay(
+        self, train: TrainState, replay: online_replay.OnlineReplay, key: Array
+    ) -> tuple[TrainState, online_replay.OnlineReplay, dict]:
+        c = self.config
+        k_sample, k_update = jax.random.split(key)
+        idx, probs = online_replay.sample_proportional(k_sample, replay.priority, c.batch_size)
+        batch = online_replay.gather_transitions(replay, idx, c.clip_rewards)
+        if c.prioritized:
+            weights = online_replay.importance_weights(probs)
+        else:
+            weights = jnp.ones_like(probs)
+        train, per_example, metrics = self.update(train, batch, weights, k_update)
+        if c.prioritized:
+            replay = online_replay.update_priorities(replay, idx, per_example)
+        return train, replay, metrics
+
+    # ----- acting -----
+    def epsilon(self, agent_step: Array) -> Array:
+        """Training epsilon at an agent step (0 for a noisy agent)."""
+        c = self.config
+        if c.noisy:
+            return jnp.zeros((), jnp.float32)
+        return linearly_decaying_epsilon(
+            agent_step, c.min_replay, c.epsilon_decay_steps, c.epsilon_train
+        )
+
+    def act(self, params: Any, obs: Array, key: Array, epsilon: Array, *, noise: bool) -> Array:
+        """Epsilon-greedy actions int32 [B]; `noise` turns the noisy head's noise on."""
+        k_noise, k_explore, k_action = jax.random.split(key, 3)
+        q = self.apply(params, obs, train=noise, key=k_noise)["q_values"]  # [B, A]
+        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
+        explore = jax.random.uniform(k_explore, greedy.shape) < epsilon
+        random_action = jax.random.randint(k_action, greedy.shape, 0, q.shape[-1], jnp.int32)
+        return jnp.where(explore, random_action, greedy)
+
+    def eval_act(self, params: Any, obs: Array, key: Array) -> Array:
+        """Evaluation actions [E]: noise off, epsilon_eval."""
+        return self.act(params, obs, key, self.config.epsilon_eval, noise=False)
+
+    # ----- the fused agent step -----
+    def step(
+        self,
+        state: OnlineState,
+        frame: Array,
+        first: Array,
+        reward_prev: Array,
+        terminal_prev: Array,
+        *,
+        do_update: bool,
+    ) -> tuple[OnlineState, Array]:
+        """One agent step of one seed: store, (update), act. See the module docstring.
+
+        Args:
+          state: the seed's state after step t-1.
+          frame: uint8 [84, 84] o_t.
+          first: bool [] o_t starts a learning episode (reset or life loss).
+          reward_prev: float [] raw reward after a_{t-1}.
+          terminal_prev: bool [] learning terminal after a_{t-1}.
+          do_update: static; whether this step trains (t >= min_replay).
+
+        Returns:
+          (new state, action a_t int32 []).
+        """
+        c = self.config
+        replay, train = state.replay, state.train
+        t = replay.count
+        key = jax.random.fold_in(train.rng, t)
+        k_update, k_act = jax.random.split(key)
+        new_priority = replay.max_priority if c.prioritized else jnp.float32(1.0)
+        replay = online_replay.begin_step(
+            replay, frame, first, reward_prev, terminal_prev, new_priority
+        )
+        sums, count = state.metric_sums, state.metric_count
+        if do_update:
+            train, replay, metrics = self._update_from_replay(train, replay, k_update)
+            sums = jax.tree.map(jnp.add, sums, metrics)
+            count = count + 1
+        obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K]
+        action = self.act(train.params, obs, k_act, self.epsilon(t), noise=c.noisy)[0]
+        replay = online_replay.set_action(replay, action)
+        state = OnlineState(train=train, replay=replay, metric_sums=sums, metric_count=count)
+        return state, action
+
+
+def make_init_fn(agent: OnlineAgent, num_seeds: int):
+    """Jitted rng -> OnlineState[S]; seed s uses fold_in(rng, s)."""
+
+    def init(rng):
+        keys = jax.vmap(lambda s: jax.random.fold_in(rng, s))(jnp.arange(num_seeds))
+        return jax.vmap(agent.init)(keys)
+
+    return jax.jit(init)
+
+
+def make_step_fn(agent: OnlineAgent):
+    """Jitted, seed-vmapped agent step; the state is donated.
+
+    (state[S], frame uint8 [S, 84, 84], first bool [S], reward float [S], terminal bool [S],
+     do_update: static bool) -> (state[S], action int32 [S]).
+    """
+
+    def step(state, frame, first, reward, terminal, do_update):
+        fn = functools.partial(agent.step, do_update=do_update)
+        return jax.vmap(fn)(state, frame, first, reward, terminal)
+
+    return jax.jit(step, static_argnums=5, donate_argnums=0)
+
+
+def make_eval_act_fn(agent: OnlineAgent):
+    """Jitted (params[S], obs uint8 [S, E, 84, 84, K], key) -> actions int32 [S, E]."""
+
+    def act(params, obs, key):
+        keys = jax.random.split(key, obs.shape[0])
+        return jax.vmap(agent.eval_act)(params, obs, keys)
+
+    return jax.jit(act)
