@@ -1,0 +1,272 @@
+"""Reads RLDS Atari episodes (RL Unplugged layout) from TFDS into replay-cache episodes.
+
+Sources (the `--source` flag of `offline_moe.ingest`):
+  `tfds:rlu_atari_checkpoints_ordered/Pong_run_1` (with `data_dir`): a TFDS dataset by name,
+      registered (`rlu_atari_checkpoints_ordered`, `rlu_atari`) or only present on disk
+      (e.g. `rlu_atari_local/Pong_run_1` written by `offline_moe.record`).
+  `rlds_dir:PATH`: any prepared TFDS/RLDS dataset directory with the same step features
+      (`tfds.builder_from_directory`). PATH is the version directory holding
+      dataset_info.json, or a parent with exactly one such directory below it.
+
+Both published schemas are accepted (with and without `steps/clipped_reward` and
+`clipped_episode_return`); the ingest always reads `steps/reward` and clips it itself.
+
+Subsampling (Dopamine `uniformly_subsampled_atari_data`, RLDS RLU notebook): for each
+checkpoint split `checkpoint_XX` take the first int(percent / 100 * num_episodes) episodes,
+read as the TFDS split slice `checkpoint_XX[:n]`. Splits are read one after another, one
+episode at a time (never all splits in memory). `rlu_atari` has a single `train` split that
+mixes checkpoints: the prefix is taken of that split, and `checkpoints` then filters episodes
+by their `checkpoint_id`.
+
+Decoding: steps are read as one batch per episode with `tfds.decode.SkipDecoding()` (the
+RLDS FAQ's recipe), and the PNG frames are decoded in a parallel tf.data map.
+
+Row mapping (RLDS episode of L = T + 1 steps -> cache rows, see `offline_moe.cache`):
+steps 0..T-1 are the T transitions (frame, action, reward). The final step (`is_last`)
+carries only a frame: if it `is_terminal` the frame is dropped (a terminal target never
+bootstraps) and the last transition is terminal; otherwise the episode was truncated and the
+frame becomes the observation-only row after the last transition. An episode with a single
+step has no transition and is skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from offline_moe.data import rlu_format
+from offline_moe.data.common import Episode, IngestError, prefix_count
+
+REQUIRED_STEP_FIELDS = ("observation", "action", "reward", "is_first", "is_terminal")
+_CONFIG_RE = re.compile(r"^(?P<game>[A-Za-z]+)_run_(?P<run>\d+)$")
+
+
+def _tfds():
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    # Ingest shares the host with JAX: keep TF off any GPU so it reserves no device memory.
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):
+        pass
+    return tfds
+
+
+def find_dataset_dir(path: str) -> str:
+    """Returns the directory holding dataset_info.json at or below `path` (3 levels max)."""
+    if os.path.isfile(os.path.join(path, "dataset_info.json")):
+        return path
+    if not os.path.isdir(path):
+        raise IngestError(f"--source rlds_dir: directory {path} does not exist")
+    found = sorted(
+        glob.glob(os.path.join(path, "*", "dataset_info.json"))
+        + glob.glob(os.path.join(path, "*", "*", "dataset_info.json"))
+        + glob.glob(os.path.join(path, "*", "*", "*", "dataset_info.json"))
+    )
+    if len(found) != 1:
+        listing = ", ".join(os.path.dirname(f) for f in found) or "none"
+        raise IngestError(
+            f"--source rlds_dir:{path}: expected a TFDS dataset directory with "
+            f"dataset_info.json (or exactly one below it), found: {listing}"
+        )
+    return os.path.dirname(found[0])
+
+
+def open_builder(kind: str, name: str, data_dir: str | None = None):
+    """Opens a TFDS builder for `tfds:NAME` (kind 'tfds') or `rlds_dir:PATH` ('rlds_dir')."""
+    tfds = _tfds()
+    if kind == "tfds":
+        try:
+            builder = tfds.builder(name, data_dir=data_dir)
+        except Exception as e:  # tfds raises several types for unknown names/configs
+            raise IngestError(
+                f"--source tfds:{name}: cannot open the TFDS dataset (data_dir={data_dir}): {e}"
+            ) from e
+        if not builder.info.splits:
+            raise IngestError(
+                f"--source tfds:{name}: no prepared data under --data_dir={data_dir} "
+                f"(expected {builder.data_dir}/dataset_info.json with splits); download or "
+                "record the dataset first"
+            )
+        return builder
+    if kind == "rlds_dir":
+        path = find_dataset_dir(name)
+        try:
+            return tfds.builder_from_directory(path)
+        except Exception as e:
+            raise IngestError(f"--source rlds_dir:{path}: cannot open dataset: {e}") from e
+    raise IngestError(f"--source: unknown kind {kind!r}; expected tfds:, rlds_dir: or dqn_replay:")
+
+
+def builder_game_run(builder) -> tuple[str | None, int | None]:
+    """(game, run) from a config name like 'Pong_run_1', else (None, None)."""
+    config = builder.builder_config.name if builder.builder_config else None
+    config = config or getattr(builder.info, "config_name", None)
+    if not config:
+        # builder_from_directory: the config is the parent of the version directory.
+        config = os.path.basename(os.path.dirname(os.fspath(builder.data_dir)))
+    m = _CONFIG_RE.match(config or "")
+    if not m:
+        return None, None
+    return m.group("game"), int(m.group("run"))
+
+
+def check_features(builder) -> None:
+    """Checks that the dataset has the RLU Atari step features; IngestError otherwise."""
+    where = os.path.join(os.fspath(builder.data_dir), "features.json")
+    features = builder.info.features
+    if "steps" not in features:
+        raise IngestError(f"{where}: no 'steps' feature; expected an RLDS episode dataset")
+    steps = features["steps"]
+    step_features = getattr(steps, "feature", steps)
+    keys = set(step_features.keys())
+    missing = [k for k in REQUIRED_STEP_FIELDS if k not in keys]
+    if missing:
+        raise IngestError(
+            f"{where}: steps lack field(s) {missing}; expected the RL Unplugged Atari step "
+            f"features {sorted(REQUIRED_STEP_FIELDS + ('is_last', 'discount'))}"
+        )
+    obs = step_features["observation"]
+    shape, dtype = tuple(obs.shape), np.dtype(obs.np_dtype)
+    if shape != rlu_format.FRAME_SHAPE or dtype != np.uint8:
+        raise IngestError(
+            f"{where}: steps/observation is {dtype} {shape}, expected uint8 (84, 84, 1) frames"
+        )
+
+
+def select_splits(builder, checkpoints: list[int] | None) -> list[tuple[str, int | None]]:
+    """Chooses the splits to read: [(split_name, checkpoint index or None)].
+
+    Checkpoint-ordered datasets: `checkpoint_XX` for each requested index (default: all).
+    Others (e.g. rlu_atari 'train'): every split; `checkpoints` filters episodes later.
+    """
+    names = sorted(builder.info.splits.keys())
+    indexed = {rlu_format.split_index(s): s for s in names if rlu_format.split_index(s) is not None}
+    where = os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
+    if indexed:
+        wanted = sorted(indexed) if checkpoints is None else checkpoints
+        missing = [c for c in wanted if c not in indexed]
+        if missing:
+            raise IngestError(
+                f"--checkpoints: split(s) {[rlu_format.split_name(c) for c in missing]} not "
+                f"in {where}; available splits: {', '.join(names)}"
+            )
+        return [(indexed[c], c) for c in wanted]
+    if not names:
+        raise IngestError(f"{where}: the dataset has no splits")
+    return [(s, None) for s in names]
+
+
+def steps_to_episode(steps: Mapping[str, np.ndarray], *, where: str = "episode") -> Episode | None:
+    """Maps one decoded RLDS episode's steps to cache-row form (see module docstring).
+
+    Args:
+      steps: numpy arrays over the L steps: observation uint8 [L, 84, 84, 1] (or
+        [L, 84, 84]), action, reward, is_first, is_terminal, optionally is_last.
+      where: names the episode in errors.
+
+    Returns:
+      The Episode, or None if it has no transition (L < 2).
+
+    Raises:
+      IngestError: unequal field lengths, or flags that break the RLDS conventions.
+    """
+    lengths = {k: len(v) for k, v in steps.items() if k in REQUIRED_STEP_FIELDS + ("is_last",)}
+    if len(set(lengths.values())) != 1:
+        raise IngestError(f"{where}: step fields have unequal lengths {lengths}")
+    num_steps = lengths["action"]
+    if num_steps < 2:
+        return None
+    obs = np.asarray(steps["observation"])
+    if obs.ndim == 4:
+        obs = obs[..., 0]
+    is_terminal = np.asarray(steps["is_terminal"], bool)
+    if is_terminal[:-1].any():
+        raise IngestError(
+            f"{where}: steps/is_terminal set on step {int(np.flatnonzero(is_terminal)[0])} of "
+            f"{num_steps}; expected it only on the final (is_last) step"
+        )
+    if "is_last" in steps and not bool(steps["is_last"][-1]):
+        raise IngestError(f"{where}: steps/is_last is not set on the final step")
+    actions = np.asarray(steps["action"])
+    if actions.min() < 0:
+        raise IngestError(f"{where}: steps/action holds negative values")
+    t = num_steps - 1
+    terminated = bool(is_terminal[-1])
+    return Episode(
+        observations=obs[:t],
+        actions=actions[:t].astype(np.int32),
+        rewards=np.asarray(steps["reward"][:t], np.float32),
+        terminated=terminated,
+        final_observation=None if terminated else obs[t],
+    )
+
+
+def _decode_frames(episode):
+    import tensorflow as tf
+
+    steps = dict(episode["steps"])
+    steps["observation"] = tf.map_fn(
+        lambda png: tf.io.decode_png(png, channels=1),
+        steps["observation"],
+        fn_output_signature=tf.TensorSpec(rlu_format.FRAME_SHAPE, tf.uint8),
+        parallel_iterations=32,
+    )
+    return {**episode, "steps": steps}
+
+
+def plan(builder, splits, percent: float) -> list[tuple[str, int | None, int, int]]:
+    """[(split, checkpoint, episodes kept, episodes in split)] for `percent`."""
+    out = []
+    for split, ckpt in splits:
+        total = builder.info.splits[split].num_examples
+        out.append((split, ckpt, prefix_count(percent, total), total))
+    return out
+
+
+def iter_episodes(
+    builder,
+    split_plan: list[tuple[str, int | None, int, int]],
+    *,
+    checkpoints: list[int] | None = None,
+    num_parallel_calls: int | None = None,
+) -> Iterator[Episode]:
+    """Yields the episodes of each planned split prefix in order, one at a time.
+
+    Args:
+      builder: from `open_builder`.
+      split_plan: from `plan`.
+      checkpoints: for datasets without checkpoint splits, keep only episodes whose
+        `checkpoint_id` is listed.
+      num_parallel_calls: tf.data parallelism of the PNG decode (default AUTOTUNE).
+    """
+    tfds = _tfds()
+    import tensorflow as tf
+
+    parallel = num_parallel_calls or tf.data.AUTOTUNE
+    where_base = os.fspath(builder.data_dir)
+    for split, ckpt, n, _ in split_plan:
+        if n == 0:
+            continue
+        ds = builder.as_dataset(
+            split=f"{split}[:{n}]",
+            decoders={"steps": tfds.decode.SkipDecoding()},
+            shuffle_files=False,
+            read_config=tfds.ReadConfig(interleave_cycle_length=1),
+        )
+        ds = ds.map(_decode_frames, num_parallel_calls=parallel, deterministic=True).prefetch(2)
+        for i, episode in enumerate(tfds.as_numpy(ds)):
+            ep_ckpt = int(episode.get("checkpoint_id", -1)) if ckpt is None else ckpt
+            if ckpt is None and checkpoints is not None and ep_ckpt not in checkpoints:
+                continue
+            out = steps_to_episode(
+                episode["steps"], where=f"{where_base} split {split} episode {i}"
+            )
+            if out is not None:
+                out.checkpoint = ep_ckpt
+                yield out
