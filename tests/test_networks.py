@@ -1,0 +1,242 @@
+"""Torso contract over every registered torso, plus the registry and plug-in paths."""
+
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from offline_moe.networks import (
+    TOKENIZATIONS,
+    TorsoError,
+    filter_torso_kwargs,
+    list_torsos,
+    make_torso,
+    preprocess_obs,
+    register_torso,
+    temporary_torso,
+    torso_kwarg_names,
+    torso_param_count,
+)
+
+TOY = "tests.toy_torso:ToyTorso"
+BATCH = 2
+
+
+def _obs(batch=BATCH, seed=0):
+    frames = np.random.default_rng(seed).integers(0, 256, (batch, 84, 84, 4), dtype=np.uint8)
+    return preprocess_obs(frames)
+
+
+def _leaves_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.mark.parametrize("name", [*list_torsos(), TOY])
+def test_torso_contract(name):
+    torso = make_torso(name)
+    x = _obs()
+    params = torso.init(jax.random.key(0), x, train=False)
+
+    # Same key -> same params; another key -> other params.
+    assert _leaves_equal(params, torso.init(jax.random.key(0), x, train=False))
+    assert not _leaves_equal(params, torso.init(jax.random.key(1), x, train=False))
+
+    def forward(p, x):
+        return torso.apply(p, x, train=True)
+
+    def loss(p, x):
+        features, aux = forward(p, x)
+        return jnp.sum(features**2) + aux["aux_loss"]
+
+    @jax.jit
+    def run(p, x):
+        features, aux = forward(p, x)
+        singles = [forward(p, x[i : i + 1])[0] for i in range(BATCH)]
+        return features, aux, singles, jax.grad(loss)(p, x)
+
+    features, aux, singles, grads = run(params, x)
+
+    assert features.dtype == jnp.float32
+    assert features.ndim == 2 and features.shape[0] == BATCH and features.shape[1] > 0
+    assert np.all(np.isfinite(features))
+    assert np.abs(features).sum() > 0
+
+    assert isinstance(aux, dict) and "aux_loss" in aux
+    assert jnp.shape(aux["aux_loss"]) == ()
+    for key, value in aux.items():
+        assert np.all(np.isfinite(value)), key
+    if "expert_usage" in aux:  # MoE torsos: a distribution over the 8 default experts
+        assert aux["expert_usage"].shape == (8,)
+        np.testing.assert_allclose(aux["expert_usage"].sum(), 1.0, rtol=1e-5)
+        assert jnp.shape(aux["router_entropy"]) == ()
+        assert 0.0 <= float(aux["router_entropy"]) <= np.log(8) + 1e-5
+
+    grad_leaves = jax.tree.leaves(grads)
+    assert all(np.all(np.isfinite(g)) for g in grad_leaves)
+    assert sum(float(np.abs(g).sum()) for g in grad_leaves) > 0
+
+    # Per-sample independence: row i of the batched output is the output for x[i:i+1].
+    for i, single in enumerate(singles):
+        np.testing.assert_allclose(single[0], features[i], rtol=1e-4, atol=1e-5)
+    # The two samples differ, so a torso that mixed them would fail the check above.
+    assert not np.allclose(features[0], features[1])
+
+    # jit == no-jit.
+    with jax.disable_jit():
+        eager_features, eager_aux = forward(params, x)
+    np.testing.assert_allclose(eager_features, features, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(eager_aux["aux_loss"], aux["aux_loss"], rtol=1e-4, atol=1e-6)
+
+
+# Feature width D = m * d for every tokenisation (Impala map 11x11x32, Nature 11x11x64), and
+# the baseline's 512 * width. Shapes only (jax.eval_shape), nothing is compiled.
+@pytest.mark.parametrize("encoder,c", [("impala", 32), ("nature", 64)])
+@pytest.mark.parametrize("name", ["soft_moe", "top1_moe"])
+@pytest.mark.parametrize("tokenization", TOKENIZATIONS)
+def test_feature_width(name, encoder, c, tokenization):
+    expected = {
+        "per_conv": 121 * c,  # 121 tokens of size c
+        "per_feat": c * 121,  # c tokens of size 121
+        "per_samp": 121 * c,  # 1 token of size 121*c
+        "per_patch": 9 * c,  # (11 // 3)^2 = 9 patches, embedding size c
+    }[tokenization]
+    torso = make_torso(name, encoder=encoder, tokenization=tokenization, num_experts=2)
+    x = jax.ShapeDtypeStruct((3, 84, 84, 4), jnp.float32)
+    out = jax.eval_shape(lambda x: torso.init_with_output(jax.random.key(0), x, train=False)[0], x)
+    assert out[0].shape == (3, expected)
+    assert out[0].dtype == jnp.float32
+
+
+@pytest.mark.parametrize("encoder", ["impala", "nature"])
+@pytest.mark.parametrize("width", [1, 2, 0.5])
+def test_baseline_width(encoder, width):
+    torso = make_torso("baseline", encoder=encoder, width=width)
+    x = jax.ShapeDtypeStruct((1, 84, 84, 4), jnp.float32)
+    out = jax.eval_shape(lambda x: torso.init_with_output(jax.random.key(0), x, train=False), x)
+    assert out[0][0].shape == (1, int(512 * width))
+
+
+def test_preprocess_obs_scales_uint8():
+    obs = np.array([[0, 51, 255]], dtype=np.uint8)
+    out = preprocess_obs(obs)
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(out, [[0.0, 0.2, 1.0]], rtol=1e-6)
+
+
+def test_torso_rejects_uint8_input():
+    torso = make_torso("baseline", encoder="nature")
+    with pytest.raises(TypeError, match="preprocess_obs"):
+        jax.eval_shape(
+            lambda x: torso.init(jax.random.key(0), x, train=False),
+            jax.ShapeDtypeStruct((1, 84, 84, 4), jnp.uint8),
+        )
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_list_torsos_has_builtins():
+    assert {"baseline", "soft_moe", "top1_moe"} <= set(list_torsos())
+
+
+def test_unknown_torso_lists_valid_names():
+    with pytest.raises(TorsoError, match="baseline, soft_moe, top1_moe"):
+        make_torso("sofft_moe")
+
+
+def test_bad_kwarg_names_torso_and_valid_kwargs():
+    with pytest.raises(TorsoError) as err:
+        make_torso("baseline", num_experts=8)
+    message = str(err.value)
+    assert "'baseline'" in message and "'num_experts'" in message
+    assert "encoder" in message and "width" in message
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(ValueError, match="valid encoders: impala, nature"):
+        make_torso("soft_moe", encoder="resnet")
+    with pytest.raises(ValueError, match="per_conv"):
+        make_torso("top1_moe", tokenization="per_pixel")
+
+
+def test_duplicate_registration_refused():
+    with pytest.raises(TorsoError, match="already registered"):
+        register_torso("baseline")(nn.Dense)
+
+
+def test_temporary_torso():
+    class Tiny(nn.Module):
+        units: int = 3
+
+        @nn.compact
+        def __call__(self, x, *, train):
+            return nn.Dense(self.units)(x.reshape(x.shape[0], -1)), {"aux_loss": jnp.zeros(())}
+
+    with temporary_torso("tiny_tmp", Tiny):
+        assert "tiny_tmp" in list_torsos()
+        assert make_torso("tiny_tmp", units=5).units == 5
+        with pytest.raises(TorsoError, match="already registered"):
+            register_torso("tiny_tmp")(Tiny)
+    assert "tiny_tmp" not in list_torsos()
+
+
+def test_factory_function_torso():
+    def factory(units: int = 4):
+        return make_torso(TOY, features=units)
+
+    with temporary_torso("toy_factory", factory):
+        assert torso_kwarg_names("toy_factory") == ["units"]
+        assert make_torso("toy_factory", units=7).features == 7
+        with pytest.raises(TorsoError, match="'toy_factory' does not accept 'width'"):
+            make_torso("toy_factory", width=2)
+
+
+def test_module_path_torso():
+    torso = make_torso(TOY, features=8)
+    assert type(torso).__name__ == "ToyTorso" and torso.features == 8
+    assert torso_kwarg_names(TOY) == ["features"]
+    assert torso_param_count(torso) == 7 * 7 * 4 * 8 + 8
+    with pytest.raises(TorsoError, match="cannot import module"):
+        make_torso("tests.no_such_module:Torso")
+    with pytest.raises(TorsoError, match="has no attribute"):
+        make_torso("tests.toy_torso:NoSuchTorso")
+
+
+def test_filter_torso_kwargs():
+    block = dict(
+        name="soft_moe",
+        encoder="nature",
+        width=8,
+        num_experts=4,
+        expert_width=64,
+        tokenization="per_feat",
+        patch_size=3,
+        capacity_factor=1.0,
+        normalize_tokens=True,
+        importance_weight=1.0,
+        load_weight=1.0,
+    )
+    assert filter_torso_kwargs("baseline", block) == {"encoder": "nature", "width": 8}
+    soft = filter_torso_kwargs("soft_moe", block)
+    assert "width" not in soft and "importance_weight" not in soft and "name" not in soft
+    assert soft["normalize_tokens"] is True and soft["num_experts"] == 4
+    top1 = filter_torso_kwargs("top1_moe", block)
+    assert "normalize_tokens" not in top1 and top1["load_weight"] == 1.0
+    assert filter_torso_kwargs(TOY, block) == {}
+    for name in list_torsos():
+        make_torso(name, **filter_torso_kwargs(name, block))  # every torso accepts its part
+
+
+def test_networks_import_no_tensorflow():
+    code = (
+        "import sys, offline_moe.networks; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets',"
+        " 'rlds')]; assert not bad, bad"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
