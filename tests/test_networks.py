@@ -240,3 +240,16 @@ def test_networks_import_no_tensorflow():
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_torso_table():
+    from offline_moe.networks.__main__ import format_table
+
+    table = format_table(encoders=("nature",), experts=(1, 8))
+    rows = {line.split("  ")[0].strip(): line.split() for line in table.splitlines()[2:]}
+    # Nature encoder 77,984 + Phi 64*8*16 + 8 experts * 66,112 (see test_networks_moe.py).
+    assert rows["soft_moe"][-2:] == ["615,072", "7,744"]
+    assert rows["top1_moe"][-2:] == ["607,392", "7,744"]
+    # Scaled baseline at n = 8: 77,984 + (7744 + 1) * 4096.
+    assert rows["baseline (width n)"][-2:] == ["31,801,504", "4,096"]
+    assert "| soft_moe | nature |" in format_table(("nature",), (8,), markdown=True)

@@ -1,0 +1,134 @@
+"""`python -m offline_moe.networks`: the table of registered torsos and their parameter counts.
+
+Counts come from shapes alone (`jax.eval_shape`): nothing is compiled or allocated, so the
+table prints in seconds on any machine. Counts are for the torso only (encoder + penultimate
+layer or MoE); the learner's head (Dense(A), dueling or C51) is excluded.
+
+    python -m offline_moe.networks                 # plain-text table
+    python -m offline_moe.networks --markdown      # the same as a markdown table
+    python -m offline_moe.networks --experts 1,8 --encoders impala
+"""
+
+import argparse
+import os
+import sys
+import textwrap
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from offline_moe.networks import (  # noqa: E402
+    ENCODERS,
+    list_torsos,
+    make_torso,
+    torso_kwarg_names,
+)
+from offline_moe.networks.registry import count_params, resolve_torso  # noqa: E402
+
+INPUT_SHAPE = (1, 84, 84, 4)
+
+
+def _shapes(name: str, kwargs: dict) -> tuple[int, int]:
+    """(parameter count, feature width D) of a torso, from shapes only."""
+    torso = make_torso(name, **kwargs)
+    x = jax.ShapeDtypeStruct(INPUT_SHAPE, jnp.float32)
+    (features, _), variables = jax.eval_shape(
+        lambda x: torso.init_with_output(jax.random.key(0), x, train=False), x
+    )
+    return count_params(variables.get("params", variables)), int(features.shape[-1])
+
+
+def table_rows(encoders, experts) -> list[tuple[str, str, list[tuple[int, int] | None]]]:
+    """One row per (torso variant, encoder): a (params, D) cell per n (None: not applicable)."""
+    rows = []
+    for name in list_torsos():
+        accepted = torso_kwarg_names(name)
+        if "num_experts" in accepted:
+            variants = [(name, "num_experts")]
+        elif "width" in accepted:
+            variants = [(f"{name} (width 1)", None), (f"{name} (width n)", "width")]
+        else:
+            variants = [(name, None)]
+        for encoder in encoders if "encoder" in accepted else ["-"]:
+            base = {"encoder": encoder} if encoder != "-" else {}
+            for label, scaled in variants:
+                if scaled is None:
+                    cell = _shapes(name, base)
+                    cells = [cell] * len(experts)
+                else:
+                    cells = [_shapes(name, {**base, scaled: n}) for n in experts]
+                rows.append((label, encoder, cells))
+    return rows
+
+
+def format_table(encoders=tuple(ENCODERS), experts=(1, 2, 4, 8), markdown=False) -> str:
+    rows = table_rows(encoders, experts)
+    header = [
+        "torso",
+        "encoder",
+        *[f"n={n}: params" for n in experts],
+        "D (n=" + str(experts[-1]) + ")",
+    ]
+    body = [
+        [label, encoder, *[f"{c[0]:,}" for c in cells], f"{cells[-1][1]:,}"]
+        for label, encoder, cells in rows
+    ]
+    if markdown:
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
+        ]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+    else:
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+        fmt = lambda r: "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+        )
+        lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)]
+    return "\n".join(lines)
+
+
+def describe_defaults() -> str:
+    lines = []
+    for name in list_torsos():
+        factory = resolve_torso(name)
+        defaults = []
+        for key in torso_kwarg_names(name):
+            value = getattr(factory, key, None)
+            defaults.append(f"{key}={value!r}" if value is not None else key)
+        text = f"{name}: {', '.join(defaults)}"
+        lines.append(textwrap.fill(text, width=96, initial_indent="  ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m offline_moe.networks", description=__doc__)
+    parser.add_argument("--experts", default="1,2,4,8", help="comma-separated n values")
+    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = parser.parse_args(argv)
+    experts = tuple(int(n) for n in args.experts.split(","))
+    encoders = tuple(args.encoders.split(","))
+    for encoder in encoders:
+        if encoder not in ENCODERS:
+            parser.error(f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}")
+
+    print(
+        "offline_moe torsos: parameter counts of the torso only (encoder + penultimate layer or\n"
+        "MoE; the learner's head is excluded), input 84x84x4. n = number of experts; for the\n"
+        "baseline, 'width n' is the paper's baseline scaled by n (Dense 512*n).\n"
+        "D = feature width handed to the head.\n"
+    )
+    print(format_table(encoders, experts, markdown=args.markdown))
+    print("\ndefaults (one flat config block; filter_torso_kwargs keeps each torso's keys):")
+    print(describe_defaults())
+    print(
+        "\nbuild one: make_torso('soft_moe', num_experts=4); your own torso, no package edit:\n"
+        "make_torso('my_pkg.nets:MyTorso', ...). Time them: python -m offline_moe.bench torso"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
