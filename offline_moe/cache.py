@@ -231,6 +231,17 @@ class CacheWriter:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def update_meta(self, **meta: Any) -> None:
+        """Sets caller meta keys before `close` (e.g. `num_actions` inferred from the data)."""
+        bad = sorted(set(meta) & set(_RESERVED_META))
+        if bad:
+            raise ValueError(f"CacheWriter meta: keys {bad} are computed by the writer")
+        try:
+            json.dumps(meta)
+        except TypeError as e:
+            raise ValueError(f"CacheWriter meta is not JSON-serialisable: {e}") from e
+        self._meta.update(meta)
+
     def add_episode(
         self,
         observations: np.ndarray,

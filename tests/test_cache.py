@@ -128,6 +128,16 @@ def test_bad_episode_arguments(tmp_path):
         CacheWriter(str(tmp_path / "d"), meta={"num_rows": 3})
 
 
+def test_update_meta_before_close(tmp_path):
+    with CacheWriter(str(tmp_path / "c"), meta={"game": "Pong"}) as w:
+        w.add_episode(frames([1]), [4], [0.0], terminated=True)
+        w.update_meta(num_actions=5)
+        with pytest.raises(ValueError, match="computed by the writer"):
+            w.update_meta(num_episodes=2)
+    meta = load_cache(str(tmp_path / "c"))[1]
+    assert meta["num_actions"] == 5 and meta["game"] == "Pong" and meta["num_episodes"] == 1
+
+
 def _rewrite(path, array):
     np.save(path, array)
 
