@@ -1,0 +1,182 @@
+"""Tests for offline_moe.sweep with a fake trainer (no dependence on the real trainers)."""
+
+import importlib.util
+import json
+import os
+import shlex
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from offline_moe import report, suites, sweep
+
+# A stand-in trainer: writes a run directory in the documented layout, one evaluation per
+# iteration (3 iterations), resuming from the evaluations already on disk. With
+# FAKE_CRASH_GAME=<game> it dies after its first new iteration, once per workdir (the marker
+# file makes a second invocation behave), like a run killed mid-training.
+FAKE_TRAINER = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+
+    flags = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+    workdir = Path(flags["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "invocations.txt", "a") as f:
+        f.write(" ".join(sys.argv[1:]) + "\\n")
+    cfg_path, _, cfg_arg = flags["config"].partition(":")
+    opts = dict(kv.split("=", 1) for kv in cfg_arg.split(",") if "=" in kv)
+    seed, num_seeds = int(flags["config.seed"]), int(flags["config.num_seeds"])
+    torso = {k[len("config.torso."):]: v for k, v in flags.items() if k.startswith("config.torso.")}
+    config = {"agent": Path(cfg_path).stem, "game": opts["game"], "seed": seed,
+              "num_seeds": num_seeds, "torso": torso, "data": {"percent": 5},
+              "smoke": "smoke" in cfg_arg.split(",")}
+    (workdir / "config.json").write_text(json.dumps(config))
+    evals = workdir / "eval.jsonl"
+    done = len(evals.read_text().splitlines()) if evals.exists() else 0
+    base = {"Pong": -20.0, "Breakout": 2.0}[opts["game"]]
+    base += 3.0 if torso["name"] != "baseline" else 0.0
+    crash = os.environ.get("FAKE_CRASH_GAME") == opts["game"] and not (workdir / "crashed").exists()
+    for it in range(done, 3):
+        rets = [base + it + s for s in range(seed, seed + num_seeds)]
+        with open(evals, "a") as f:
+            f.write(json.dumps({"iteration": it, "step": 100 * (it + 1), "returns": rets,
+                                "episodes": [2] * num_seeds}) + "\\n")
+        if crash:
+            (workdir / "crashed").write_text("")
+            sys.exit(3)
+    last = [json.loads(l)["returns"] for l in evals.read_text().splitlines()]
+    (workdir / "summary.json").write_text(json.dumps(
+        {"done": True, "final_return": last[-1], "best_return": [max(c) for c in zip(*last)]}))
+    """
+)
+
+
+@pytest.fixture()
+def fake_env(tmp_path):
+    (tmp_path / "fake_trainer.py").write_text(FAKE_TRAINER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _flags(cmd):
+    return dict(a[2:].split("=", 1) for a in cmd if a.startswith("--"))
+
+
+def test_print_lists_exactly_the_grid(tmp_path, capsys):
+    root = tmp_path / "runs"
+    argv = ["sweep", "--suite=smoke", "--agents=cql,cql_c51", "--torsos=baseline,soft_moe,top1_moe",
+            "--seeds=5", f"--root={root}", "--print", "--smoke"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    got = set()
+    for line in lines:
+        cmd = shlex.split(line)
+        assert cmd[:2] == ["python", "-m"]
+        f = _flags(cmd)
+        agent = Path(f["config"].split(":")[0]).stem
+        game = f["config"].split("game=")[1]
+        assert cmd[2] == sweep.TRAINERS[agent]
+        assert f["config"] == f"offline_moe/configs/{agent}.py:smoke,game={game}"
+        assert (f["config.num_seeds"], f["config.seed"]) == ("5", "0")
+        torso = f["config.torso.name"]
+        assert f["workdir"] == str(root / agent / game / torso / "seeds_0-4")
+        got.add((agent, game, torso))
+    expected = {
+        (a, g, t)
+        for a in ("cql", "cql_c51")
+        for g in suites.SMOKE
+        for t in ("baseline", "soft_moe", "top1_moe")
+    }
+    assert len(lines) == len(expected) == 12 and got == expected
+
+
+def test_seed_groups_and_torso_variants(tmp_path):
+    assert sweep.seed_groups(5, 2) == [(0, 2), (2, 2), (4, 1)]
+    assert sweep.seed_groups(5, None, first_seed=10) == [(10, 5)]
+    specs = sweep.expand_grid(
+        ["Pong"], ["der"], ["baseline", "soft_moe@num_experts=4@expert_width=64"],
+        root=tmp_path, seeds=3, seeds_per_run=2, overrides=["config.num_iterations=2"],
+    )  # fmt: skip
+    assert len(specs) == 4
+    cmd = sweep.trainer_command(specs[2], python="py")
+    assert (
+        specs[2].workdir
+        == tmp_path / "der" / "Pong" / "soft_moe__num_experts-4__expert_width-64" / "seeds_0-1"
+    )
+    assert cmd[:3] == ["py", "-m", "offline_moe.train_online"]
+    assert "--config.torso.num_experts=4" in cmd and "--config.torso.expert_width=64" in cmd
+    assert cmd[-1] == "--config.num_iterations=2"
+    with pytest.raises(ValueError, match="unknown agent"):
+        sweep.expand_grid(["Pong"], ["dqn"], ["baseline"], root=tmp_path)
+    with pytest.raises(ValueError, match="name@key=value"):
+        sweep.TorsoVariant.parse("soft_moe@num_experts")
+    with pytest.raises(ValueError, match="config"):
+        sweep.expand_grid(["Pong"], ["cql"], ["baseline"], root=tmp_path, overrides=["x=1"])
+
+
+def test_sweep_skips_finished_and_resumes_interrupted(tmp_path, fake_env):
+    root = tmp_path / "runs"
+    specs = sweep.expand_grid(
+        ["Pong", "Breakout"], ["cql"], ["baseline", "soft_moe"], root=root, seeds=2, smoke=True
+    )
+    kwargs = dict(workers=2, trainer_module="fake_trainer", log=lambda m: None)
+    # First pass: every Breakout run is killed after one evaluation.
+    res = sweep.run_sweep(specs, env={**fake_env, "FAKE_CRASH_GAME": "Breakout"}, **kwargs)
+    assert len(res["ok"]) == 2 and len(res["failed"]) == 2 and not res["skipped"]
+    status = {(s.game, s.torso.name): sweep.run_status(s.workdir) for s in specs}
+    assert status == {
+        ("Pong", "baseline"): "done",
+        ("Pong", "soft_moe"): "done",
+        ("Breakout", "baseline"): "partial",
+        ("Breakout", "soft_moe"): "partial",
+    }
+    # Second pass: finished runs are skipped, interrupted ones are resumed in place.
+    res = sweep.run_sweep(specs, env=fake_env, **kwargs)
+    assert {s.game for s in res["skipped"]} == {"Pong"} and len(res["skipped"]) == 2
+    assert {s.game for s in res["ok"]} == {"Breakout"} and not res["failed"]
+    for spec in specs:
+        calls = (spec.workdir / "invocations.txt").read_text().splitlines()
+        assert len(calls) == (2 if spec.game == "Breakout" else 1)
+        assert len(set(calls)) == 1  # the same command line again, so the trainer resumes
+        iters = [json.loads(x)["iteration"] for x in (spec.workdir / "eval.jsonl").open()]
+        assert iters == [0, 1, 2]  # resumed after iteration 0, nothing repeated
+    logs = sorted(p.name for p in (root / "_logs").iterdir())
+    assert "cql__Breakout__baseline__seeds_0-1.log" in logs
+    # Third pass: nothing left to do.
+    res = sweep.run_sweep(specs, env=fake_env, **kwargs)
+    assert len(res["skipped"]) == 4 and not res["ok"] and not res["failed"]
+    # The report reads what the sweep produced: 2 games x 2 torsos x 2 seeds.
+    text = report.write_report(root, tmp_path / "report", reps=200, plots=False)
+    assert "Aggregated over 2 games: Breakout, Pong." in text
+    assert "| `soft_moe` | final | 2 x 2 |" in text
+    assert "Warnings" not in text
+
+
+def test_sweep_main_runs_the_fake_trainer(tmp_path, fake_env, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", fake_env["PYTHONPATH"])
+    root = tmp_path / "runs"
+    argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--seeds=1",
+            f"--root={root}", "--trainer_module=fake_trainer"]  # fmt: skip
+    assert sweep.main(argv) == 0
+    assert sweep.run_status(root / "drq_eps" / "Pong" / "baseline" / "seeds_0-0") == "done"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("offline_moe.train_offline") is None,
+    reason="offline trainer (offline_moe.train_offline) not in the package yet",
+)
+def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path):
+    """The smoke suite on CPU: real trainer (smoke config), sweep, then report."""
+    root = tmp_path / "runs"
+    argv = ["sweep", "--suite=smoke", "--agents=cql", "--torsos=baseline,soft_moe", "--seeds=1",
+            f"--root={root}", "--smoke"]  # fmt: skip
+    assert sweep.main(argv) == 0, (root / "_logs").read_text() if (root / "_logs").is_file() else ""
+    text = report.write_report(root, tmp_path / "report", reps=200)
+    assert "Aggregated over 2 games: Breakout, Pong." in text
+    assert (tmp_path / "report" / "iqm_cql_percent5.png").is_file() or list(
+        (tmp_path / "report").glob("iqm_cql*.png")
+    )
