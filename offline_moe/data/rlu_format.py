@@ -229,6 +229,10 @@ class RLDSWriter:
             return self.target
         try:
             self._writer.close_all()
+            # mkdtemp makes the directory private (0700); give it the usual permissions.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp_dir, 0o777 & ~umask)
             if os.path.exists(self.target):
                 shutil.rmtree(self.target)
             os.rename(self.tmp_dir, self.target)

@@ -77,6 +77,21 @@ def find_dataset_dir(path: str) -> str:
     return os.path.dirname(found[0])
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
+def _present_configs(name: str, data_dir: str | None) -> str:
+    """'name/config' entries that have a dataset_info.json under data_dir (for errors)."""
+    if not data_dir:
+        return "none (no --data_dir given)"
+    base = name.split("/")[0].split(":")[0]
+    found = glob.glob(os.path.join(data_dir, base, "*", "*", "dataset_info.json"))
+    found += glob.glob(os.path.join(data_dir, base, "*", "dataset_info.json"))
+    names = sorted({os.path.relpath(os.path.dirname(f), data_dir) for f in found})
+    return ", ".join(names) or "none"
+
+
 def open_builder(kind: str, name: str, data_dir: str | None = None):
     """Opens a TFDS builder for `tfds:NAME` (kind 'tfds') or `rlds_dir:PATH` ('rlds_dir')."""
     tfds = _tfds()
@@ -85,13 +100,16 @@ def open_builder(kind: str, name: str, data_dir: str | None = None):
             builder = tfds.builder(name, data_dir=data_dir)
         except Exception as e:  # tfds raises several types for unknown names/configs
             raise IngestError(
-                f"--source tfds:{name}: cannot open the TFDS dataset (data_dir={data_dir}): {e}"
+                f"--source tfds:{name}: cannot open the TFDS dataset under --data_dir="
+                f"{data_dir} ({type(e).__name__}: {_first_line(e)}); "
+                f"prepared configs found there: {_present_configs(name, data_dir)}"
             ) from e
         if not builder.info.splits:
             raise IngestError(
                 f"--source tfds:{name}: no prepared data under --data_dir={data_dir} "
                 f"(expected {builder.data_dir}/dataset_info.json with splits); download or "
-                "record the dataset first"
+                f"record the dataset first; prepared configs found there: "
+                f"{_present_configs(name, data_dir)}"
             )
         return builder
     if kind == "rlds_dir":

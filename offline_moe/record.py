@@ -1,0 +1,295 @@
+"""Record Atari episodes from real ALE games into an RL Unplugged-layout RLDS dataset.
+
+Plays `offline_moe.envs.atari.AtariEnv(game, protocol='dqn_replay')` (Dopamine
+preprocessing: frame-skip 4, max-pool of the last two frames, grayscale, 84x84 area resize,
+sticky actions 0.25, minimal action set as DQN-Replay, 27,000-step cap) and writes the
+episodes with the `rlu_atari_checkpoints_ordered` features and splits (see
+`offline_moe.data.rlu_format`), to `DATA_DIR/<name>/<Game>_run_<run>/1.1.0/`. The result
+loads with `tfds.builder_from_directory` or `tfds.builder('<name>/<Game>_run_<run>',
+data_dir=DATA_DIR)`, and `offline_moe.ingest` reads it unchanged::
+
+    python -m offline_moe.record --game=Pong --steps=20000 --checkpoints=2 --out=data/rlds
+    python -m offline_moe.ingest --source=tfds:rlu_atari_local/Pong_run_1 \\
+        --data_dir=data/rlds --percent=100 --out=data/Pong_local
+
+`--steps` counts agent steps (transitions) in total; they are split evenly over
+`--checkpoints` splits `checkpoint_00, checkpoint_01, ...`. An episode never spans two
+splits: when a split's budget runs out mid-episode that episode is truncated (is_last
+without is_terminal) and the next split starts a new game. Episodes that reach the step cap
+are truncated the same way.
+
+Policies (`--policy`):
+  random      uniform over the minimal action set.
+  eps_greedy  epsilon-greedy on a running estimate of each action's mean immediate reward
+              (a bandit: it knows nothing of the screen): with probability `--eps` a uniform
+              action, else the action with the highest estimate (ties broken at random).
+              It is a cheap, deterministic-given-seed stand-in for a learning agent's
+              data: not uniform, yet still exploring.
+
+Rewards are stored unclipped in `steps/reward` (as the TFDS converter fills it from the
+source's unclipped rewards); `episode_return` is their sum. Everything is seeded by `--seed`
+(ALE's sticky actions and the policy), so a recording can be replayed exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from offline_moe.data import games as games_lib
+from offline_moe.data import rlu_format
+
+POLICIES = ("random", "eps_greedy")
+
+
+class RandomPolicy:
+    """Uniform random actions."""
+
+    def __init__(self, num_actions: int, rng: np.random.Generator):
+        self.num_actions = num_actions
+        self.rng = rng
+
+    def act(self) -> int:
+        return int(self.rng.integers(self.num_actions))
+
+    def observe(self, action: int, reward: float) -> None:
+        del action, reward
+
+
+class EpsGreedyBanditPolicy:
+    """Epsilon-greedy on per-action mean immediate reward (see module docstring)."""
+
+    def __init__(self, num_actions: int, rng: np.random.Generator, eps: float):
+        self.num_actions = num_actions
+        self.rng = rng
+        self.eps = eps
+        self.sums = np.zeros(num_actions)
+        self.counts = np.zeros(num_actions)
+
+    def act(self) -> int:
+        if self.rng.random() < self.eps:
+            return int(self.rng.integers(self.num_actions))
+        means = self.sums / np.maximum(self.counts, 1)
+        best = np.flatnonzero(means == means.max())
+        return int(self.rng.choice(best))
+
+    def observe(self, action: int, reward: float) -> None:
+        self.sums[action] += reward
+        self.counts[action] += 1
+
+
+def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: float):
+    if name == "random":
+        return RandomPolicy(num_actions, rng)
+    if name == "eps_greedy":
+        if not 0.0 <= eps <= 1.0:
+            raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
+        return EpsGreedyBanditPolicy(num_actions, rng, eps)
+    raise ValueError(f"--policy: unknown policy {name!r}; valid: {', '.join(POLICIES)}")
+
+
+def split_budget(steps: int, checkpoints: int) -> list[int]:
+    """Agent steps per split: `steps` spread as evenly as possible (earlier splits get more)."""
+    base, extra = divmod(int(steps), int(checkpoints))
+    return [base + (1 if k < extra else 0) for k in range(int(checkpoints))]
+
+
+def record(
+    game: str,
+    steps: int,
+    out: str,
+    *,
+    policy: str = "random",
+    checkpoints: int = 1,
+    run: int = 1,
+    seed: int = 0,
+    eps: float = 0.1,
+    name: str = rlu_format.DEFAULT_NAME,
+    max_episode_steps: int | None = None,
+    with_clipped: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Plays `steps` agent steps of `game` and writes them as an RLDS dataset under `out`.
+
+    Args:
+      game: one of the 46 RL Unplugged games.
+      steps: total agent steps (transitions) to record, >= checkpoints.
+      out: TFDS data dir; the dataset goes to `out/<name>/<game>_run_<run>/1.1.0`.
+      policy: 'random' or 'eps_greedy' (module docstring).
+      checkpoints: number of splits `checkpoint_00..`; steps are divided evenly.
+      run: run index in the config name.
+      seed: seeds ALE and the policy.
+      eps: exploration probability of 'eps_greedy'.
+      name: dataset name (default 'rlu_atari_local'; use 'rlu_atari_checkpoints_ordered' to
+        stand in for the public dataset under a separate data dir).
+      max_episode_steps: step cap per episode (default the protocol's 27,000).
+      with_clipped: also write the older schema's clipped fields.
+      overwrite: replace an existing dataset.
+      progress: print a progress line on stderr.
+
+    Returns:
+      A summary dict: dataset_dir, game, run, steps, episodes (per split), terminated
+      episodes, returns (per episode), actions (num_actions).
+    """
+    from offline_moe.envs.atari import AtariEnv
+
+    games_lib.check_game(game)
+    if checkpoints < 1:
+        raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
+    if steps < checkpoints:
+        raise ValueError(f"--steps: expected at least one step per split (>= {checkpoints})")
+    env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=max_episode_steps)
+    rng = np.random.default_rng(seed)
+    agent = make_policy(policy, env.num_actions, rng, eps)
+    description = json.dumps(
+        {
+            "recorder": "offline_moe.record",
+            "game": game,
+            "run": run,
+            "policy": policy,
+            "eps": eps if policy == "eps_greedy" else None,
+            "seed": seed,
+            "steps": steps,
+            "protocol": "dqn_replay",
+            "num_actions": env.num_actions,
+        }
+    )
+    budgets = split_budget(steps, checkpoints)
+    returns: list[float] = []
+    terminated_count = 0
+    done_steps = 0
+    start = time.perf_counter()
+    with rlu_format.RLDSWriter(
+        out,
+        game=game,
+        run=run,
+        splits=list(range(checkpoints)),
+        name=name,
+        with_clipped=with_clipped,
+        overwrite=overwrite,
+        description=description,
+    ) as writer:
+        for ckpt, budget in enumerate(budgets):
+            episode_id = 0
+            while budget > 0:
+                frames = [env.reset()]
+                actions: list[int] = []
+                rewards: list[float] = []
+                terminated = False
+                while budget > 0:
+                    action = agent.act()
+                    result = env.step(action)
+                    agent.observe(action, result.reward)
+                    actions.append(action)
+                    rewards.append(result.reward)
+                    frames.append(result.obs)
+                    budget -= 1
+                    done_steps += 1
+                    if result.terminated or result.truncated:
+                        terminated = result.terminated
+                        break
+                writer.add_episode(
+                    ckpt,
+                    rlu_format.make_episode(
+                        np.stack(frames),
+                        np.asarray(actions),
+                        np.asarray(rewards, np.float32),
+                        terminated=terminated,
+                        checkpoint_id=ckpt,
+                        episode_id=episode_id,
+                        with_clipped=with_clipped,
+                    ),
+                )
+                episode_id += 1
+                returns.append(float(np.sum(rewards)))
+                terminated_count += int(terminated)
+                if progress:
+                    rate = done_steps / max(time.perf_counter() - start, 1e-9)
+                    sys.stderr.write(
+                        f"\r[record] {done_steps:,}/{steps:,} steps  {rate:,.0f}/s  "
+                        f"checkpoint {ckpt}  episodes {len(returns)}".ljust(80)
+                    )
+                    sys.stderr.flush()
+        episodes = dict(writer.episodes_per_split)
+    if progress:
+        sys.stderr.write("\n")
+    return {
+        "dataset_dir": writer.target,
+        "game": game,
+        "run": run,
+        "steps": done_steps,
+        "episodes": {rlu_format.split_name(k): v for k, v in episodes.items()},
+        "terminated_episodes": terminated_count,
+        "returns": returns,
+        "num_actions": env.num_actions,
+    }
+
+
+def _define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("game", "Pong", "Game to play (one of the 46 RL Unplugged games).")
+    flags.DEFINE_integer("steps", 10_000, "Total agent steps (transitions) to record.")
+    flags.DEFINE_enum("policy", "random", list(POLICIES), "Behaviour policy (see module doc).")
+    flags.DEFINE_float("eps", 0.1, "Exploration probability of --policy=eps_greedy.")
+    flags.DEFINE_integer("checkpoints", 1, "Number of checkpoint_XX splits to spread steps over.")
+    flags.DEFINE_integer("run", 1, "Run index: the config is named {Game}_run_{run}.")
+    flags.DEFINE_integer("seed", 0, "Seed of ALE (sticky actions) and of the policy.")
+    flags.DEFINE_string("out", None, "TFDS data directory to write the dataset into.")
+    flags.DEFINE_string(
+        "name",
+        rlu_format.DEFAULT_NAME,
+        "Dataset name; the dataset goes to OUT/NAME/{Game}_run_{run}/1.1.0.",
+    )
+    flags.DEFINE_integer(
+        "max_episode_steps", None, "Per-episode step cap (default: the protocol's 27,000)."
+    )
+    flags.DEFINE_boolean(
+        "with_clipped", False, "Also write the older schema's clipped_reward fields."
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing dataset of the same config.")
+    flags.mark_flags_as_required(["out"])
+
+
+def main(argv) -> None:
+    from absl import app, flags
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    try:
+        summary = record(
+            f.game,
+            f.steps,
+            f.out,
+            policy=f.policy,
+            checkpoints=f.checkpoints,
+            run=f.run,
+            seed=f.seed,
+            eps=f.eps,
+            name=f.name,
+            max_episode_steps=f.max_episode_steps,
+            with_clipped=f.with_clipped,
+            overwrite=f.overwrite,
+            progress=True,
+        )
+    except (ValueError, FileExistsError) as e:
+        print(f"record: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    returns = summary["returns"]
+    print(
+        f"wrote {summary['dataset_dir']}: {summary['steps']:,} steps, {len(returns)} episodes "
+        f"({summary['terminated_episodes']} terminated), splits {summary['episodes']}, "
+        f"mean return {np.mean(returns):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _define_flags()
+    app.run(main)
