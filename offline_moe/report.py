@@ -283,6 +283,9 @@ def build_groups(runs: Sequence[Run], *, include_unfinished: bool, warnings: lis
                 final, best = run.final_scores(), run.best_scores()
                 if final is None:
                     continue
+                if not (np.all(np.isfinite(final)) and np.all(np.isfinite(best))):
+                    warnings.append(f"{run.path}: non-finite returns {final.tolist()} -- left out")
+                    continue
                 use = run.done or include_unfinished
                 if len(final) != len(run.seeds) or len(best) != len(run.seeds):
                     warnings.append(

@@ -256,13 +256,16 @@ def run_sweep(
         log(f"[sweep] {'ok' if ok else f'FAILED (rc={rc}, log {log_path})'} {spec.workdir}")
         return spec, ok
 
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for spec, ok in pool.map(job, todo):
-                result["ok" if ok else "failed"].append(spec)
-    except KeyboardInterrupt:
+        for spec, ok in pool.map(job, todo):
+            result["ok" if ok else "failed"].append(spec)
+    except BaseException:  # Ctrl-C or an error: stop queued jobs and end running trainers,
+        pool.shutdown(wait=False, cancel_futures=True)  # which resume on the next sweep.
         _stop_children()
+        pool.shutdown(wait=True)
         raise
+    pool.shutdown(wait=True)
     log(
         f"[sweep] finished: {len(result['ok'])} ok, {len(result['failed'])} failed, "
         f"{len(result['skipped'])} skipped"
@@ -335,13 +338,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd = trainer_command(spec, python=python, trainer_module=args.trainer_module)
             print(shlex.join(cmd))
         return 0
-    result = run_sweep(
-        specs,
-        workers=args.workers,
-        python=args.python or sys.executable,
-        trainer_module=args.trainer_module,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
+    try:
+        result = run_sweep(
+            specs,
+            workers=args.workers,
+            python=args.python or sys.executable,
+            trainer_module=args.trainer_module,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
+    except KeyboardInterrupt:
+        print("[sweep] interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     return 1 if result["failed"] else 0
 
 
