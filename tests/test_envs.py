@@ -1,5 +1,7 @@
 """Tests for offline_moe.envs on real ALE games (Pong, Breakout); a few hundred steps each."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -185,3 +187,22 @@ def test_batched_life_loss_restarts_stack_under_atari100k():
     assert r.life_lost[0] and r.terminal[0] and not r.done[0]
     assert (r.obs[0, ..., :3] == 0).all()
     np.testing.assert_array_equal(r.obs[0, ..., 3], r.final_frame[0])
+
+
+def test_get_state_set_state_continues_identically():
+    env = AtariEnv("Pong", protocol="dqn_replay", seed=11)  # sticky actions: RNG must travel
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        env.step(int(rng.integers(6)))
+    snap = env.get_state()
+    actions = rng.integers(6, size=40)
+    want = [env.step(int(a)).obs for a in actions]
+    other = AtariEnv("Pong", protocol="dqn_replay", seed=99)
+    other.reset()
+    other.set_state(json.loads(json.dumps(snap)))
+    got = [other.step(int(a)).obs for a in actions]
+    np.testing.assert_array_equal(np.stack(got), np.stack(want))
+    assert other.episode_step == env.episode_step == 70
+    with pytest.raises(ValueError, match="snapshot of Breakout"):
+        AtariEnv("Pong").set_state({**snap, "game": "Breakout"})

@@ -30,6 +30,7 @@ because the transition is terminal).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 from typing import NamedTuple
@@ -221,6 +222,38 @@ class AtariEnv:
         self.episode_step = 0
         self.last_noops = 0
         self._needs_reset = True
+
+    def get_state(self) -> dict:
+        """Exact, JSON-serialisable snapshot (emulator with its RNG, no-op RNG, screens, counters).
+
+        `set_state` on an env of the same game and protocol continues bit-identically, sticky
+        actions included (for resuming training runs).
+        """
+        return {
+            "game": self.game,
+            "ale": base64.b64encode(self._ale.cloneState(include_rng=True).serialize()).decode(),
+            "rng": self._rng.bit_generator.state,
+            "screens": [base64.b64encode(s.tobytes()).decode() for s in self._screens],
+            "lives": int(self.lives),
+            "episode_step": int(self.episode_step),
+            "last_noops": int(self.last_noops),
+            "needs_reset": bool(self._needs_reset),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restores a snapshot taken by `get_state`."""
+        from ale_py import ALEState
+
+        if state["game"] != self.game:
+            raise ValueError(f"snapshot of {state['game']} cannot restore a {self.game} env")
+        self._ale.restoreState(ALEState(base64.b64decode(state["ale"])))
+        self._rng.bit_generator.state = state["rng"]
+        for screen, data in zip(self._screens, state["screens"]):
+            screen[...] = np.frombuffer(base64.b64decode(data), np.uint8).reshape(screen.shape)
+        self.lives = int(state["lives"])
+        self.episode_step = int(state["episode_step"])
+        self.last_noops = int(state["last_noops"])
+        self._needs_reset = bool(state["needs_reset"])
 
     def reset(self) -> np.ndarray:
         """Starts a new episode (plus random no-ops under atari100k). Returns uint8 [84, 84]."""
