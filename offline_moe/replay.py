@@ -30,8 +30,9 @@ sampled row t of the cache, with K = stack and n = n_step:
 * Row t is sampleable ("valid") iff it is not observation-only and either a terminal lies in
   rows t..t+n-1 of its episode, or rows t+1..t+n all exist in its episode (so the stack at
   t+n is real). So a window that runs past a truncated episode end is never sampled as if the
-  episode continued: the last n-1 transitions of a truncated episode are dropped for n-step
-  horizon n (none are dropped for n = 1 when the final observation was stored).
+  episode continued: the last n-1 transitions of a truncated episode whose final frame was
+  stored are not sampled (none for n = 1); without a stored final frame, its last transition
+  is lost as well.
 
 Worked example (observation = reward = step index in the episode; "z" is a zero frame).
 Episode A: rows 0-3 hold steps 0..3, row 3 is terminal. Episode B: rows 4-7 hold steps 0..3,
@@ -44,8 +45,8 @@ K = 4, n = 3, gamma = 0.5:
     2  yes    [z, A0, A1, A2] 2  2 + .5*3 = 3.5            0 (hit)   [A0,A1,A2,A3]*  0
     3  yes    [A0, A1, A2, A3] 1 3                         0 (hit)   [A0,A1,A2,A3]*  0
     4  yes    [z, z, z, B0]   3  0 + .5*1 + .25*2 = 1      0.125     [B0,B1,B2,B3]   0 (obs-only)
-    5  no     rows 6, 7, 8 needed; row 8 is not in episode B
-    6  no     rows 7, 8, 9 needed
+    5  no     next_obs would be the stack at row 8, which is not in episode B
+    6  no     next_obs would be the stack at row 9
     7  no     observation-only
 
     * terminal window: the stack at the terminal row 3 (t+L = 4 is outside episode A).
@@ -53,7 +54,7 @@ K = 4, n = 3, gamma = 0.5:
 With n = 1 rows 5 and 6 become valid too (next_obs = the stack at row 6 and row 7).
 
 The pure helpers `episode_start_rows`, `valid_indices`, `stack_indices`, `gather_stacks` and
-`nstep_targets` hold the rules above and are shared with the online replay.
+`nstep_targets` hold the rules above and are public for reuse by other replays.
 """
 
 from __future__ import annotations
