@@ -300,6 +300,26 @@ def _host(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
+def build(config: ml_collections.ConfigDict) -> tuple[RunConfig, str, online.OnlineAgent]:
+    """(run config, canonical game name, agent) from a full config."""
+    rc = run_config(config)
+    game = atari.canonical_game(rc.game)
+    num_actions = atari.num_actions(game, rc.protocol)
+    return rc, game, online.OnlineAgent(agent_config(config, num_actions))
+
+
+def restore_state(workdir: str, iteration: int | None = None) -> tuple[online.OnlineState, dict]:
+    """The OnlineState (seeds stacked) and meta of a run's checkpoint (default: the latest)."""
+    rd = RunDir(workdir)
+    rc, _, agent = build(ml_collections.ConfigDict(rd.read_config()))
+    init_fn, _, _ = compiled_fns(agent, rc.num_seeds)
+    template = init_fn(jax.random.PRNGKey(rc.seed))
+    try:
+        return rd.restore_checkpoint(template, iteration)
+    finally:
+        rd.close()
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict | None,
     workdir: str,
@@ -331,10 +351,7 @@ def train_and_evaluate(
     else:
         rd.write_config(json.loads(config.to_json()))
 
-    rc = run_config(config)
-    game = atari.canonical_game(rc.game)
-    num_actions = atari.num_actions(game, rc.protocol)
-    agent = online.OnlineAgent(agent_config(config, num_actions))
+    rc, game, agent = build(config)
     init_fn, step_fn, eval_act = compiled_fns(agent, rc.num_seeds)
 
     state = init_fn(jax.random.PRNGKey(rc.seed))

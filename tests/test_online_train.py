@@ -1,0 +1,125 @@
+"""End-to-end checks of the online track on a real game (Breakout, Atari 100k protocol)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from offline_moe import train_online
+from offline_moe.configs import der, drq_eps
+from offline_moe.envs import atari
+from offline_moe.rundir import RunDir
+
+
+def _tiny(config_module, **overrides):
+    """The smoke config, shrunk further: 2 iterations of 40 agent steps, updates from step 24."""
+    c = config_module.get_config("smoke")
+    c.total_steps = 80
+    c.iteration_steps = 40
+    c.min_replay = 24
+    c.log_every = 20
+    c.eval_episodes = 1
+    c.eval_max_steps = 15
+    c.replay_capacity = 128
+    for k, v in overrides.items():
+        c[k] = v
+    return c
+
+
+def _lines(path, drop=("steps_per_sec",)):
+    out = []
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            out.append({k: v for k, v in rec.items() if k not in drop})
+    return out
+
+
+def _assert_same_run(dir_a, dir_b):
+    state_a, meta_a = train_online.restore_state(dir_a)
+    state_b, meta_b = train_online.restore_state(dir_b)
+    leaves_a = jax.tree_util.tree_leaves_with_path(state_a)
+    leaves_b = jax.tree_util.tree_leaves(state_b)
+    for (path, a), b in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+    assert meta_a["actors"] == meta_b["actors"]
+    assert _lines(f"{dir_a}/metrics.jsonl") == _lines(f"{dir_b}/metrics.jsonl")
+    assert _lines(f"{dir_a}/eval.jsonl") == _lines(f"{dir_b}/eval.jsonl")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config_module,torso",
+    [(der, None), (drq_eps, "tests.toy_torso:ToyTorso")],
+    ids=["der", "drq_eps-plugin-torso"],
+)
+def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, torso):
+    config = _tiny(config_module)
+    if torso is not None:
+        config.torso.name = torso
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    summary = train_online.train_and_evaluate(config, a)
+    assert summary["done"] and len(summary["final_return"]) == 1
+
+    partial = train_online.train_and_evaluate(config, b, stop_after_iterations=1)
+    assert partial == {"done": False, "iteration": 1}
+    # A crash in the middle of iteration 2 leaves lines of it behind; resume drops them.
+    with open(f"{b}/metrics.jsonl", "a") as f:
+        f.write(json.dumps({"iteration": 2, "step": 60, "loss": [1.0]}) + "\n{broken")
+    resumed = train_online.train_and_evaluate(None, b)  # --workdir alone
+    assert resumed["done"]
+    _assert_same_run(a, b)
+
+    state, meta = train_online.restore_state(a)
+    assert int(state.replay.count[0]) == config.total_steps
+    assert int(state.train.step[0]) == config.total_steps - config.min_replay
+    assert meta["torso"]["name"] == config.torso.name
+    evals = RunDir(a).read_evals()
+    assert [e["step"] for e in evals] == [40, 80] and evals[-1]["episodes"] == [1]
+    # A finished run is not re-run.
+    assert train_online.train_and_evaluate(None, a) == RunDir(a).read_summary()
+
+
+def test_actor_loop_life_loss_is_terminal_for_learning_only():
+    """Breakout under atari100k: a lost life sets terminal + a new learning episode (zeroed
+    stack) while the game, its return and its step count go on; no-op starts are in [0, 30)."""
+    rc = train_online.run_config(_tiny(der, num_seeds=1))
+    actors = train_online.Actors.create(rc, "Breakout")
+    env = actors.envs[0]
+    assert 0 <= env.last_noops < 30
+    rng = np.random.default_rng(0)
+    life_losses = 0
+    for _ in range(2000):
+        lives_before = env.lives
+        actors.step(rng.integers(0, env.num_actions, size=1))
+        if actors.game_starts[0][1:]:
+            break
+        if env.lives < lives_before:
+            life_losses += 1
+            assert actors.terminal[0] and actors.first[0]
+            assert actors.ep_length[0] == actors.t  # same game: no reset happened
+        else:
+            assert not actors.first[0]
+    assert life_losses >= 1
+    assert actors.game_starts[0][1:] and actors.game_overs[0] == [actors.game_starts[0][1] - 1]
+    assert actors.finished[0]  # the game's return was recorded once, at game over
+    # A new game: fresh no-ops, first frame flagged.
+    assert actors.first[0] and 0 <= env.last_noops < 30
+
+
+def test_eval_counts_whole_games_with_noise_off():
+    """Evaluation plays one game per parallel emulator; capped games count with their return."""
+    config = _tiny(der, eval_episodes=2, eval_max_steps=10)
+    rc, game, agent = train_online.build(config)
+    init_fn, _, eval_act = train_online.compiled_fns(agent, rc.num_seeds)
+    state = init_fn(jax.random.PRNGKey(0))
+    returns, episodes = train_online.evaluate(
+        eval_act, state.train.params, game=game, rc=rc, iteration=1, num_episodes=2
+    )
+    assert returns.shape == (1,) and episodes.tolist() == [2]
+    again, _ = train_online.evaluate(
+        eval_act, state.train.params, game=game, rc=rc, iteration=1, num_episodes=2
+    )
+    np.testing.assert_array_equal(returns, again)  # deterministic given seed and iteration
+    assert atari.num_actions(game, "atari100k") == agent.config.num_actions
