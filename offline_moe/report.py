@@ -393,6 +393,11 @@ def analyse_group(agent, protocol, cells, *, reps, seed, warnings, scores) -> Gr
                 f"only the {len(games)} games every variant has"
             )
     seed_counts = {len(cells[g][v].final) for g in games for v in variants}
+    if seed_counts and min(seed_counts) < 2:
+        warnings.append(
+            f"{agent}: a game has a single seed; stratified-bootstrap CIs cannot reflect "
+            "seed-to-seed variation there (zero-width where every game has one seed)"
+        )
     if len(seed_counts) > 1:
         warnings.append(
             f"{agent}: unequal seeds per game ({sorted(seed_counts)}); each variant's matrix "
@@ -464,10 +469,10 @@ def verdict(result: GroupResult) -> list[str]:
     # Measured ordering by IQM of final scores.
     iqm = {v: result.aggregates[(v, "final")]["iqm"] for v in result.variants}
     order = sorted(result.variants, key=lambda v: -iqm[v][0])
-    lines.append(
-        "- Measured ordering (IQM of final scores): "
-        + " > ".join(f"{v} ({_fmt(iqm[v][0])})" for v in order)
-    )
+    text = f"{order[0]} ({_fmt(iqm[order[0]][0])})"
+    for prev, v in zip(order, order[1:]):
+        text += (" > " if iqm[prev][0] > iqm[v][0] else " = ") + f"{v} ({_fmt(iqm[v][0])})"
+    lines.append("- Measured ordering (IQM of final scores): " + text)
     top = order[0]
     if len(order) > 1:
         separated = all(iqm[top][1] > iqm[v][2] for v in order[1:])
@@ -483,6 +488,9 @@ def verdict(result: GroupResult) -> list[str]:
     for f in entries:
         fig = f.get("figure", "?")
         best = f.get("best")
+        for key, when in (("claims_at_100k", "at 100k steps"), ("claims_long", "longer runs")):
+            if f.get(key):
+                lines.append(f"- Paper ({fig}), {when}: {f[key]}.")
         if best:
             labels = [v for v in result.variants if v.split("[")[0] == best]
             if not labels:
@@ -522,7 +530,8 @@ def verdict(result: GroupResult) -> list[str]:
         ours = result.aggregates[(BASELINE, "final")]["iqm"]
         lines.append(
             f"- Published Atari 100k IQM of {name}: {published['iqm'][name]:.3f} (BBF Table A.1, "
-            f"26 games); measured baseline: {_fmt_ci(*ours)} on {len(result.games)} games."
+            f"26 games); measured baseline: {_fmt_ci(*ours)} on {len(result.games)} games "
+            "(comparable only for the full 26-game suite at 100k steps)."
         )
     return lines
 
