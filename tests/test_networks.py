@@ -19,6 +19,7 @@ from offline_moe.networks import (
     preprocess_obs,
     register_torso,
     temporary_torso,
+    torso_from_config,
     torso_kwarg_names,
     torso_param_count,
 )
@@ -230,6 +231,10 @@ def test_filter_torso_kwargs():
     assert filter_torso_kwargs(TOY, block) == {}
     for name in list_torsos():
         make_torso(name, **filter_torso_kwargs(name, block))  # every torso accepts its part
+    torso = torso_from_config({**block, "name": "top1_moe"})
+    assert torso.load_weight == 1.0 and torso.tokenization == "per_feat"
+    with pytest.raises(TorsoError, match="'name'"):
+        torso_from_config({"encoder": "impala"})
 
 
 def test_networks_import_no_tensorflow():

@@ -23,6 +23,7 @@ from offline_moe.networks.registry import (
     make_torso,
     register_torso,
     temporary_torso,
+    torso_from_config,
     torso_kwarg_names,
     torso_param_count,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "preprocess_obs",
     "register_torso",
     "temporary_torso",
+    "torso_from_config",
     "torso_kwarg_names",
     "torso_param_count",
 ]

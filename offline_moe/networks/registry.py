@@ -134,6 +134,17 @@ def make_torso(name_or_path: str, **kwargs) -> nn.Module:
     return module
 
 
+def torso_from_config(block: Mapping[str, Any]) -> nn.Module:
+    """Builds the torso a flat config block names: `make_torso(block['name'], **accepted)`.
+
+    Keys the torso does not accept (e.g. `num_experts` for `baseline`) are dropped.
+    """
+    if "name" not in block:
+        raise TorsoError(f"torso config block needs a 'name' key, got keys {sorted(block)}")
+    name = block["name"]
+    return make_torso(name, **filter_torso_kwargs(name, block))
+
+
 def count_params(tree) -> int:
     """Number of scalars in a parameter pytree."""
     return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))
