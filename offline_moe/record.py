@@ -13,10 +13,11 @@ data_dir=DATA_DIR)`, and `offline_moe.ingest` reads it unchanged::
         --data_dir=data/rlds --percent=100 --out=data/Pong_local
 
 `--steps` counts agent steps (transitions) in total; they are split evenly over
-`--checkpoints` splits `checkpoint_00, checkpoint_01, ...`. An episode never spans two
-splits: when a split's budget runs out mid-episode that episode is truncated (is_last
-without is_terminal) and the next split starts a new game. Episodes that reach the step cap
-are truncated the same way.
+`--checkpoints` splits `checkpoint_00, checkpoint_01, ...`. Each split is played by its own
+environment and policy, seeded from (`--seed`, split index), so splits are independent and
+reproducible one by one. An episode never spans two splits: when a split's budget runs out
+mid-episode that episode is truncated (is_last without is_terminal). Episodes that reach the
+step cap are truncated the same way.
 
 Policies (`--policy`):
   random      uniform over the minimal action set.
@@ -36,6 +37,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -97,6 +99,63 @@ def split_budget(steps: int, checkpoints: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(int(checkpoints))]
 
 
+def split_seed(seed: int, checkpoint: int) -> int:
+    """Seed of ALE and the policy for one checkpoint split (independent streams per split)."""
+    return int(np.random.SeedSequence([int(seed), int(checkpoint)]).generate_state(1)[0] >> 1)
+
+
+def record_split(
+    game: str,
+    checkpoint: int,
+    budget: int,
+    *,
+    policy: str = "random",
+    seed: int = 0,
+    eps: float = 0.1,
+    max_episode_steps: int | None = None,
+    with_clipped: bool = False,
+) -> Iterator[dict]:
+    """Plays `budget` agent steps for split `checkpoint`; yields RLDS episode dicts.
+
+    One fresh environment and policy per split, seeded by `split_seed(seed, checkpoint)`, so
+    a split can be generated (and replayed) on its own. The last episode is truncated when
+    the budget runs out.
+    """
+    from offline_moe.envs.atari import AtariEnv
+
+    games_lib.check_game(game)
+    sub_seed = split_seed(seed, checkpoint)
+    env = AtariEnv(game, protocol="dqn_replay", seed=sub_seed, max_episode_steps=max_episode_steps)
+    agent = make_policy(policy, env.num_actions, np.random.default_rng(sub_seed), eps)
+    episode_id = 0
+    while budget > 0:
+        frames = [env.reset()]
+        actions: list[int] = []
+        rewards: list[float] = []
+        terminated = False
+        while budget > 0:
+            action = agent.act()
+            result = env.step(action)
+            agent.observe(action, result.reward)
+            actions.append(action)
+            rewards.append(result.reward)
+            frames.append(result.obs)
+            budget -= 1
+            if result.terminated or result.truncated:
+                terminated = result.terminated
+                break
+        yield rlu_format.make_episode(
+            np.stack(frames),
+            np.asarray(actions),
+            np.asarray(rewards, np.float32),
+            terminated=terminated,
+            checkpoint_id=checkpoint,
+            episode_id=episode_id,
+            with_clipped=with_clipped,
+        )
+        episode_id += 1
+
+
 def record(
     game: str,
     steps: int,
@@ -122,7 +181,7 @@ def record(
       policy: 'random' or 'eps_greedy' (module docstring).
       checkpoints: number of splits `checkpoint_00..`; steps are divided evenly.
       run: run index in the config name.
-      seed: seeds ALE and the policy.
+      seed: seeds ALE and the policy (per split: `split_seed(seed, checkpoint)`).
       eps: exploration probability of 'eps_greedy'.
       name: dataset name (default 'rlu_atari_local'; use 'rlu_atari_checkpoints_ordered' to
         stand in for the public dataset under a separate data dir).
@@ -133,18 +192,17 @@ def record(
 
     Returns:
       A summary dict: dataset_dir, game, run, steps, episodes (per split), terminated
-      episodes, returns (per episode), actions (num_actions).
+      episodes, returns (per episode, in order), num_actions.
     """
-    from offline_moe.envs.atari import AtariEnv
+    from offline_moe.envs.atari import num_actions
 
     games_lib.check_game(game)
+    make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
     if checkpoints < 1:
         raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
     if steps < checkpoints:
         raise ValueError(f"--steps: expected at least one step per split (>= {checkpoints})")
-    env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=max_episode_steps)
-    rng = np.random.default_rng(seed)
-    agent = make_policy(policy, env.num_actions, rng, eps)
+    actions = num_actions(game, protocol="dqn_replay")
     description = json.dumps(
         {
             "recorder": "offline_moe.record",
@@ -155,10 +213,9 @@ def record(
             "seed": seed,
             "steps": steps,
             "protocol": "dqn_replay",
-            "num_actions": env.num_actions,
+            "num_actions": actions,
         }
     )
-    budgets = split_budget(steps, checkpoints)
     returns: list[float] = []
     terminated_count = 0
     done_steps = 0
@@ -173,40 +230,22 @@ def record(
         overwrite=overwrite,
         description=description,
     ) as writer:
-        for ckpt, budget in enumerate(budgets):
-            episode_id = 0
-            while budget > 0:
-                frames = [env.reset()]
-                actions: list[int] = []
-                rewards: list[float] = []
-                terminated = False
-                while budget > 0:
-                    action = agent.act()
-                    result = env.step(action)
-                    agent.observe(action, result.reward)
-                    actions.append(action)
-                    rewards.append(result.reward)
-                    frames.append(result.obs)
-                    budget -= 1
-                    done_steps += 1
-                    if result.terminated or result.truncated:
-                        terminated = result.terminated
-                        break
-                writer.add_episode(
-                    ckpt,
-                    rlu_format.make_episode(
-                        np.stack(frames),
-                        np.asarray(actions),
-                        np.asarray(rewards, np.float32),
-                        terminated=terminated,
-                        checkpoint_id=ckpt,
-                        episode_id=episode_id,
-                        with_clipped=with_clipped,
-                    ),
-                )
-                episode_id += 1
-                returns.append(float(np.sum(rewards)))
-                terminated_count += int(terminated)
+        for ckpt, budget in enumerate(split_budget(steps, checkpoints)):
+            for episode in record_split(
+                game,
+                ckpt,
+                budget,
+                policy=policy,
+                seed=seed,
+                eps=eps,
+                max_episode_steps=max_episode_steps,
+                with_clipped=with_clipped,
+            ):
+                writer.add_episode(ckpt, episode)
+                t = len(episode["steps"]["action"]) - 1
+                done_steps += t
+                returns.append(float(episode["steps"]["reward"][:t].sum()))
+                terminated_count += int(episode["steps"]["is_terminal"][-1])
                 if progress:
                     rate = done_steps / max(time.perf_counter() - start, 1e-9)
                     sys.stderr.write(
@@ -225,7 +264,7 @@ def record(
         "episodes": {rlu_format.split_name(k): v for k, v in episodes.items()},
         "terminated_episodes": terminated_count,
         "returns": returns,
-        "num_actions": env.num_actions,
+        "num_actions": actions,
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 from offline_moe.cache import load_cache
 from offline_moe.data import rlu_format
 from offline_moe.ingest import ingest
-from offline_moe.record import EpsGreedyBanditPolicy, record, split_budget
+from offline_moe.record import EpsGreedyBanditPolicy, record, split_budget, split_seed
 
 STEPS, CAP, SEED = 300, 100, 7
 
@@ -32,6 +32,7 @@ def recorded(tmp_path_factory):
 def test_split_budget_and_policy():
     assert split_budget(301, 2) == [151, 150]
     assert split_budget(4, 4) == [1, 1, 1, 1]
+    assert len({split_seed(0, 0), split_seed(0, 1), split_seed(1, 0)}) == 3
     policy = EpsGreedyBanditPolicy(3, np.random.default_rng(0), eps=0.0)
     policy.observe(2, 1.0)
     policy.observe(0, -1.0)
@@ -84,12 +85,16 @@ def test_ingest_recording_frames_match_replay(recorded, tmp_path):
     assert starts == [0, CAP + 1, 152, 152 + CAP + 1]
     assert np.flatnonzero(arrays["observation_only"]).tolist() == [CAP, 151, 152 + CAP, 303]
     assert not arrays["terminal"].any()
-    # Replaying the recorded actions in a fresh env with the same seed reproduces every frame.
-    env = AtariEnv("Pong", protocol="dqn_replay", seed=SEED, max_episode_steps=CAP)
+    # Replaying the recorded actions in a fresh env with the split's seed reproduces every
+    # frame (episodes 0-1 are split checkpoint_00, episodes 2-3 checkpoint_01).
     frames = np.asarray(arrays["observation"])
     ends = starts[1:] + [len(frames)]
     returns = []
-    for start, end in zip(starts, ends):
+    for k, (start, end) in enumerate(zip(starts, ends)):
+        if k % 2 == 0:
+            env = AtariEnv(
+                "Pong", protocol="dqn_replay", seed=split_seed(SEED, k // 2), max_episode_steps=CAP
+            )
         np.testing.assert_array_equal(env.reset(), frames[start])
         total = 0.0
         for row in range(start, end - 1):
