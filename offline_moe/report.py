@@ -453,6 +453,13 @@ def _load_json(name: str) -> dict:
         return {}
 
 
+def _same_number(a, b) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
 def verdict(result: GroupResult) -> list[str]:
     """Markdown lines comparing the measured ordering with the paper's stated finding."""
     findings = _load_json(FINDINGS_JSON)
@@ -461,7 +468,7 @@ def verdict(result: GroupResult) -> list[str]:
         f
         for f in findings.get("offline", []) + findings.get("low_data", [])
         if f.get("agent") == result.agent
-        and (percent is None or "percent" not in f or str(f["percent"]) == str(percent))
+        and (percent is None or "percent" not in f or _same_number(f["percent"], percent))
     ]
     lines = []
     if not result.aggregates:

@@ -170,3 +170,15 @@ def test_png_reader_rejects_non_png(tmp_path):
 
 def test_unknown_game_error_in_stats_is_what_report_catches():
     assert issubclass(stats.UnknownGameError, KeyError)
+
+
+def test_verdict_matches_paper_entry_by_agent_and_fraction(tmp_path):
+    root = tmp_path / "runs"
+    for agent in ("cql", "cql_c51"):
+        for game in ("Pong", "Breakout"):
+            make_run(root, agent, game, "baseline", 0, [[0.0, 1.0]], percent=10.0)
+            make_run(root, agent, game, "soft_moe", 0, [[5.0, 6.0]], percent=10.0)
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    cql, c51 = text.split("## cql_c51")
+    assert "The paper states no finding for cql at percent=10.0" in cql
+    assert "Paper (Fig. 17 (appendix)): `soft_moe` best" in c51 and "**agrees**" in c51
