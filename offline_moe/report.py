@@ -580,7 +580,8 @@ def plot_curves(result: GroupResult, path: Path) -> None:
     games = sorted(result.cells)
     cols = min(4, len(games))
     rows = math.ceil(len(games) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    width = 3.6 * cols + 1.8  # room on the right for the legend
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows), squeeze=False)
     for ax, game in zip(axes.flat, games):
         for i, variant in enumerate(_order_variants(result.cells[game])):
             cell = result.cells[game][variant]
@@ -601,7 +602,7 @@ def plot_curves(result: GroupResult, path: Path) -> None:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.suptitle(f"{result.label}: evaluation return (mean +- std over seeds)")
-    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.tight_layout(rect=(0, 0, 1 - 1.8 / width, 1))
     fig.legend(handles, labels, loc="center right", fontsize=7)
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -617,10 +618,12 @@ def plot_profiles(result: GroupResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for i, v in enumerate(result.variants):
         m = result.matrices[(v, "final")]
-        ax.plot(taus, stats.performance_profile(m, taus), color=f"C{i}", label=v)
+        prof, lo, hi_band = stats.performance_profile_ci(m, taus, reps=500)
+        ax.plot(taus, prof, color=f"C{i}", label=v)
+        ax.fill_between(taus, lo, hi_band, color=f"C{i}", alpha=0.15)
     ax.set_xlabel("human-normalised score tau")
     ax.set_ylabel("fraction of runs with score > tau")
-    ax.set_title(f"{result.label}: performance profile (final)")
+    ax.set_title(f"{result.label}: performance profile (final, 95% bands)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

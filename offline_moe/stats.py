@@ -255,6 +255,22 @@ def probability_of_improvement_ci(
     return float(probability_of_improvement(x, y)), float(lower), float(upper)
 
 
+def performance_profile_ci(
+    scores, taus, *, reps: int = 2_000, size: float = 0.95, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run-score profile at each tau with pointwise stratified-bootstrap percentile bands.
+
+    Returns:
+      (profile [K], lower [K], upper [K]) for K = len(taus).
+    """
+    x = np.asarray(scores, dtype=np.float64)
+    rs = np.random.RandomState(seed)
+    values = performance_profile(_resample_runs(rs, x, reps), taus)  # [reps, K]
+    alpha = (1.0 - size) / 2
+    lower, upper = np.percentile(values, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return performance_profile(x, taus), lower, upper
+
+
 def aggregate_table(
     scores: np.ndarray,
     *,

@@ -166,3 +166,10 @@ def test_suites():
     assert suites.get_suite("Pong,Breakout") == ("Pong", "Breakout")
     with pytest.raises(KeyError, match="offline_paper"):
         suites.get_suite("nope")
+
+
+def test_performance_profile():
+    # Pooled SMALL scores 0..7: fraction > 2.5 is 5/8, > -1 is 1, > 7 is 0.
+    np.testing.assert_allclose(stats.performance_profile(SMALL, [-1.0, 2.5, 7.0]), [1, 5 / 8, 0])
+    prof, lo, hi = stats.performance_profile_ci(SMALL, [2.5], reps=200)
+    assert lo[0] <= prof[0] <= hi[0]
