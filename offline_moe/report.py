@@ -215,6 +215,28 @@ def load_runs(root: str | os.PathLike, warnings: list[str] | None = None) -> lis
     return runs
 
 
+def missing_from_grid(grid_file: Path) -> list[str]:
+    """Warnings for runs listed in a sweep's grid file whose directory has no config.json."""
+    try:
+        entries = json.loads(Path(grid_file).read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"unreadable sweep grid file {grid_file}"]
+    missing = [
+        e["workdir"]
+        for e in entries
+        if not (grid_file.parent / e["workdir"] / "config.json").is_file()
+    ]
+    if not missing:
+        return []
+    shown = ", ".join(missing[:10]) + (
+        f", ... ({len(missing)} in all)" if len(missing) > 10 else ""
+    )
+    return [
+        f"missing runs: {len(missing)} of the {len(entries)} runs in {grid_file} "
+        f"never started: {shown}"
+    ]
+
+
 def assign_variants(runs: Sequence[Run]) -> None:
     """Labels each run by torso name plus the torso kwargs that vary among runs of that name
     within one agent, e.g. 'soft_moe[num_experts=4]'."""
@@ -752,6 +774,8 @@ def write_report(
         runs = load_runs(root, warnings)
         if not runs:
             warnings.append(f"no run directories (config.json) found under {root}")
+        for grid in sorted(root.rglob("sweep_grid.json")):
+            warnings += missing_from_grid(grid)
     runs = list(runs)
     groups = build_groups(runs, include_unfinished=include_unfinished, warnings=warnings)
     results = [

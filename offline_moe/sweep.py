@@ -14,7 +14,8 @@ A finished run (``summary.json`` with ``"done": true``) is skipped. Any other ru
 or resumed: the trainer resumes from the last checkpoint when re-invoked with the same
 ``--workdir``. ``--print`` writes one shell command per run (the whole grid, finished or
 not) to stdout instead of running, for a cluster scheduler; commands use paths relative to the
-repository root, so run them from there. Logs of local runs go to ``ROOT/_logs/``.
+repository root, so run them from there. Logs of local runs go to ``ROOT/_logs/``; the grid is
+recorded in ``ROOT/sweep_grid.json`` so the report can name runs that never started.
 """
 
 from __future__ import annotations
@@ -273,6 +274,40 @@ def run_sweep(
     return result
 
 
+GRID_FILE = "sweep_grid.json"
+
+
+def record_grid(root: str | os.PathLike, specs: Sequence[RunSpec]) -> Path:
+    """Adds the specs' run directories to ROOT/sweep_grid.json (merged with earlier sweeps).
+
+    The report reads this file to warn about runs of the grid that never started.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / GRID_FILE
+    try:
+        entries = {e["workdir"]: e for e in json.loads(path.read_text()).get("runs", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = {}
+    for spec in specs:
+        rel = os.path.relpath(spec.workdir, root)
+        entries[rel] = {
+            "workdir": rel,
+            "agent": spec.agent,
+            "game": spec.game,
+            "torso": spec.torso.name,
+            "torso_kwargs": dict(spec.torso.kwargs),
+            "seed": spec.seed,
+            "num_seeds": spec.num_seeds,
+        }
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(
+        json.dumps({"runs": sorted(entries.values(), key=lambda e: e["workdir"])}, indent=1)
+    )
+    os.replace(tmp, path)
+    return path
+
+
 def log_path_for(spec: RunSpec) -> Path:
     """ROOT/_logs/<agent>__<game>__<variant>__<seeds>.log (workdir = ROOT/a/g/v/seeds)."""
     workdir = Path(spec.workdir)
@@ -332,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[sweep] warning: offline agent {agent} on suite atari100k", file=sys.stderr)
         if args.suite in ("offline_paper", "rlu46") and agent in suites.ONLINE_AGENTS:
             print(f"[sweep] warning: online agent {agent} on offline suite", file=sys.stderr)
+    record_grid(args.root, specs)
     if args.print_only:
         for spec in specs:
             python = args.python or "python"

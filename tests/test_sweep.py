@@ -91,6 +91,11 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
         for t in ("baseline", "soft_moe", "top1_moe")
     }
     assert len(lines) == len(expected) == 12 and got == expected
+    # The grid is recorded, so the report names the runs that never started.
+    grid = json.loads((root / sweep.GRID_FILE).read_text())["runs"]
+    assert len(grid) == 12
+    text = report.write_report(root, tmp_path / "report", reps=10, plots=False)
+    assert "missing runs: 12 of the 12 runs" in text
 
 
 def test_seed_groups_and_torso_variants(tmp_path):
