@@ -276,7 +276,6 @@ def _group_label(agent: str, protocol) -> str:
 
 def build_groups(runs: Sequence[Run], *, include_unfinished: bool, warnings: list[str]):
     """{(agent, protocol): {game: {variant: Cell}}} with warnings for everything dropped."""
-    assign_variants(runs)
     by_agent = defaultdict(list)
     for run in runs:
         by_agent[run.agent].append(run)
@@ -293,6 +292,7 @@ def build_groups(runs: Sequence[Run], *, include_unfinished: bool, warnings: lis
             cells: dict = defaultdict(dict)
             seen = {}
             members = [r for r in agent_runs if r.protocol == protocol]
+            assign_variants(members)  # labels only show what varies inside this table
             members.sort(key=lambda r: (not r.done, str(r.path)))  # finished runs win duplicates
             for run in members:
                 if not run.done:
@@ -388,6 +388,7 @@ class GroupResult:
     poi: dict  # {(variant, kind): (point, lo, hi)} vs baseline
     matrices: dict  # {(variant, kind): [R, T]}
     cells: dict
+    baseline: str | None = None  # the variant P(improvement) compares against
 
 
 def analyse_group(agent, protocol, cells, *, reps, seed, warnings, scores) -> GroupResult:
@@ -432,7 +433,7 @@ def analyse_group(agent, protocol, cells, *, reps, seed, warnings, scores) -> Gr
                 m = _normalised_matrix_with(cells, games, v, kind, scores)
                 matrices[(v, kind)] = m
                 aggregates[(v, kind)] = stats.aggregate_table(m, reps=reps, seed=seed)
-        base = next((v for v in variants if v == BASELINE), None)
+        base = pick_baseline(variants)
         if base is None:
             warnings.append(f"{agent}: no '{BASELINE}' torso runs; no probability of improvement")
         else:
@@ -453,7 +454,18 @@ def analyse_group(agent, protocol, cells, *, reps, seed, warnings, scores) -> Gr
         poi=poi,
         matrices=matrices,
         cells=cells,
+        baseline=base if games else None,
     )
+
+
+def pick_baseline(variants: Sequence[str]) -> str | None:
+    """The reference variant for P(improvement): 'baseline', else the unscaled (width=1)
+    baseline, else the first baseline variant; None without baseline runs."""
+    candidates = [v for v in variants if v.split("[")[0] == BASELINE]
+    if BASELINE in candidates:
+        return BASELINE
+    unscaled = [v for v in candidates if "width=1.0" in v or "width=1]" in v or "width=1," in v]
+    return (unscaled or candidates or [None])[0]
 
 
 def _normalised_matrix_with(cells, games, variant, kind, scores) -> np.ndarray:
@@ -555,8 +567,8 @@ def verdict(result: GroupResult) -> list[str]:
             )
     published = _load_json(PUBLISHED_100K_JSON).get("aggregates", {})
     name = published.get("agent_of", {}).get(result.agent)
-    if name and (BASELINE, "final") in result.aggregates:
-        ours = result.aggregates[(BASELINE, "final")]["iqm"]
+    if name and (result.baseline, "final") in result.aggregates:
+        ours = result.aggregates[(result.baseline, "final")]["iqm"]
         lines.append(
             f"- Published Atari 100k IQM of {name}: {published['iqm'][name]:.3f} (BBF Table A.1, "
             f"26 games); measured baseline: {_fmt_ci(*ours)} on {len(result.games)} games "
@@ -669,9 +681,9 @@ def plot_iqm_vs_experts(result: GroupResult, path: Path) -> bool:
         est = np.array([p[1] for p in pts])
         ax.errorbar(n, est[:, 0], yerr=[est[:, 0] - est[:, 1], est[:, 2] - est[:, 0]],
                     marker="o", capsize=4, color=f"C{i}", label=name)  # fmt: skip
-    if (BASELINE, "final") in result.aggregates:
-        b = result.aggregates[(BASELINE, "final")]["iqm"]
-        ax.axhline(b[0], color="k", ls="--", lw=1, label=BASELINE)
+    if (result.baseline, "final") in result.aggregates:
+        b = result.aggregates[(result.baseline, "final")]["iqm"]
+        ax.axhline(b[0], color="k", ls="--", lw=1, label=result.baseline)
         ax.axhspan(b[1], b[2], color="k", alpha=0.08)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("number of experts")
@@ -707,7 +719,7 @@ def _aggregate_md(result: GroupResult) -> str:
                 + [_fmt_ci(*poi) if poi else "--"]
             )
     header = ["variant", "score", "games x seeds"] + list(METRIC_NAMES.values())
-    return _md_table(header + [f"P(> {BASELINE})"], rows)
+    return _md_table(header + [f"P(> {result.baseline or BASELINE})"], rows)
 
 
 def _per_game_rows(result: GroupResult, scores):

@@ -182,3 +182,11 @@ def test_verdict_matches_paper_entry_by_agent_and_fraction(tmp_path):
     cql, c51 = text.split("## cql_c51")
     assert "The paper states no finding for cql at percent=10.0" in cql
     assert "Paper (Fig. 17 (appendix)): `soft_moe` best" in c51 and "**agrees**" in c51
+
+
+def test_scaled_baselines_pick_the_unscaled_one():
+    assert report.pick_baseline(["baseline[width=1.0]", "baseline[width=8.0]", "soft_moe"]) == (
+        "baseline[width=1.0]"
+    )
+    assert report.pick_baseline(["baseline", "soft_moe"]) == "baseline"
+    assert report.pick_baseline(["soft_moe"]) is None
