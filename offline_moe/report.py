@@ -541,7 +541,11 @@ def verdict(result: GroupResult) -> list[str]:
                 lines.append(
                     f"- Paper ({fig}): `{best}` best. Measured: `{top}` best -> "
                     + ("**agrees**" if agrees else "**disagrees**")
-                    + (" (confident)" if len(order) > 1 and separated else " (CIs overlap)")
+                    + (
+                        " (confident)"
+                        if len(order) > 1 and separated
+                        else " (weak: the CIs overlap)"
+                    )
                     + "."
                 )
         for claim in f.get("claims", []):
