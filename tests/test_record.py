@@ -1,6 +1,7 @@
 """Recorder -> TFDS -> ingest on real ALE Pong: counts, boundaries, frames, RLU layout."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -111,3 +112,48 @@ def test_record_refuses_existing_dataset(recorded):
     root, _ = recorded
     with pytest.raises(FileExistsError, match="already exists"):
         record("Pong", 2, root, run=3)
+
+
+def test_tfds_dataset_folder_builds_and_ingests(tmp_path, monkeypatch):
+    import importlib.util
+
+    import tensorflow_datasets as tfds
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "datasets", "rlu_atari_local", "rlu_atari_local_dataset_builder.py")
+    spec = importlib.util.spec_from_file_location("rlu_atari_local_dataset_builder", path)
+    module = importlib.util.module_from_spec(spec)
+    # Importable by name while the test runs (dataclasses and TFDS look the module up).
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    with tfds.core.registered.skip_registration():  # keep the name free for other tests
+        spec.loader.exec_module(module)
+    assert len(module.Builder.BUILDER_CONFIGS) == 46 * 5
+    small = module.LocalAtariConfig(
+        name="Pong_run_4", game="Pong", run=4, steps=40, checkpoints=2, max_episode_steps=15
+    )
+
+    class SmallBuilder(module.Builder, skip_registration=True):
+        __module__ = spec.name  # a top-level module, as `tfds build` loads the folder
+        name = "rlu_atari_local"
+        BUILDER_CONFIGS = [small]
+
+    data_dir = str(tmp_path / "data")
+    builder = SmallBuilder(config="Pong_run_4", data_dir=data_dir)
+    builder.download_and_prepare()
+    assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {
+        "checkpoint_00": 2,  # 20 steps per split, cap 15: episodes of 15 and 5 steps
+        "checkpoint_01": 2,
+    }
+    out = str(tmp_path / "cache")
+    meta = ingest("tfds:rlu_atari_local/Pong_run_4", out, data_dir=data_dir, percent=100)
+    assert meta["num_transitions"] == 40 and meta["num_episodes"] == 4
+    # Same seeds as the recorder: the builder's split 1 equals record_split's.
+    from offline_moe.record import record_split
+
+    arrays, _ = load_cache(out)
+    first = next(record_split("Pong", 1, 20, seed=4, max_episode_steps=15))
+    # Rows: split 0 holds 15 + 1 and 5 + 1 rows (transitions + observation-only), so split
+    # 1's first episode takes rows 22..37 (16 frames: 15 transitions and the final frame).
+    np.testing.assert_array_equal(
+        arrays["observation"][22:38], first["steps"]["observation"][..., 0]
+    )
