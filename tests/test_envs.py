@@ -206,3 +206,14 @@ def test_get_state_set_state_continues_identically():
     assert other.episode_step == env.episode_step == 70
     with pytest.raises(ValueError, match="snapshot of Breakout"):
         AtariEnv("Pong").set_state({**snap, "game": "Breakout"})
+
+
+def test_batched_inactive_envs_are_not_stepped():
+    env = BatchedAtari("Pong", 2, "dqn_replay", seed=0)
+    obs = env.reset()
+    steps_before = [e.episode_step for e in env.envs]
+    r = env.step(np.array([0, 0]), active=np.array([True, False]))
+    assert [e.episode_step for e in env.envs] == [steps_before[0] + 1, steps_before[1]]
+    np.testing.assert_array_equal(r.obs[1], obs[1])
+    np.testing.assert_array_equal(r.final_frame[1], obs[1, ..., -1])
+    assert r.reward[1] == 0 and not r.done[1]

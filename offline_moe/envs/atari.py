@@ -398,20 +398,33 @@ class BatchedAtari:
         self._lengths[:] = 0
         return self._obs()
 
-    def step(self, actions) -> BatchStep:
-        """Steps every env with `actions` int [E]."""
+    def step(self, actions, active=None) -> BatchStep:
+        """Steps every env with `actions` int [E].
+
+        Args:
+          actions: int [E] agent actions.
+          active: optional bool [E]; envs where it is false are not stepped (their stacks stay,
+            reward and flags are zero, `final_frame` is their current last frame). Saves work
+            when only some envs still matter, e.g. at the end of an evaluation.
+        """
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
         e = self.num_envs
+        if active is not None:
+            active = np.asarray(active, bool)
+            if active.shape != (e,):
+                raise ValueError(f"active must have shape ({e},), got {active.shape}")
         reward = np.zeros(e, np.float32)
         flags = {k: np.zeros(e, bool) for k in ("terminal", "done", "terminated", "truncated")}
         life_lost = np.zeros(e, bool)
-        final = np.empty((e, SCREEN_SIZE, SCREEN_SIZE), np.uint8)
+        final = self._stacks[:, -1].copy()
         ep_return = np.zeros(e, np.float32)
         ep_length = np.zeros(e, np.int32)
         restart_on_life_loss = self.protocol.reset_stack_on_life_loss
         for i, env in enumerate(self.envs):
+            if active is not None and not active[i]:
+                continue
             s = env.step(int(actions[i]))
             reward[i] = s.reward
             final[i] = s.obs
