@@ -217,3 +217,7 @@ def test_batched_inactive_envs_are_not_stepped():
     np.testing.assert_array_equal(r.obs[1], obs[1])
     np.testing.assert_array_equal(r.final_frame[1], obs[1, ..., -1])
     assert r.reward[1] == 0 and not r.done[1]
+
+
+def test_benchmark_steps_runs():
+    assert atari.benchmark_steps("Pong", num_envs=2, steps=20) > 0

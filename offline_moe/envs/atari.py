@@ -455,3 +455,28 @@ class BatchedAtari:
             episode_length=ep_length,
             **flags,
         )
+
+
+def benchmark_steps(
+    game: str = "Pong",
+    *,
+    protocol: str | Protocol = "dqn_replay",
+    num_envs: int = 1,
+    steps: int = 2000,
+    seed: int = 0,
+) -> float:
+    """Agent steps per second (all envs together) of `BatchedAtari` under uniform random actions.
+
+    One agent step is 4 emulator frames plus max-pool, resize and stacking; resets included.
+    """
+    import time
+
+    envs = BatchedAtari(game, num_envs, protocol, seed=seed)
+    envs.reset()
+    rng = np.random.default_rng(seed)
+    iters = max(1, steps // num_envs)
+    actions = rng.integers(envs.num_actions, size=(iters, num_envs))
+    t0 = time.perf_counter()
+    for a in actions:
+        envs.step(a)
+    return iters * num_envs / (time.perf_counter() - t0)
