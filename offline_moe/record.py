@@ -261,7 +261,7 @@ def record(
         "game": game,
         "run": run,
         "steps": done_steps,
-        "episodes": {rlu_format.split_name(k): v for k, v in episodes.items()},
+        "episodes": episodes,
         "terminated_episodes": terminated_count,
         "returns": returns,
         "num_actions": actions,

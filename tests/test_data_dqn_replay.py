@@ -6,6 +6,7 @@ checkpoint c has N = 20 rows; frame i is filled with 50 * c + i, action i % 4, r
 """
 
 import gzip
+import re
 import os
 
 import numpy as np
@@ -211,3 +212,22 @@ def test_missing_directory_and_no_logs(tmp_path):
     with pytest.raises(IngestError, match=r"no \$store\$_observation_ckpt"):
         ingest(f"dqn_replay:{tmp_path}", out)
     assert not os.path.exists(out)
+
+
+def test_ingest_command_line(replay_dir, tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = str(tmp_path / "cli_cache")
+    cmd = [sys.executable, "-m", "offline_moe.ingest", f"--source=dqn_replay:{replay_dir}"]
+    args = ["--checkpoints=1", "--percent=60", "--noclip_rewards", f"--out={out}"]
+    proc = subprocess.run(cmd + args, cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "12 transitions" in proc.stdout
+    assert re.search(r"12/12 transitions +[\d,]+/s", proc.stderr)  # the progress line
+    check(out, [(1, 12)], clip=False)
+    proc = subprocess.run(cmd + args, cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    proc = subprocess.run(cmd + ["--help"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert "--percent" in proc.stdout and "first percent" in proc.stdout

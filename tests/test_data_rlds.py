@@ -310,3 +310,18 @@ def test_decode_pngs_roundtrip_and_corrupt_frame():
     pngs[5] = b"\\x89PNG broken"
     with pytest.raises(IngestError, match="ep 9: steps/observation 5 is not a valid"):
         decode_pngs(pngs, where="ep 9")
+
+
+def test_single_train_split_filters_by_checkpoint_id(tmp_path):
+    # The rlu_atari layout: one 'train' split mixing checkpoints (episode field checkpoint_id).
+    root = tmp_path / "data"
+    with rlu_format.RLDSWriter(str(root), game="Pong", run=1, splits=["train"]) as w:
+        for ckpt, (e, n, term) in [(0, LAYOUT[0][0]), (5, LAYOUT[0][1]), (0, LAYOUT[0][2])]:
+            w.add_episode("train", synthetic_episode(e, n, terminated=term, checkpoint=ckpt))
+    out = str(tmp_path / "cache")
+    meta = ingest(f"rlds_dir:{root}", out, percent=100, checkpoints="0")
+    check_cache(out, [LAYOUT[0][0], LAYOUT[0][2]])
+    assert meta["checkpoints"] == [0]
+    out2 = str(tmp_path / "cache2")
+    ingest(f"rlds_dir:{root}", out2, percent=67)  # first int(0.67 * 3) = 2 episodes
+    check_cache(out2, LAYOUT[0][:2])

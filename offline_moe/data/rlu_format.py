@@ -48,6 +48,10 @@ def split_name(checkpoint: int) -> str:
     return f"checkpoint_{int(checkpoint):02d}"
 
 
+def _as_split(split: int | str) -> str:
+    return split if isinstance(split, str) else split_name(split)
+
+
 def split_index(split: str) -> int | None:
     """'checkpoint_03' -> 3; other split names (e.g. 'train') -> None."""
     prefix = "checkpoint_"
@@ -161,7 +165,8 @@ class RLDSWriter:
     Args:
       data_dir: TFDS data dir; the dataset goes to `dataset_dir(data_dir, game, run, name)`.
       game, run: name the config `{game}_run_{run}`.
-      splits: checkpoint indices that will receive episodes (each becomes `checkpoint_XX`).
+      splits: checkpoint indices that will receive episodes (each becomes `checkpoint_XX`),
+        or split names as strings (e.g. 'train', the rlu_atari layout).
       name: dataset name (default 'rlu_atari_local').
       with_clipped: write the older schema with clipped fields.
       overwrite: replace an existing dataset of the same name/config/version.
@@ -175,7 +180,7 @@ class RLDSWriter:
         *,
         game: str,
         run: int,
-        splits: list[int],
+        splits: list[int | str],
         name: str = DEFAULT_NAME,
         with_clipped: bool = False,
         overwrite: bool = False,
@@ -212,16 +217,16 @@ class RLDSWriter:
             self._writer = tfds.core.SequentialWriter(
                 info, max_examples_per_shard=max_episodes_per_shard, overwrite=True
             )
-            self._writer.initialize_splits([split_name(c) for c in splits])
+            self._writer.initialize_splits([_as_split(c) for c in splits])
         except BaseException:
             self.abort()
             raise
-        self.episodes_per_split: dict[int, int] = {int(c): 0 for c in splits}
+        self.episodes_per_split: dict[str, int] = {_as_split(c): 0 for c in splits}
 
-    def add_episode(self, checkpoint: int, episode: Mapping) -> None:
-        """Appends one episode (from `make_episode`) to split `checkpoint_XX`."""
-        self._writer.add_examples({split_name(checkpoint): [episode]})
-        self.episodes_per_split[int(checkpoint)] += 1
+    def add_episode(self, split: int | str, episode: Mapping) -> None:
+        """Appends one episode (from `make_episode`) to `checkpoint_XX` (int) or a named split."""
+        self._writer.add_examples({_as_split(split): [episode]})
+        self.episodes_per_split[_as_split(split)] += 1
 
     def close(self) -> str:
         """Finishes the splits and moves the dataset into place; returns its directory."""
