@@ -6,8 +6,8 @@ checkpoint c has N = 20 rows; frame i is filled with 50 * c + i, action i % 4, r
 """
 
 import gzip
-import re
 import os
+import re
 
 import numpy as np
 import pytest
