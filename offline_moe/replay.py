@@ -304,6 +304,12 @@ class DeviceReplay:
     def num_rows(self) -> int:
         return int(self.observation.shape[0])
 
+    def __repr__(self) -> str:
+        return (
+            f"DeviceReplay(rows={self.num_rows}, valid={self.num_valid}, stack={self.stack}, "
+            f"n_step={self.n_step}, gamma={self.gamma}, game={self.meta.get('game')!r})"
+        )
+
     # -- sampling --------------------------------------------------------------------------
 
     def transitions(self, t: jax.Array) -> dict[str, jax.Array]:
