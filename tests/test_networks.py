@@ -94,6 +94,39 @@ def test_torso_contract(name):
     np.testing.assert_allclose(eager_aux["aux_loss"], aux["aux_loss"], rtol=1e-4, atol=1e-6)
 
 
+# Non-default options, smaller settings: per-sample independence and finite gradients.
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("soft_moe", dict(tokenization="per_feat", normalize_tokens=True)),
+        ("soft_moe", dict(tokenization="per_patch", patch_size=4, capacity_factor=2.0)),
+        ("top1_moe", dict(tokenization="per_feat", importance_weight=1.0, load_weight=1.0)),
+    ],
+)
+def test_torso_options(name, kwargs):
+    torso = make_torso(name, encoder="nature", num_experts=2, expert_width=8, **kwargs)
+    x = _obs(seed=1)
+    params = torso.init(jax.random.key(0), x, train=False)
+
+    def loss(p, x):
+        features, aux = torso.apply(p, x, train=True)
+        return jnp.sum(features**2) + aux["aux_loss"]
+
+    @jax.jit
+    def run(p, x):
+        features, aux = torso.apply(p, x, train=True)
+        singles = [torso.apply(p, x[i : i + 1], train=True)[0] for i in range(BATCH)]
+        return features, aux, singles, jax.grad(loss)(p, x)
+
+    features, aux, singles, grads = run(params, x)
+    for i, single in enumerate(singles):
+        np.testing.assert_allclose(single[0], features[i], rtol=1e-4, atol=1e-5)
+    assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves((features, aux, grads)))
+    np.testing.assert_allclose(aux["expert_usage"].sum(), 1.0, rtol=1e-5)
+    if kwargs.get("importance_weight"):
+        assert float(aux["aux_loss"]) > 0
+
+
 # Feature width D = m * d for every tokenisation (Impala map 11x11x32, Nature 11x11x64), and
 # the baseline's 512 * width. Shapes only (jax.eval_shape), nothing is compiled.
 @pytest.mark.parametrize("encoder,c", [("impala", 32), ("nature", 64)])
