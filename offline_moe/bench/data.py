@@ -14,7 +14,9 @@ as they are on 1M-transition checkpoints).
 Prints one JSON object per line on stdout:
   ingest_transitions_per_s    wall-clock rate, plus `per_cpu_second` = transitions divided
                               by the process's CPU seconds (user + system, all threads),
-                              which is the per-core rate (target >= 10,000).
+                              which is the per-core rate (target >= 10,000). Once for the
+                              TFDS source, and (without --source/--cache) once for the same
+                              rows written as DQN-Replay logs (gzip level 1).
   cache_bytes_per_transition  bytes of all cache files / transitions (target <= 7,100).
   replay_sampled_transitions_per_s  DeviceReplay.sample inside one jitted lax.scan at
                               `--batch_size`, compile excluded, best of 3, per n-step.
@@ -109,6 +111,33 @@ def bench_ingest(source: str, data_dir: str | None, out: str, percent: float) ->
     }
 
 
+def build_dqn_replay_logs(cache_dir: str, replay_dir: str, checkpoints: int) -> None:
+    """Writes the cache's rows as `checkpoints` DQN-Replay checkpoints ($store$_*_ckpt.N.gz)."""
+    import gzip
+
+    import numpy as np
+
+    from offline_moe.cache import load_cache
+
+    arrays, _ = load_cache(cache_dir)
+    os.makedirs(replay_dir, exist_ok=True)
+    rows = len(arrays["action"])
+    bounds = np.linspace(0, rows, checkpoints + 1).astype(int)
+    fields = {"observation": "observation", "action": "action", "reward": "reward"}
+    for c in range(checkpoints):
+        lo, hi = bounds[c], bounds[c + 1]
+        data = {f: np.asarray(arrays[a][lo:hi]) for f, a in fields.items()}
+        data["terminal"] = np.asarray(arrays["terminal"][lo:hi]).astype(np.uint8)
+        data["add_count"] = np.array(hi - lo, np.int64)
+        for name, array in data.items():
+            prefix = "" if name == "add_count" else "$store$_"
+            path = os.path.join(replay_dir, f"{prefix}{name}_ckpt.{c}.gz")
+            # Dopamine writes with gzip's default level (9); level 1 keeps set-up short and
+            # barely changes decompression speed.
+            with gzip.open(path, "wb", compresslevel=1) as fh:
+                np.save(fh, array, allow_pickle=False)
+
+
 def bench_cache(cache_dir: str) -> dict:
     from offline_moe.cache import read_meta
 
@@ -166,6 +195,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--iters", type=int, default=500, help="batches per timed call")
     parser.add_argument("--n_steps", default="1,3", help="n-step horizons to sample")
     parser.add_argument("--skip_replay", action="store_true", help="no DeviceReplay timing")
+    parser.add_argument(
+        "--skip_dqn_replay", action="store_true", help="no DQN-Replay log ingest timing"
+    )
     args = parser.parse_args(argv[1:])
 
     own_workdir = args.workdir is None
@@ -183,6 +215,12 @@ def main(argv: list[str]) -> None:
                 data_dir = bench_dir
             cache_dir = os.path.join(workdir, "cache")
             _emit(bench_ingest(source, data_dir, cache_dir, args.percent))
+            if not args.skip_dqn_replay:
+                replay_dir = os.path.join(workdir, "dqn", args.game, "1", "replay_logs")
+                build_dqn_replay_logs(cache_dir, replay_dir, args.splits)
+                dqn_cache = os.path.join(workdir, "dqn_cache")
+                _emit(bench_ingest(f"dqn_replay:{replay_dir}", None, dqn_cache, args.percent))
+                shutil.rmtree(dqn_cache, ignore_errors=True)
         _emit(bench_cache(cache_dir))
         if not args.skip_replay:
             n_steps = [int(n) for n in args.n_steps.split(",") if n]
