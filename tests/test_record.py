@@ -157,3 +157,38 @@ def test_tfds_dataset_folder_builds_and_ingests(tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         arrays["observation"][22:38], first["steps"]["observation"][..., 0]
     )
+
+
+def test_real_game_over_maps_to_terminal_row(tmp_path):
+    # Random Breakout loses its 5 lives in about 200 steps (192 with seed 1 on ale-py 0.12):
+    # episodes that end with a game over, then one cut by the step budget.
+    from offline_moe.envs.atari import AtariEnv
+
+    root = str(tmp_path / "rec")
+    summary = record("Breakout", 250, root, seed=1)
+    num_terminal = summary["terminated_episodes"]
+    num_episodes = summary["episodes"]["checkpoint_00"]
+    assert num_terminal >= 1 and num_episodes == num_terminal + 1
+    out = str(tmp_path / "cache")
+    meta = ingest(f"rlds_dir:{root}", out, percent=100, clip_rewards=False)
+    arrays, _ = load_cache(out)
+    assert meta["num_transitions"] == 250 and meta["num_rows"] == 251  # + 1 final frame
+    starts = np.flatnonzero(arrays["episode_start"]).tolist()
+    ends = starts[1:] + [251]
+    assert len(starts) == num_episodes
+    # Terminated episodes end on a terminal row (the game-over frame is dropped); the cut
+    # one ends on its observation-only final frame.
+    assert np.flatnonzero(arrays["terminal"]).tolist() == [e - 1 for e in ends[:-1]]
+    assert np.flatnonzero(arrays["observation_only"]).tolist() == [250]
+    env = AtariEnv("Breakout", protocol="dqn_replay", seed=split_seed(1, 0))
+    frames = np.asarray(arrays["observation"])
+    for start, end in zip(starts, ends):
+        np.testing.assert_array_equal(env.reset(), frames[start])
+        for row in range(start, end):
+            if arrays["observation_only"][row]:
+                break
+            step = env.step(int(arrays["action"][row]))
+            assert step.reward == arrays["reward"][row]
+            assert step.terminated == arrays["terminal"][row]
+            if not step.terminated:
+                np.testing.assert_array_equal(step.obs, frames[row + 1])
