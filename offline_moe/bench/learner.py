@@ -1,0 +1,209 @@
+"""Learner throughput: end-to-end (sampling from DeviceReplay inside the scan) vs bare update.
+
+    python -m offline_moe.bench learner --agent=cql --torso=soft_moe --batch=32 --steps=200
+    python -m offline_moe.bench learner --agent=cql_c51 --torso=baseline,soft_moe,top1_moe
+
+One JSON line per (agent, torso): {"agent", "torso", "encoder", "batch", "num_seeds",
+"updates_per_s" (end to end), "bare_updates_per_s" (jitted update on one fixed batch, same
+scan/vmap: the compute ceiling), "e2e_over_bare", "compile_s", "params", "device", ...}.
+Rates count updates of ONE seed per second times num_seeds (total updates per second).
+Without --cache a synthetic cache (random frames, ~2k rows) is written to a temp dir.
+
+This module also holds the small cache builders used by tests and the default benchmark:
+`synthetic_cache` (random frames) and `ale_cache` (frames played in real ALE, no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+
+def synthetic_cache(
+    out_dir: str,
+    *,
+    num_episodes: int = 8,
+    episode_len: int = 250,
+    num_actions: int = 6,
+    game: str = "Pong",
+    seed: int = 0,
+) -> str:
+    """Writes a cache of random frames/actions/rewards (terminated episodes) and returns its dir."""
+    from offline_moe.cache import CacheWriter
+
+    rng = np.random.default_rng(seed)
+    meta = {
+        "source": "synthetic",
+        "game": game,
+        "num_actions": num_actions,
+        "percent": None,
+        "clip_rewards": True,
+        "run": None,
+        "checkpoints": None,
+    }
+    with CacheWriter(out_dir, meta=meta, overwrite=True) as w:
+        for _ in range(num_episodes):
+            w.add_episode(
+                rng.integers(0, 256, (episode_len, 84, 84), dtype=np.uint8),
+                rng.integers(0, num_actions, episode_len),
+                rng.choice([-1.0, 0.0, 0.0, 1.0], episode_len).astype(np.float32),
+                terminated=True,
+            )
+    return out_dir
+
+
+def ale_cache(
+    out_dir: str,
+    *,
+    game: str = "Pong",
+    steps: int = 1000,
+    max_episode_steps: int = 250,
+    seed: int = 0,
+    clip_rewards: bool = True,
+) -> str:
+    """Plays `steps` uniformly random agent steps of `game` (DQN-Replay protocol) into a cache.
+
+    Episodes longer than `max_episode_steps` are truncated (final frame stored). No TF.
+    """
+    from offline_moe.cache import CacheWriter
+    from offline_moe.envs.atari import AtariEnv
+
+    env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=max_episode_steps)
+    rng = np.random.default_rng(seed)
+    meta = {
+        "source": "ale_random",
+        "game": env.game,
+        "num_actions": env.num_actions,
+        "percent": None,
+        "clip_rewards": clip_rewards,
+        "run": None,
+        "checkpoints": None,
+    }
+    done_steps = 0
+    with CacheWriter(out_dir, meta=meta, overwrite=True) as w:
+        while done_steps < steps:
+            frames, actions, rewards = [env.reset()], [], []
+            while True:
+                a = int(rng.integers(env.num_actions))
+                s = env.step(a)
+                actions.append(a)
+                rewards.append(np.clip(s.reward, -1, 1) if clip_rewards else s.reward)
+                done_steps += 1
+                if s.terminated or s.truncated or done_steps >= steps:
+                    break
+                frames.append(s.obs)
+            w.add_episode(
+                np.stack(frames),
+                np.asarray(actions),
+                np.asarray(rewards, np.float32),
+                terminated=bool(s.terminated),
+                final_observation=None if s.terminated else s.obs,
+            )
+    return out_dir
+
+
+def bench_one(
+    agent, torso, *, encoder, batch, steps, scan_steps, num_seeds, cache_dir, torso_overrides=None
+) -> dict:
+    """Measures one (agent, torso); returns the JSON record."""
+    import jax
+    import jax.numpy as jnp
+
+    from offline_moe.learners import (
+        LearnerConfig,
+        init_seeds,
+        make_bare_train_fn,
+        make_learner,
+        make_train_fn,
+        num_params,
+    )
+    from offline_moe.networks import filter_torso_kwargs, make_torso
+    from offline_moe.replay import DeviceReplay
+
+    lc = LearnerConfig(agent=agent, batch_size=batch, n_step=1 if agent == "cql" else 3)
+    replay = DeviceReplay.load(cache_dir, stack=4, n_step=lc.n_step, gamma=lc.gamma)
+    block = {"encoder": encoder, **(torso_overrides or {})}
+    learner = make_learner(
+        lc, make_torso(torso, **filter_torso_kwargs(torso, block)), replay.num_actions
+    )
+    obs0 = jnp.zeros((1, 84, 84, 4), jnp.uint8)
+    calls = max(1, steps // scan_steps)
+
+    def rate(fn, arg):
+        state = init_seeds(learner, jax.random.PRNGKey(0), obs0, num_seeds)
+        t0 = time.perf_counter()
+        state, m = fn(state, arg)
+        jax.block_until_ready(m)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            state, m = fn(state, arg)
+        jax.block_until_ready(m)
+        elapsed = time.perf_counter() - t0
+        return calls * scan_steps * num_seeds / elapsed, compile_s, state
+
+    e2e, compile_s, state = rate(make_train_fn(learner, batch, scan_steps), replay)
+    fixed = replay.sample(jax.random.PRNGKey(1), batch)
+    bare, bare_compile_s, _ = rate(make_bare_train_fn(learner, scan_steps), fixed)
+    return {
+        "agent": agent,
+        "torso": torso,
+        "encoder": encoder,
+        "batch": batch,
+        "num_seeds": num_seeds,
+        "scan_steps": scan_steps,
+        "steps": calls * scan_steps,
+        "updates_per_s": round(e2e, 2),
+        "bare_updates_per_s": round(bare, 2),
+        "e2e_over_bare": round(e2e / bare, 3),
+        "compile_s": round(compile_s, 2),
+        "bare_compile_s": round(bare_compile_s, 2),
+        "params": num_params(jax.tree.map(lambda x: x[0], state.params)),
+        "device": str(jax.devices()[0].device_kind),
+        "platform": jax.default_backend(),
+    }
+
+
+def main(argv) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
+    p.add_argument("--agent", default="cql", help="cql | cql_c51 (comma list allowed)")
+    p.add_argument(
+        "--torso", default="baseline,soft_moe,top1_moe", help="torso name(s), comma list"
+    )
+    p.add_argument("--encoder", default="impala", help="impala | nature")
+    p.add_argument("--batch", type=int, default=32, help="transitions per update")
+    p.add_argument("--steps", type=int, default=200, help="timed updates per seed (after compile)")
+    p.add_argument("--scan_steps", type=int, default=50, help="updates fused per jitted call (K)")
+    p.add_argument("--num_seeds", type=int, default=1, help="seeds vmapped in one program")
+    p.add_argument("--cache", default="", help="replay cache dir (default: synthetic, temp dir)")
+    p.add_argument("--num_experts", type=int, default=None, help="override torso num_experts")
+    args = p.parse_args(argv[1:])
+    overrides = {} if args.num_experts is None else {"num_experts": args.num_experts}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or synthetic_cache(os.path.join(tmp, "cache"), num_episodes=8)
+        for agent in args.agent.split(","):
+            for torso in args.torso.split(","):
+                rec = bench_one(
+                    agent,
+                    torso,
+                    encoder=args.encoder,
+                    batch=args.batch,
+                    steps=args.steps,
+                    scan_steps=args.scan_steps,
+                    num_seeds=args.num_seeds,
+                    cache_dir=cache,
+                    torso_overrides=overrides,
+                )
+                print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(["offline_moe.bench learner", *sys.argv[1:]])

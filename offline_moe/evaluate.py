@@ -1,0 +1,129 @@
+"""Evaluation in real ALE games: batched environments, one jitted act call per step.
+
+Protocol (DQN-Replay / Dopamine Runner, paper Sec. 5.1): sticky actions 0.25, epsilon = 0.001,
+no life-loss terminals, episodes capped at 27,000 agent steps; for every seed, run FULL
+episodes until at least `steps` agent steps have been taken (the last episodes are not cut);
+the score is the mean undiscounted, unclipped episode return.
+
+Batching: S seeds x E environments are stepped together (`BatchedAtari` with S*E copies); each
+step is ONE jitted call `act(params[S], obs[S, E, 84, 84, 4], keys[S], eps)`. For each seed,
+once its started episodes add up to `steps` agent steps, its environments stop starting new
+episodes and finish the ones they are in; an environment that is no longer counted is still
+stepped (the batch is rectangular) but its results are ignored. Every started episode is
+completed and counted, so the stopping rule does not favour short episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation settings (the `eval` config block).
+
+    Attributes:
+      interval: evaluate every this many iterations (and after the last one).
+      steps: agent steps per seed; full episodes until at least this many.
+      num_envs: parallel environments per seed.
+      epsilon: epsilon-greedy exploration.
+      max_episode_steps: per-episode cap in agent steps (27,000 in the paper's protocol).
+      protocol: environment protocol of `offline_moe.envs.atari` ('dqn_replay').
+    """
+
+    interval: int = 1
+    steps: int = 125_000
+    num_envs: int = 16
+    epsilon: float = 0.001
+    max_episode_steps: int = 27_000
+    protocol: str = "dqn_replay"
+
+    @classmethod
+    def from_config(cls, block) -> EvalConfig:
+        block = dict(block)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(block) - names
+        if unknown:
+            raise ValueError(
+                f"config.eval: unknown field(s) {sorted(unknown)}; valid: {sorted(names)}"
+            )
+        return cls(**block)
+
+
+def evaluate(
+    act_fn: Callable,
+    params: Any,
+    *,
+    game: str,
+    num_seeds: int,
+    cfg: EvalConfig,
+    key: jax.Array,
+    env_seed: int,
+    stack: int = 4,
+) -> dict:
+    """Evaluates S seeds' parameters; returns per-seed lists (JSON-ready).
+
+    Args:
+      act_fn: jitted (params[S], obs [S, E, 84, 84, K], keys [S, 2], epsilon) -> actions [S, E]
+        (see `offline_moe.learners.make_act_fn`).
+      params: parameters with a leading seed axis S.
+      game: ALE game.
+      num_seeds: S.
+      cfg: EvalConfig.
+      key: root key of the exploration draws (per step: fold_in(key, t), split over seeds).
+      env_seed: seeds the S*E environments (sticky actions).
+      stack: frames per observation.
+
+    Returns:
+      {"returns": [mean return per seed], "episodes": [count per seed],
+       "agent_steps": [per seed], "episode_returns": [[...] per seed], "eval_s": seconds,
+       "env_steps_per_s": agent steps of all envs per second}.
+    """
+    from offline_moe.envs.atari import BatchedAtari
+
+    s_, e_ = num_seeds, cfg.num_envs
+    envs = BatchedAtari(
+        game,
+        s_ * e_,
+        protocol=cfg.protocol,
+        seed=env_seed,
+        stack=stack,
+        max_episode_steps=cfg.max_episode_steps,
+    )
+    t0 = time.time()
+    obs = envs.reset()  # [S*E, 84, 84, K]
+    counted = np.ones((s_, e_), bool)  # this env's current episode counts
+    started_steps = np.zeros(s_, np.int64)  # agent steps of counted episodes, per seed
+    episode_returns: list[list[float]] = [[] for _ in range(s_)]
+    total_env_steps = 0
+    t = 0
+    while counted.any():
+        keys = jax.random.split(jax.random.fold_in(key, t), s_)
+        actions = act_fn(params, obs.reshape(s_, e_, *obs.shape[1:]), keys, cfg.epsilon)
+        step = envs.step(np.asarray(actions).reshape(-1))
+        obs = step.obs
+        total_env_steps += s_ * e_
+        started_steps += counted.sum(axis=1)
+        done = step.done.reshape(s_, e_)
+        ret = step.episode_return.reshape(s_, e_)
+        for s, e in zip(*np.nonzero(done & counted)):
+            episode_returns[s].append(float(ret[s, e]))
+        # A finished env starts a new counted episode only while its seed is under budget.
+        under_budget = (started_steps < cfg.steps)[:, None]
+        counted = np.where(done, counted & under_budget, counted)
+        t += 1
+    elapsed = time.time() - t0
+    return {
+        "returns": [float(np.mean(r)) if r else float("nan") for r in episode_returns],
+        "episodes": [len(r) for r in episode_returns],
+        "agent_steps": started_steps.tolist(),
+        "episode_returns": episode_returns,
+        "eval_s": elapsed,
+        "env_steps_per_s": total_env_steps / max(elapsed, 1e-9),
+    }
