@@ -231,3 +231,24 @@ def test_ingest_command_line(replay_dir, tmp_path):
     assert proc.returncode == 1 and "already exists" in proc.stderr
     proc = subprocess.run(cmd + ["--help"], cwd=root, capture_output=True, text=True, timeout=120)
     assert "--percent" in proc.stdout and "first percent" in proc.stdout
+
+
+def test_bench_data_on_an_existing_cache(replay_dir, tmp_path, capsys):
+    import json
+
+    from offline_moe.bench import data as bench_data
+
+    out = str(tmp_path / "cache")
+    ingest(f"dqn_replay:{replay_dir}", out, percent=100)
+    bench_data.main(["bench data", f"--cache={out}", "--iters=3", "--n_steps=1,3"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["metric"] for r in lines] == [
+        "cache_bytes_per_transition",
+        "replay_sampled_transitions_per_s",
+        "replay_sampled_transitions_per_s",
+    ]
+    # 40 rows of 84 * 84 + 4 + 4 + 3 bytes, plus 6 .npy headers (128 B) and meta.json.
+    meta_bytes = os.path.getsize(os.path.join(out, "meta.json"))
+    assert lines[0]["value"] == round((40 * 7067 + 6 * 128 + meta_bytes) / 39, 1)
+    assert lines[0]["transitions"] == 39 and lines[0]["rows"] == 40
+    assert [r["n_step"] for r in lines[1:]] == [1, 3] and all(r["value"] > 0 for r in lines[1:])
