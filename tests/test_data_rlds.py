@@ -139,6 +139,8 @@ def test_import_offline_moe_imports_no_tensorflow():
         "import offline_moe, offline_moe.cache, offline_moe.ingest, offline_moe.record\n"
         "import offline_moe.data, offline_moe.data.games, offline_moe.data.common\n"
         "import offline_moe.data.dqn_replay, offline_moe.data.rlu_format\n"
+        "import offline_moe.data.tfds_source, offline_moe.data.rlds_compat\n"
+        "import offline_moe.bench.data\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'tensorflow_datasets', 'rlds', 'reverb'))\n"
         "print(bad[:5]); sys.exit(1 if bad else 0)\n"
