@@ -458,20 +458,21 @@ def train_and_evaluate(
 def replay_episodes(
     state: online.OnlineState, seed_index: int, game_starts: list[int], game_overs: list[int]
 ) -> list[dict]:
-    """The replay of one seed as RLU-style GAME episodes (numpy, host side).
+    """The replay of one seed cut into GAME episodes (numpy, host side).
 
-    Life losses stay inside their game (the DQN-Replay/RLU data were recorded without
-    life-loss terminals). Per episode, arrays over its K steps: observation uint8 [K, 84, 84, 1],
-    action int64, reward float32 (raw), is_first, is_last, is_terminal, discount. The last step
-    carries an observation only (RLU convention); after a game over it is the terminal step
-    (is_terminal, discount 0, a zero frame: the replay never stores the frame after a game
-    over and no TD target reads it). A game cut by the step cap, or still running at the end
-    of training, ends with its last stored frame as an observation-only step.
+    Life losses stay inside their game (the DQN-Replay / RL Unplugged data were recorded
+    without life-loss terminals). Each episode is a dict with `observations` uint8
+    [T + 1, 84, 84], `actions` int64 [T], `rewards` float32 [T] (raw, unclipped) and
+    `terminated`, i.e. the arguments of `offline_moe.data.rlu_format.make_episode`:
+      * a game that ended by game over: all its rows are transitions; the final frame is not
+        in the replay (nothing reads the frame after a game over), so a zero frame stands in;
+      * a game cut by the step cap or still running when training stopped: its last stored
+        frame is the final, observation-only step (truncated, not terminal).
 
     Args:
       state: the run's OnlineState (seeds stacked).
       seed_index: which seed.
-      game_starts: rows where a new game began (from the actor loop).
+      game_starts: rows where a new game began (from `Actors`).
       game_overs: rows whose action ended a game by game over.
     """
     replay = jax.tree.map(lambda x: np.asarray(x[seed_index]), state.replay)
@@ -486,50 +487,51 @@ def replay_episodes(
     bounds = [b for b in game_starts if b < count] + [count]
     episodes = []
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
-        if b1 - 1 in overs:  # all rows are transitions; a terminal observation-only step follows
-            obs = np.concatenate([replay.frames[b0:b1], np.zeros((1, *FRAME), np.uint8)])
-            action = np.concatenate([replay.action[b0:b1], [0]])
-            reward = np.concatenate([replay.reward[b0:b1], [0.0]])
-            terminal = True
-        else:  # the last row is the observation-only step
-            obs = replay.frames[b0:b1]
-            action = replay.action[b0:b1].copy()
-            reward = replay.reward[b0:b1].copy()
-            action[-1], reward[-1] = 0, 0.0
-            terminal = False
-        k = len(obs)
-        if k < 2:
+        if b1 - 1 in overs:
+            frames = np.concatenate([replay.frames[b0:b1], np.zeros((1, *FRAME), np.uint8)])
+            last = b1  # rows b0..b1-1 are transitions
+        else:
+            frames = replay.frames[b0:b1]
+            last = b1 - 1  # the last row is the observation-only step
+        if last <= b0:
             continue
-        discount = np.ones(k, np.float32)
-        if terminal:
-            discount[-1] = 0.0
         episodes.append(
             {
-                "observation": obs[..., None],
-                "action": action.astype(np.int64),
-                "reward": reward.astype(np.float32),
-                "is_first": np.arange(k) == 0,
-                "is_last": np.arange(k) == k - 1,
-                "is_terminal": (np.arange(k) == k - 1) & terminal,
-                "discount": discount,
+                "observations": frames,
+                "actions": replay.action[b0:last].astype(np.int64),
+                "rewards": replay.reward[b0:last].astype(np.float32),
+                "terminated": b1 - 1 in overs,
             }
         )
     return episodes
 
 
 def export_replay(state: online.OnlineState, rc: RunConfig, game: str, actors: Actors) -> str:
-    """Writes every seed's replay as an RLDS dataset under rc.export_replay; returns the path."""
-    from offline_moe import record  # H2's RLDS writer (TensorFlow; imported lazily)
+    """Writes each seed's replay as an RLDS dataset in the RL Unplugged Atari layout.
+
+    Seed i becomes config `{Game}_run_{i+1}` of dataset `rlu_atari_local` under
+    `rc.export_replay`, all episodes in split `checkpoint_00`, so the offline track ingests it
+    with `--source=tfds:rlu_atari_local/{Game}_run_1 --data_dir=DIR`. Imports TensorFlow
+    (lazily; only here).
+
+    Returns:
+      The export directory.
+    """
+    from offline_moe.data import rlu_format  # TF side, lazily
 
     out = os.path.abspath(rc.export_replay)
     for s in range(rc.num_seeds):
-        record.write_rlu_episodes(
+        episodes = replay_episodes(state, s, actors.game_starts[s], actors.game_overs[s])
+        with rlu_format.RLDSWriter(
             out,
             game=game,
             run=s + 1,
-            episodes=replay_episodes(state, s, actors.game_starts[s], actors.game_overs[s]),
-            checkpoint_id=0,
-        )
+            splits=[0],
+            overwrite=True,
+            description=f"replay of an online {rc.agent} run (seed {s}) on {game}, Atari 100k",
+        ) as writer:
+            for k, ep in enumerate(episodes):
+                writer.add_episode(0, rlu_format.make_episode(**ep, checkpoint_id=0, episode_id=k))
     return out
 
 

@@ -59,7 +59,11 @@ def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, tors
     if torso is not None:
         config.torso.name = torso
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    summary = train_online.train_and_evaluate(config, a)
+    config_a = config.copy_and_resolve_references()
+    export = config_module is der
+    if export:  # run `a` also exports its replay (the config of `b` keeps export off)
+        config_a.export_replay = str(tmp_path / "rlds")
+    summary = train_online.train_and_evaluate(config_a, a)
     assert summary["done"] and len(summary["final_return"]) == 1
 
     partial = train_online.train_and_evaluate(config, b, stop_after_iterations=1)
@@ -79,6 +83,34 @@ def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, tors
     assert [e["step"] for e in evals] == [40, 80] and evals[-1]["episodes"] == [1]
     # A finished run is not re-run.
     assert train_online.train_and_evaluate(None, a) == RunDir(a).read_summary()
+    if export:
+        _check_export_ingests(tmp_path, summary, state, meta)
+
+
+def _check_export_ingests(tmp_path, summary, state, meta):
+    """The exported RLDS dataset goes through the offline track's ingest into a cache whose
+    transitions are exactly the run's replay rows."""
+    from offline_moe.cache import load_cache
+    from offline_moe.data import rlu_format
+    from offline_moe.ingest import ingest
+
+    ds_dir = rlu_format.dataset_dir(summary["export_replay"], "Breakout", 1)
+    cache_meta = ingest(
+        f"rlds_dir:{ds_dir}", str(tmp_path / "cache"), percent=100, clip_rewards=False
+    )
+    arrays, _ = load_cache(str(tmp_path / "cache"))
+    actors = meta["actors"]
+    count = int(state.replay.count[0])
+    starts = [b for b in actors["game_starts"][0] if b < count]
+    not_over = sum(1 for b in starts[1:] + [count] if b - 1 not in actors["game_overs"][0])
+    assert cache_meta["num_episodes"] == len(starts)
+    assert cache_meta["num_transitions"] == count - not_over
+    frames = np.asarray(state.replay.frames[0])
+    np.testing.assert_array_equal(np.asarray(arrays["observation"][0]), frames[0])
+    n = min(10, count - 1)
+    np.testing.assert_array_equal(
+        np.asarray(arrays["action"][:n]), np.asarray(state.replay.action[0, :n])
+    )
 
 
 def test_actor_loop_life_loss_is_terminal_for_learning_only():
