@@ -1,0 +1,161 @@
+"""End to end: train_offline on a tiny dataset recorded in real ALE, with the smoke config."""
+
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from offline_moe import rundir as rundir_lib
+from offline_moe.bench.learner import ale_cache
+from offline_moe.configs import cql, cql_c51
+from offline_moe.train_offline import build, train_and_evaluate
+
+
+class NaNTorso(nn.Module):
+    """A torso whose aux loss is NaN: the run must stop with a clear error."""
+
+    @nn.compact
+    def __call__(self, x, *, train):
+        del train
+        h = nn.Dense(4)(nn.avg_pool(x, (12, 12), (12, 12)).reshape(x.shape[0], -1))
+        return h, {"aux_loss": jnp.float32(jnp.nan)}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    # ~200 uniformly random agent steps of Pong, episodes truncated at 60 steps.
+    out = tmp_path_factory.mktemp("data") / "pong_cache"
+    return ale_cache(str(out), game="Pong", steps=200, max_episode_steps=60, seed=3)
+
+
+def tiny(config, cache_dir, **overrides):
+    """The smoke config, shrunk further for the test budget (2 iterations x 4 updates)."""
+    config.data.cache_dir = cache_dir
+    config.updates_per_iteration = 4
+    config.scan_steps = 2
+    config.log_interval = 2
+    config.learner.batch_size = 4
+    config.learner.target_update_period = 3
+    config.eval.steps = 30
+    config.eval.num_envs = 2
+    config.eval.max_episode_steps = 20
+    config.repr.batch_size = 8
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return config
+
+
+def final_params(workdir):
+    config = json.load(open(os.path.join(workdir, "config.json")))
+    tc, lc, ec, learner, replay, torso_meta = build(config)
+    from offline_moe.learners import init_seeds
+
+    template = init_seeds(
+        learner, jax.random.PRNGKey(0), jnp.zeros((1, 84, 84, 4), jnp.uint8), tc.num_seeds
+    )
+    rd = rundir_lib.RunDir(workdir)
+    state, meta = rd.restore_checkpoint(template)
+    rd.close()
+    return state, meta
+
+
+@pytest.mark.slow
+def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_path):
+    config = tiny(cql.get_config("smoke"), cache_dir, num_seeds=2)
+    full = str(tmp_path / "full")
+    summary = train_and_evaluate(config, full)
+    # every file of the run directory
+    for name in ("config.json", "metrics.jsonl", "eval.jsonl", "checkpoints", "summary.json"):
+        assert os.path.exists(os.path.join(full, name)), name
+    assert summary["done"] is True
+    assert len(summary["final_return"]) == 2 and len(summary["best_return"]) == 2
+    evals = rundir_lib.read_jsonl(os.path.join(full, "eval.jsonl"))
+    assert [e["iteration"] for e in evals] == [0, 1]
+    assert [e["step"] for e in evals] == [4, 8]
+    for e in evals:
+        assert len(e["returns"]) == 2 and all(n >= 1 for n in e["episodes"])
+        assert all(s >= 30 for s in e["agent_steps"])
+        assert len(e["repr/srank"]) == 2 and all(0 <= d <= 100 for d in e["repr/dormant_pct"])
+        assert "repr/expert_usage" in e  # smoke torso is soft_moe
+    metrics = rundir_lib.read_jsonl(os.path.join(full, "metrics.jsonl"))
+    assert [m["step"] for m in metrics] == [2, 4, 6, 8]
+    assert all(len(m["loss"]) == 2 and np.all(np.isfinite(m["loss"])) for m in metrics)
+    meta_torso = rundir_lib.RunDir(full).read_checkpoint_meta()["torso"]
+    assert meta_torso["name"] == "soft_moe" and meta_torso["kwargs"]["num_experts"] == 2
+    state_full, _ = final_params(full)
+    # the two seeds differ
+    leaf = jax.tree.leaves(state_full.params)[-1]
+    assert not np.allclose(leaf[0], leaf[1])
+
+    # Interrupted after the first checkpoint (plus a log line of the lost iteration, as if
+    # killed between writing logs and saving the checkpoint), then resumed.
+    part = str(tmp_path / "part")
+    assert train_and_evaluate(config, part, max_iterations=1) is None
+    assert rundir_lib.RunDir(part).latest_checkpoint() == 0
+    assert not os.path.exists(os.path.join(part, "summary.json"))
+    with open(os.path.join(part, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"iteration": 1, "step": 6, "loss": [0, 0]}) + "\n{broken")
+    summary2 = train_and_evaluate(json.load(open(os.path.join(part, "config.json"))), part)
+    assert summary2["final_return"] == summary["final_return"]
+    state_part, meta = final_params(part)
+    assert meta["iteration"] == 1 and meta["step"] == 8
+    for a, b in zip(jax.tree.leaves(state_full), jax.tree.leaves(state_part)):
+        np.testing.assert_array_equal(a, b)
+    metrics2 = rundir_lib.read_jsonl(os.path.join(part, "metrics.jsonl"))
+    assert [m["step"] for m in metrics2] == [2, 4, 6, 8]
+    assert [m["loss"] for m in metrics2] == [m["loss"] for m in metrics]
+    evals2 = rundir_lib.read_jsonl(os.path.join(part, "eval.jsonl"))
+    assert [e["returns"] for e in evals2] == [e["returns"] for e in evals]
+
+    # a finished run is not re-run
+    before = os.path.getmtime(os.path.join(full, "metrics.jsonl"))
+    again = train_and_evaluate(config, full)
+    assert again == summary
+    assert os.path.getmtime(os.path.join(full, "metrics.jsonl")) == before
+
+
+def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
+    config = tiny(
+        cql_c51.get_config("smoke,torso=tests.toy_torso:ToyTorso"),
+        cache_dir,
+        num_iterations=1,
+        **{"eval.steps": 10, "eval.num_envs": 1, "eval.max_episode_steps": 10},
+    )
+    workdir = str(tmp_path / "toy")
+    summary = train_and_evaluate(config, workdir)
+    assert summary["torso"] == "tests.toy_torso:ToyTorso"
+    state, meta = final_params(workdir)
+    assert meta["torso"] == {"name": "tests.toy_torso:ToyTorso", "kwargs": {}}
+    assert int(state.step[0]) == 4
+    metrics = rundir_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert "torso/feature_mean" in metrics[0]
+
+
+def test_nan_loss_stops_with_clear_message(cache_dir, tmp_path):
+    config = tiny(cql.get_config("smoke,torso=tests.test_train_offline:NaNTorso"), cache_dir)
+    workdir = str(tmp_path / "nan")
+    with pytest.raises(rundir_lib.NonFiniteLossError, match="non-finite training metric 'loss'"):
+        train_and_evaluate(config, workdir)
+    assert rundir_lib.RunDir(workdir).latest_checkpoint() is None
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+
+
+def test_config_mismatch_and_missing_cache_are_clear_errors(cache_dir, tmp_path):
+    config = tiny(cql.get_config("smoke"), str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="replay cache"):
+        train_and_evaluate(config, str(tmp_path / "a"))
+    config = tiny(cql.get_config("smoke"), cache_dir)
+    rd = rundir_lib.RunDir(str(tmp_path / "b"))
+    rd.write_config({**config.to_dict(), "seed": 5})
+    with pytest.raises(ValueError, match="differs from the given config in \\['seed'\\]"):
+        train_and_evaluate(config, str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="config argument"):
+        cql.get_config("smok")
