@@ -350,11 +350,13 @@ def _define_flags():
 
 
 def main(argv) -> None:
-    from absl import app, flags
+    from absl import app, flags, logging
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
+    if not f["verbosity"].present:  # TFDS logs every dataset it opens at INFO
+        logging.set_verbosity(logging.WARNING)
     try:
         meta = ingest(
             f.source,
@@ -381,5 +383,7 @@ def main(argv) -> None:
 if __name__ == "__main__":
     from absl import app
 
+    # Quiet TensorFlow's C++ start-up banner in the command line (a user's setting wins).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _define_flags()
     app.run(main)

@@ -35,6 +35,7 @@ source's unclipped rewards); `episode_return` is their sum. Everything is seeded
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -295,11 +296,13 @@ def _define_flags():
 
 
 def main(argv) -> None:
-    from absl import app, flags
+    from absl import app, flags, logging
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
+    if not f["verbosity"].present:  # TFDS logs every dataset it opens at INFO
+        logging.set_verbosity(logging.WARNING)
     try:
         summary = record(
             f.game,
@@ -330,5 +333,7 @@ def main(argv) -> None:
 if __name__ == "__main__":
     from absl import app
 
+    # Quiet TensorFlow's C++ start-up banner in the command line (a user's setting wins).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _define_flags()
     app.run(main)
