@@ -249,3 +249,79 @@ def test_replay_wraparound_never_samples_broken_stacks():
     # Valid logical rows: >= 45 - 16 + stack - 1 (stack not overwritten) and <= 44 - n.
     assert obs[:, -1].min() >= 45 - cap + stack and obs[:, -1].max() <= 45 - n
     assert len(np.unique(obs[:, -1])) == int(r.num_valid)
+
+
+# ----------------------------------------------------------------------------- agent
+
+
+def _toy_agent(**kw):
+    from offline_moe.learners.online import OnlineAgent, OnlineAgentConfig
+
+    base = dict(
+        agent="drq_eps",
+        num_actions=3,
+        torso_name="tests.toy_torso:ToyTorso",
+        num_atoms=1,
+        noisy=False,
+        prioritized=False,
+        augmentation=True,
+        target_update_period=1,
+        n_step=2,
+        min_replay=8,
+        replay_capacity=32,
+        batch_size=4,
+    )
+    base.update(kw)
+    return OnlineAgent(OnlineAgentConfig(**base))
+
+
+def test_target_period_one_shortcut_equals_full_double_q():
+    fast, full = _toy_agent(), _toy_agent(target_update_period=2)
+    state = fast.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    batch = {
+        "obs": jnp.asarray(rng.integers(0, 255, (4, 84, 84, 4)), jnp.uint8),
+        "next_obs": jnp.asarray(rng.integers(0, 255, (4, 84, 84, 4)), jnp.uint8),
+        "action": jnp.array([0, 1, 2, 1]),
+        "reward": jnp.array([0.0, 1.0, -1.0, 0.5]),
+        "discount": jnp.array([0.9, 0.0, 0.9, 0.9]),
+    }
+    p = state.train.params
+    a, _ = fast.loss_per_example(p, p, batch, jax.random.key(1))
+    b, _ = full.loss_per_example(p, p, batch, jax.random.key(1))
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_seeds_side_by_side_equal_single_seed_runs():
+    from offline_moe.learners.online import make_init_fn, make_step_fn
+
+    agent = _toy_agent()
+    step = make_step_fn(agent)
+    two = make_init_fn(agent, 2)(jax.random.PRNGKey(0))
+    one = make_init_fn(agent, 1)(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(1)
+    for t in range(12):
+        frame = rng.integers(0, 255, (84, 84), dtype=np.uint8)
+        first, rew, term = t == 0, float(t % 3), t == 6
+        two, a2 = step(
+            two,
+            np.stack([frame, frame]),
+            np.array([first] * 2),
+            np.full(2, rew, np.float32),
+            np.array([term] * 2),
+            t >= 8,
+        )
+        one, a1 = step(
+            one,
+            frame[None],
+            np.array([first]),
+            np.full(1, rew, np.float32),
+            np.array([term]),
+            t >= 8,
+        )
+    assert int(two.train.step[0]) == 4
+    for x, y in zip(jax.tree.leaves(two.train.params), jax.tree.leaves(one.train.params)):
+        np.testing.assert_allclose(np.asarray(x[0]), np.asarray(y[0]), rtol=1e-5, atol=1e-6)
+    # Seed 1 has its own init and its own keys.
+    leaf = jax.tree.leaves(two.train.params)[0]
+    assert not np.allclose(np.asarray(leaf[0]), np.asarray(leaf[1]))

@@ -253,15 +253,20 @@ class OnlineAgent:
             obs = drq_augment(k_obs, obs)
             next_obs = drq_augment(k_next, next_obs)
         out = self.apply(params, obs, train=True, key=k_online)
-        out_next_target = jax.lax.stop_gradient(
-            self.apply(target_params, next_obs, train=True, key=k_target)
-        )
-        if c.double_q:
-            selector = jax.lax.stop_gradient(
-                self.apply(params, next_obs, train=True, key=k_online_next)["q_values"]
-            )
-        else:
+        if c.target_update_period == 1 and not c.noisy:
+            # The target is synced after every update, so target_params == params here and,
+            # without noise, one forward pass at next_obs serves as target and selector.
+            out_next_target = jax.lax.stop_gradient(self.apply(params, next_obs, train=True))
             selector = out_next_target["q_values"]
+        else:
+            out_next_target = jax.lax.stop_gradient(
+                self.apply(target_params, next_obs, train=True, key=k_target)
+            )
+            selector = out_next_target["q_values"]
+            if c.double_q:
+                selector = jax.lax.stop_gradient(
+                    self.apply(params, next_obs, train=True, key=k_online_next)["q_values"]
+                )
         if c.num_atoms > 1:
             support = self.support
             per_example = jax.vmap(
