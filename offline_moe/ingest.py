@@ -241,6 +241,8 @@ def ingest(
     """
     percent = check_percent(percent)
     kind, name = parse_source(source)
+    out = os.path.expanduser(os.fspath(out))
+    data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else data_dir
     checkpoints = parse_checkpoints(
         checkpoints if isinstance(checkpoints, str | None) else list(checkpoints)
     )

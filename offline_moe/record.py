@@ -199,6 +199,7 @@ def record(
 
     games_lib.check_game(game)
     make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
+    out = os.path.expanduser(os.fspath(out))
     if checkpoints < 1:
         raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
     if steps < checkpoints:
