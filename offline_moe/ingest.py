@@ -300,10 +300,8 @@ def ingest(
                 f"{source}: empty result: no transitions at --percent={percent} of checkpoints "
                 f"{format_checkpoints(list(checkpoints or [])) or 'all'}"
             )
-        if num_actions is None:
-            # No action count known for this game: infer it from the data. CacheWriter takes
-            # meta at construction, so this sets the key on the pending meta before close().
-            writer._meta["num_actions"] = max_action + 1  # noqa: SLF001
+        if num_actions is None:  # no action count known for this game: infer it from the data
+            writer.update_meta(num_actions=max_action + 1)
         writer.close()
     except BaseException:
         writer.abort()

@@ -141,6 +141,9 @@ def test_add_count_limits_a_partly_filled_buffer(tmp_path):
     meta = ingest(f"dqn_replay:{d}", out, percent=100, game="Pong")
     check(out, [(0, 10)])
     assert meta["game"] == "Pong"
+    # No game given or in the path: num_actions comes from the data (actions 0..3).
+    meta = ingest(f"dqn_replay:{d}", str(tmp_path / "cache2"), percent=100)
+    assert meta["game"] is None and meta["run"] is None and meta["num_actions"] == 4
 
 
 def test_streaming_reader_reads_rows_in_order(replay_dir):
