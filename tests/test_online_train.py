@@ -155,3 +155,17 @@ def test_eval_counts_whole_games_with_noise_off():
     )
     np.testing.assert_array_equal(returns, again)  # deterministic given seed and iteration
     assert atari.num_actions(game, "atari100k") == agent.config.num_actions
+
+
+def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
+    """A NaN learning rate poisons the parameters at the first update; the next metrics line
+    raises NonFiniteLossError before iteration 1 is checkpointed."""
+    from offline_moe.rundir import NonFiniteLossError
+
+    config = _tiny(drq_eps, learning_rate=float("nan"))
+    config.torso.name = "tests.toy_torso:ToyTorso"
+    workdir = str(tmp_path / "nan")
+    with pytest.raises(NonFiniteLossError, match="non-finite"):
+        train_online.train_and_evaluate(config, workdir)
+    rd = RunDir(workdir)
+    assert rd.latest_checkpoint() is None and not rd.is_done()
