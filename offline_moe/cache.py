@@ -356,6 +356,10 @@ class CacheWriter:
             )
             os.rmdir(old)
             os.rename(self.out_dir, old)
+        # mkdtemp makes the directory private (0700); give the finished cache the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp_dir, 0o777 & ~umask)
         os.rename(self.tmp_dir, self.out_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
