@@ -84,7 +84,7 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     # Updates between target-network syncs. The paper does not state it; 2000 is the DQN/DR3
     # offline setting in Dopamine (jax_dr3.gin). Dopamine's offline Rainbow config uses 100,
     # which its double counter increment turns into 50 updates.
-    c.learner.target_update_period = 2000
+    c.learner.target_update_period = 5000
     c.learner.huber_delta = 1.0  # CQL: Huber threshold
     c.learner.num_atoms = 51  # CQL+C51: atoms of the categorical distribution
     c.learner.v_min = -10.0  # CQL+C51: lowest atom
@@ -129,23 +129,24 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
 def apply_smoke(c: ml_collections.ConfigDict) -> None:
     """Shrinks everything so a run takes about a minute on 2 CPU cores.
 
-    Smoke-only deviations from the paper: Nature encoder, 2 experts with H = 64, batch 16,
-    2 iterations x 40 updates, target period 20, and an evaluation of >= 300 agent steps with
-    episodes capped at 150 agent steps (a real Pong episode is thousands of steps).
+    Smoke-only deviations from the paper: Nature encoder, 2 experts with H = 64, baseline
+    Dense(64), batch 16, 2 iterations x 100 updates, target period 50, and an evaluation of
+    >= 400 agent steps with episodes capped at 200 agent steps (a real Pong episode is
+    thousands of steps).
     """
     c.torso.encoder = "nature"
     c.torso.num_experts = 2
     c.torso.expert_width = 64
     c.torso.width = 0.125
     c.learner.batch_size = 16
-    c.learner.target_update_period = 20
+    c.learner.target_update_period = 50
     c.data.percent = 0.0  # a locally recorded dataset, not a fraction of DQN-Replay
     c.data.source = "record"
     c.num_iterations = 2
-    c.updates_per_iteration = 40
+    c.updates_per_iteration = 100
     c.scan_steps = 20
     c.log_interval = 20
-    c.eval.steps = 300
+    c.eval.steps = 400
     c.eval.num_envs = 4
-    c.eval.max_episode_steps = 150
+    c.eval.max_episode_steps = 200
     c.repr.batch_size = 32

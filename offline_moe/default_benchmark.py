@@ -1,0 +1,167 @@
+"""The embedded default benchmark behind `./run.sh` (no arguments).
+
+    python -m offline_moe.default_benchmark [--game=Breakout] [--steps=3000] [--fresh]
+
+1. Records a small local Atari dataset in real ALE with `offline_moe.record` (uniformly random
+   policy, DQN-Replay protocol) under ./data/rlds, unless it exists;
+2. ingests it into a replay cache with `offline_moe.ingest` under ./data/cache (both steps run
+   in a subprocess, so TensorFlow never enters the training process);
+3. trains CQL with the baseline, soft_moe and top1_moe torsos on the `smoke` budget
+   (offline_moe/configs/cql.py:smoke), each evaluated in the real game;
+4. prints a comparison table (score and updates/s per torso).
+
+Run directories go to ./runs/default_benchmark/cql_<torso>; a finished run is not re-run
+(pass --fresh to start over). The smoke budget shows the pipeline working end to end; it is
+far too small to show the paper's effects. The paper-scale setting (DQN-Replay data, 5% / 10%,
+200 x 62,500 updates, 5 seeds) is described in README.md, section "Offline training".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+TORSOS = ("baseline", "soft_moe", "top1_moe")
+DATASET_NAME = "rlu_atari_local"
+
+
+def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
+    """Records `steps` random-policy agent steps of `game` as an RLDS dataset (the recorder).
+
+    Returns the TFDS source string for `offline_moe.ingest`. Skipped if the dataset exists.
+    """
+    source = f"tfds:{DATASET_NAME}/{game}_run_1"
+    target = os.path.join(data_dir, DATASET_NAME, f"{game}_run_1")
+    if os.path.isdir(target) and any(os.scandir(target)):
+        print(f"[default_benchmark] dataset exists: {target}", flush=True)
+        return source
+    cmd = [
+        sys.executable,
+        "-m",
+        "offline_moe.record",
+        f"--game={game}",
+        f"--steps={steps}",
+        "--checkpoints=1",
+        f"--seed={seed}",
+        f"--out={data_dir}",
+        "--overwrite",
+    ]
+    print(f"[default_benchmark] recording: {' '.join(cmd[1:])}", flush=True)
+    subprocess.run(cmd, check=True)
+    return source
+
+
+def ingest_dataset(source: str, data_dir: str, cache_dir: str) -> str:
+    """Ingests the recorded dataset (100% of it, rewards clipped) into a replay cache."""
+    if os.path.exists(os.path.join(cache_dir, "meta.json")):
+        print(f"[default_benchmark] cache exists: {cache_dir}", flush=True)
+        return cache_dir
+    cmd = [
+        sys.executable,
+        "-m",
+        "offline_moe.ingest",
+        f"--source={source}",
+        f"--data_dir={data_dir}",
+        "--percent=100",
+        f"--out={cache_dir}",
+        "--overwrite",
+    ]
+    print(f"[default_benchmark] ingesting: {' '.join(cmd[1:])}", flush=True)
+    subprocess.run(cmd, check=True)
+    return cache_dir
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (
+        f"{'torso':<10} {'params':>10} {'final return':>13} {'best return':>12} "
+        f"{'updates/s':>10} {'wall s':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['torso']:<10} {r['params']:>10,} {r['final_return']:>13.2f} "
+            f"{r['best_return']:>12.2f} {r['updates_per_s']:>10.1f} {r['wall_s']:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--game", default="Breakout", help="Atari game to record and evaluate on")
+    p.add_argument("--steps", type=int, default=3000, help="agent steps to record")
+    p.add_argument("--data_dir", default="data", help="where datasets and caches go")
+    p.add_argument(
+        "--runs_dir",
+        default=os.path.join("runs", "default_benchmark"),
+        help="where the run directories go",
+    )
+    p.add_argument("--torsos", default=",".join(TORSOS), help="comma-separated torso names")
+    p.add_argument("--fresh", action="store_true", help="delete previous runs first")
+    args = p.parse_args(argv)
+
+    t0 = time.time()
+    rlds_dir = os.path.join(args.data_dir, "rlds")
+    cache_dir = os.path.join(args.data_dir, "cache", f"{args.game}_local_{args.steps}")
+    source = record_dataset(args.game, args.steps, rlds_dir)
+    ingest_dataset(source, rlds_dir, cache_dir)
+    t_data = time.time() - t0
+
+    from offline_moe.configs import cql
+    from offline_moe.train_offline import train_and_evaluate
+
+    rows = []
+    for torso in args.torsos.split(","):
+        workdir = os.path.join(args.runs_dir, f"cql_{torso}")
+        if args.fresh:
+            shutil.rmtree(workdir, ignore_errors=True)
+        config = cql.get_config(f"smoke,game={args.game},torso={torso}")
+        config.data.cache_dir = cache_dir
+        print(f"[default_benchmark] CQL + {torso} -> {workdir}", flush=True)
+        t1 = time.time()
+        summary = train_and_evaluate(config, workdir)
+        rows.append(
+            {
+                "torso": torso,
+                "params": summary["params"],
+                "final_return": summary["final_return"][0],
+                "best_return": summary["best_return"][0],
+                "updates_per_s": summary["updates_per_s"] or float("nan"),
+                "wall_s": summary.get("wall_s", time.time() - t1),
+                "workdir": workdir,
+            }
+        )
+    result = {
+        "game": args.game,
+        "cache_dir": cache_dir,
+        "data_s": t_data,
+        "total_s": time.time() - t0,
+        "runs": rows,
+    }
+    os.makedirs(args.runs_dir, exist_ok=True)
+    with open(os.path.join(args.runs_dir, "results.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print()
+    print(
+        f"Default benchmark: CQL on {args.game}, smoke budget (2 iterations x 40 updates, "
+        f"batch 16, Nature encoder), evaluated in ALE (sticky actions, eps 0.001, episodes "
+        f"capped at 150 steps)"
+    )
+    print(format_table(rows))
+    print(
+        f"\ndata {t_data:.0f}s, total {result['total_s']:.0f}s; results in "
+        f"{os.path.join(args.runs_dir, 'results.json')}"
+    )
+    print(
+        "The smoke budget only shows the pipeline working; full-scale (paper) runs are "
+        "described in README.md, section 'Offline training'."
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()
