@@ -1,0 +1,86 @@
+"""Evaluation stopping rule (fake environments, hand-counted) and representation metrics."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import offline_moe.envs.atari as atari
+from offline_moe import repr_metrics
+from offline_moe.evaluate import EvalConfig, evaluate
+
+
+class FakeBatchedAtari:
+    """Env i's episodes all last LENGTHS[i] steps and return LENGTHS[i] (auto-reset)."""
+
+    LENGTHS = [3, 5, 4, 4]  # seed 0: envs 0, 1; seed 1: envs 2, 3
+
+    def __init__(self, game, num_envs, protocol, seed, stack, max_episode_steps):
+        assert num_envs == len(self.LENGTHS) and protocol == "dqn_replay"
+        self.t = np.zeros(num_envs, int)
+
+    def reset(self):
+        return np.zeros((len(self.LENGTHS), 84, 84, 4), np.uint8)
+
+    def step(self, actions):
+        assert actions.shape == (len(self.LENGTHS),)
+        self.t += 1
+        lengths = np.asarray(self.LENGTHS)
+        done = self.t == lengths
+        self.t[done] = 0
+
+        class S:
+            pass
+
+        s = S()
+        s.obs = self.reset()
+        s.done = done
+        s.episode_return = np.where(done, lengths, 0).astype(np.float32)
+        return s
+
+
+def test_full_episodes_until_budget_hand_counted(monkeypatch):
+    monkeypatch.setattr(atari, "BatchedAtari", FakeBatchedAtari)
+    calls = []
+
+    def act_fn(params, obs, keys, eps):
+        calls.append((obs.shape, keys.shape, eps))
+        return jnp.zeros(obs.shape[:2], jnp.int32)
+
+    cfg = EvalConfig(steps=10, num_envs=2, epsilon=0.001)
+    out = evaluate(
+        act_fn, None, game="Pong", num_seeds=2, cfg=cfg, key=jnp.zeros(2, jnp.uint32), env_seed=0
+    )
+    # Seed 0 (lengths 3, 5): counted steps 2, 4, 6 (env 0 ends: 3, keeps going since 6 < 10),
+    # 8, 10 (env 1 ends: 5; budget reached, env 1 stops), 11 (env 0 ends its 2nd episode: 3).
+    # Seed 1 (4, 4): both end at t=4 (8 < 10, go on) and again at t=8 (16 >= 10, stop).
+    assert out["episode_returns"] == [[3.0, 5.0, 3.0], [4.0, 4.0, 4.0, 4.0]]
+    assert out["episodes"] == [3, 4]
+    assert out["agent_steps"] == [11, 16]
+    assert out["returns"] == pytest.approx([11 / 3, 4.0])
+    assert len(calls) == 8  # the loop ends when the last counted episode ends
+    assert calls[0] == ((2, 2, 84, 84, 4), (2, 2), 0.001)
+
+
+def test_representation_metrics_known_answers():
+    # units' mean |activation| = (2, 0, 1): one of three never fires -> 33.3% dormant
+    f = jnp.array([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])
+    assert float(repr_metrics.dormant_pct(f)) == pytest.approx(100 / 3, rel=1e-5)
+    # row norms sqrt(5) and 3
+    assert float(repr_metrics.feature_norm(f)) == pytest.approx((5**0.5 + 3) / 2, rel=1e-5)
+    # singular values (2, 1, 0.001): ratios (1, 0.5, 0.0005) -> 2 above 0.01
+    g = jnp.diag(jnp.array([2.0, 1.0, 0.001]))
+    assert int(repr_metrics.srank(g, 0.01)) == 2
+    assert int(repr_metrics.srank(g, 0.0001)) == 3
+    # cumulative mass (0.666, 0.9997, 1): 2 values reach 99%
+    assert int(repr_metrics.srank_kumar(g, 0.01)) == 2
+    out = repr_metrics.representation_metrics(
+        g,
+        {
+            "expert_usage": jnp.array([0.25, 0.75]),
+            "router_entropy": jnp.float32(0.5),
+            "aux_loss": 0.0,
+        },
+    )
+    assert out["srank"] == 2 and out["feature_dim"] == 3
+    assert out["expert_usage"] == [0.25, 0.75] and out["router_entropy"] == 0.5
+    assert "aux_loss" not in out
