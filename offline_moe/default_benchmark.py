@@ -146,10 +146,13 @@ def main(argv=None) -> dict:
     with open(os.path.join(args.runs_dir, "results.json"), "w") as f:
         json.dump(result, f, indent=2)
     print()
+    c = cql.get_config("smoke")
     print(
-        f"Default benchmark: CQL on {args.game}, smoke budget (2 iterations x 40 updates, "
-        f"batch 16, Nature encoder), evaluated in ALE (sticky actions, eps 0.001, episodes "
-        f"capped at 150 steps)"
+        f"Default benchmark: CQL on {args.game} ({args.steps:,} random-policy steps recorded), "
+        f"smoke budget ({c.num_iterations} iterations x {c.updates_per_iteration} updates, "
+        f"batch {c.learner.batch_size}, {c.torso.encoder} encoder), evaluated in ALE (sticky "
+        f"actions, eps {c.eval.epsilon}, >= {c.eval.steps} agent steps, episodes capped at "
+        f"{c.eval.max_episode_steps} steps)"
     )
     print(format_table(rows))
     print(

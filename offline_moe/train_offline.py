@@ -250,8 +250,8 @@ def train_and_evaluate(
                 if not (it == start and len(metric_lines) == 0):  # first block includes compile
                     timed_updates += block_updates
                     timed_s += now - t_block
-                avg = timed_updates / timed_s if timed_s else rate
-                eta = (total_updates - step) / max(avg, 1e-9)
+                # The first block of a process includes compilation: no ETA from it.
+                eta = (total_updates - step) * timed_s / timed_updates if timed_s else None
                 metric_lines.append(
                     {
                         "iteration": it,
@@ -264,7 +264,8 @@ def train_and_evaluate(
                 log(
                     f"it {it + 1}/{tc.num_iterations} update {step:,}/{total_updates:,} "
                     f"loss {float(np.mean(metrics['loss'])):.4f} {rate:,.1f} updates/s "
-                    f"(x{s_} seeds) ETA {_fmt_time(eta)}"
+                    f"(x{s_} seeds{', incl. compile' if eta is None else ''}) "
+                    f"ETA {'?' if eta is None else _fmt_time(eta)}"
                 )
                 pending, t_block = [], time.time()
         eval_record = None
