@@ -372,10 +372,12 @@ def _define_flags():
 
 
 def main(argv) -> None:
-    from absl import flags
+    from absl import flags, logging
 
     del argv
     flags_ = flags.FLAGS
+    if not flags_["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     config = flags_.config
     if config is None:
         path = os.path.join(flags_.workdir, rundir_lib.CONFIG)
