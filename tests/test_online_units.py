@@ -325,3 +325,17 @@ def test_seeds_side_by_side_equal_single_seed_runs():
     # Seed 1 has its own init and its own keys.
     leaf = jax.tree.leaves(two.train.params)[0]
     assert not np.allclose(np.asarray(leaf[0]), np.asarray(leaf[1]))
+
+
+def test_online_track_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import offline_moe.train_online, offline_moe.bench.online, "
+        "offline_moe.configs.der, offline_moe.configs.drq_eps; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'rlds', "
+        "'tensorflow_datasets', 'reverb')]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
