@@ -169,3 +169,22 @@ def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
         train_online.train_and_evaluate(config, workdir)
     rd = RunDir(workdir)
     assert rd.latest_checkpoint() is None and not rd.is_done()
+
+
+def test_noop_start_equals_that_many_noop_steps():
+    """Known answer: an atari100k reset that took k random no-ops shows the same frame as a
+    reset without no-ops followed by k NOOP agent steps (frame skip 4 + max-pool each)."""
+    for seed in range(20):
+        env = atari.AtariEnv("Pong", protocol="atari100k", seed=seed)
+        frame = env.reset()
+        if env.last_noops >= 5:
+            break
+    k = env.last_noops
+    assert 5 <= k < 30
+    plain = atari.AtariEnv("Pong", protocol="atari100k", seed=seed)
+    plain.protocol = atari.Protocol("no_noops", 0.0, True, True, 0, 27_000)
+    expected = plain.reset()
+    assert not np.array_equal(expected, frame)  # the no-ops did change the screen
+    for _ in range(k):
+        expected = plain.step(0).obs  # action 0 is NOOP in every minimal action set
+    np.testing.assert_array_equal(frame, expected)
