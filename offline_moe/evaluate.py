@@ -5,8 +5,9 @@ no life-loss terminals, episodes capped at 27,000 agent steps; for every seed, r
 episodes until at least `steps` agent steps have been taken (the last episodes are not cut);
 the score is the mean undiscounted, unclipped episode return.
 
-Batching: S seeds x E environments are stepped together (`BatchedAtari` with S*E copies); each
-step is ONE jitted call `act(params[S], obs[S, E, 84, 84, 4], keys[S], eps)`. For each seed,
+Batching: S seeds x E environments are stepped together (one `BatchedAtari` of E copies per
+seed, seeded per seed); each step is ONE jitted call
+`act(params[S], obs[S, E, 84, 84, 4], keys[S], eps)`. For each seed,
 once its started episodes add up to `steps` agent steps, its environments stop starting new
 episodes and finish the ones they are in; an environment that is no longer counted is still
 stepped (the batch is rectangular) but its results are ignored. Every started episode is
@@ -61,23 +62,24 @@ def evaluate(
     params: Any,
     *,
     game: str,
-    num_seeds: int,
     cfg: EvalConfig,
-    key: jax.Array,
-    env_seed: int,
+    keys: jax.Array,
+    env_seeds: list[int],
     stack: int = 4,
 ) -> dict:
     """Evaluates S seeds' parameters; returns per-seed lists (JSON-ready).
+
+    Seed s plays its own E environments (a `BatchedAtari` seeded with env_seeds[s]) with its
+    own exploration key, so its result does not depend on the other seeds of the run.
 
     Args:
       act_fn: jitted (params[S], obs [S, E, 84, 84, K], keys [S, 2], epsilon) -> actions [S, E]
         (see `offline_moe.learners.make_act_fn`).
       params: parameters with a leading seed axis S.
       game: ALE game.
-      num_seeds: S.
       cfg: EvalConfig.
-      key: root key of the exploration draws (per step: fold_in(key, t), split over seeds).
-      env_seed: seeds the S*E environments (sticky actions).
+      keys: [S, 2] exploration keys (step t of seed s uses fold_in(keys[s], t)).
+      env_seeds: S environment seeds (sticky actions).
       stack: frames per observation.
 
     Returns:
@@ -85,33 +87,36 @@ def evaluate(
        "agent_steps": [per seed], "episode_returns": [[...] per seed], "eval_s": seconds,
        "env_steps_per_s": agent steps of all envs per second}.
     """
-    from offline_moe.envs.atari import BatchedAtari
+    from offline_moe.envs import atari
 
-    s_, e_ = num_seeds, cfg.num_envs
-    envs = BatchedAtari(
-        game,
-        s_ * e_,
-        protocol=cfg.protocol,
-        seed=env_seed,
-        stack=stack,
-        max_episode_steps=cfg.max_episode_steps,
-    )
+    s_, e_ = len(env_seeds), cfg.num_envs
+    envs = [
+        atari.BatchedAtari(
+            game,
+            e_,
+            protocol=cfg.protocol,
+            seed=int(env_seed),
+            stack=stack,
+            max_episode_steps=cfg.max_episode_steps,
+        )
+        for env_seed in env_seeds
+    ]
     t0 = time.time()
-    obs = envs.reset()  # [S*E, 84, 84, K]
+    obs = np.stack([env.reset() for env in envs])  # [S, E, 84, 84, K]
     counted = np.ones((s_, e_), bool)  # this env's current episode counts
     started_steps = np.zeros(s_, np.int64)  # agent steps of counted episodes, per seed
     episode_returns: list[list[float]] = [[] for _ in range(s_)]
+    step_keys = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
     total_env_steps = 0
     t = 0
     while counted.any():
-        keys = jax.random.split(jax.random.fold_in(key, t), s_)
-        actions = act_fn(params, obs.reshape(s_, e_, *obs.shape[1:]), keys, cfg.epsilon)
-        step = envs.step(np.asarray(actions).reshape(-1))
-        obs = step.obs
+        actions = np.asarray(act_fn(params, obs, step_keys(keys, t), cfg.epsilon))  # [S, E]
+        steps = [env.step(actions[s]) for s, env in enumerate(envs)]
+        obs = np.stack([st.obs for st in steps])
         total_env_steps += s_ * e_
         started_steps += counted.sum(axis=1)
-        done = step.done.reshape(s_, e_)
-        ret = step.episode_return.reshape(s_, e_)
+        done = np.stack([st.done for st in steps])  # [S, E]
+        ret = np.stack([st.episode_return for st in steps])
         for s, e in zip(*np.nonzero(done & counted)):
             episode_returns[s].append(float(ret[s, e]))
         # A finished env starts a new counted episode only while its seed is under budget.

@@ -40,10 +40,13 @@ from offline_moe.learners import (
     make_learner,
     make_train_fn,
     num_params,
+    seed_keys,
 )
 from offline_moe.repr_metrics import representation_metrics
 
-# fold_in tags of the independent random streams derived from PRNGKey(config.seed).
+# fold_in tags of the independent random streams of a seed: seed s of a run with base seed b
+# uses fold_in(PRNGKey(b + s), stream) (see learners.seed_keys), so every seed is reproducible
+# on its own. The representation batch is the same for every run on the same cache.
 TRAIN_STREAM, EVAL_STREAM, REPR_STREAM = 0, 1, 2
 
 
@@ -200,9 +203,8 @@ def train_and_evaluate(
 
     tc, lc, ec, learner, replay, torso_meta = build(config)
     s_ = tc.num_seeds
-    root = jax.random.PRNGKey(tc.seed)
     obs0 = jnp.zeros((1, 84, 84, tc.stack), jnp.uint8)
-    state = init_seeds(learner, jax.random.fold_in(root, TRAIN_STREAM), obs0, s_)
+    state = init_seeds(learner, seed_keys(tc.seed, s_, TRAIN_STREAM), obs0)
     n_params = num_params(jax.tree.map(lambda x: x[0], state.params))
 
     last = rd.latest_checkpoint()
@@ -217,7 +219,8 @@ def train_and_evaluate(
     train_fn = make_train_fn(learner, lc.batch_size, tc.scan_steps)
     act_fn = make_act_fn(learner)
     features_fn = make_features_fn(learner)
-    repr_batch = replay.sample(jax.random.fold_in(root, REPR_STREAM), tc.repr_batch_size)
+    repr_key = jax.random.fold_in(jax.random.PRNGKey(0), REPR_STREAM)
+    repr_batch = replay.sample(repr_key, tc.repr_batch_size)
     calls = tc.updates_per_iteration // tc.scan_steps
     total_updates = tc.num_iterations * tc.updates_per_iteration
     log(
@@ -270,9 +273,7 @@ def train_and_evaluate(
                 pending, t_block = [], time.time()
         eval_record = None
         if (it + 1) % ec.interval == 0 or it == tc.num_iterations - 1:
-            eval_record = _evaluate_iteration(
-                it, state, replay, act_fn, features_fn, repr_batch, tc, ec, root
-            )
+            eval_record = _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec)
             log(
                 f"eval it {it + 1}: returns {[round(r, 2) for r in eval_record['returns']]} "
                 f"({eval_record['episodes']} episodes, {eval_record['eval_s']:.1f}s)"
@@ -319,16 +320,17 @@ def train_and_evaluate(
     return rd.read_summary()
 
 
-def _evaluate_iteration(it, state, replay, act_fn, features_fn, repr_batch, tc, ec, root) -> dict:
+def _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec) -> dict:
     s_ = tc.num_seeds
     result = evaluate(
         act_fn,
         state.params,
         game=tc.game,
-        num_seeds=s_,
         cfg=ec,
-        key=jax.random.fold_in(jax.random.fold_in(root, EVAL_STREAM), it),
-        env_seed=tc.seed * 100_003 + it,
+        keys=jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+            seed_keys(tc.seed, s_, EVAL_STREAM), it
+        ),
+        env_seeds=[(tc.seed + s) * 100_003 + it for s in range(s_)],
         stack=tc.stack,
     )
     out = features_fn(state.params, repr_batch["obs"])

@@ -10,21 +10,22 @@ from offline_moe.evaluate import EvalConfig, evaluate
 
 
 class FakeBatchedAtari:
-    """Env i's episodes all last LENGTHS[i] steps and return LENGTHS[i] (auto-reset)."""
+    """Env i's episodes all last LENGTHS[seed][i] steps and return that much (auto-reset)."""
 
-    LENGTHS = [3, 5, 4, 4]  # seed 0: envs 0, 1; seed 1: envs 2, 3
+    LENGTHS = {10: [3, 5], 20: [4, 4]}  # env seed -> episode length of each env
 
     def __init__(self, game, num_envs, protocol, seed, stack, max_episode_steps):
-        assert num_envs == len(self.LENGTHS) and protocol == "dqn_replay"
+        assert num_envs == 2 and protocol == "dqn_replay"
+        self.lengths = np.asarray(self.LENGTHS[seed])
         self.t = np.zeros(num_envs, int)
 
     def reset(self):
-        return np.zeros((len(self.LENGTHS), 84, 84, 4), np.uint8)
+        return np.zeros((2, 84, 84, 4), np.uint8)
 
     def step(self, actions):
-        assert actions.shape == (len(self.LENGTHS),)
+        assert actions.shape == (2,)
         self.t += 1
-        lengths = np.asarray(self.LENGTHS)
+        lengths = self.lengths
         done = self.t == lengths
         self.t[done] = 0
 
@@ -47,9 +48,8 @@ def test_full_episodes_until_budget_hand_counted(monkeypatch):
         return jnp.zeros(obs.shape[:2], jnp.int32)
 
     cfg = EvalConfig(steps=10, num_envs=2, epsilon=0.001)
-    out = evaluate(
-        act_fn, None, game="Pong", num_seeds=2, cfg=cfg, key=jnp.zeros(2, jnp.uint32), env_seed=0
-    )
+    keys = jnp.zeros((2, 2), jnp.uint32)
+    out = evaluate(act_fn, None, game="Pong", cfg=cfg, keys=keys, env_seeds=[10, 20])
     # Seed 0 (lengths 3, 5): counted steps 2, 4, 6 (env 0 ends: 3, keeps going since 6 < 10),
     # 8, 10 (env 1 ends: 5; budget reached, env 1 stops), 11 (env 0 ends its 2nd episode: 3).
     # Seed 1 (4, 4): both end at t=4 (8 < 10, go on) and again at t=8 (16 >= 10, stop).

@@ -53,16 +53,15 @@ def tiny(config, cache_dir, **overrides):
     return config
 
 
-def final_params(workdir):
+def final_params(workdir, iteration=None):
     config = json.load(open(os.path.join(workdir, "config.json")))
     tc, lc, ec, learner, replay, torso_meta = build(config)
-    from offline_moe.learners import init_seeds
+    from offline_moe.learners import init_seeds, seed_keys
 
-    template = init_seeds(
-        learner, jax.random.PRNGKey(0), jnp.zeros((1, 84, 84, 4), jnp.uint8), tc.num_seeds
-    )
+    obs = jnp.zeros((1, 84, 84, 4), jnp.uint8)
+    template = init_seeds(learner, seed_keys(0, tc.num_seeds), obs)
     rd = rundir_lib.RunDir(workdir)
-    state, meta = rd.restore_checkpoint(template)
+    state, meta = rd.restore_checkpoint(template, iteration)
     rd.close()
     return state, meta
 
@@ -94,6 +93,16 @@ def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_pat
     # the two seeds differ
     leaf = jax.tree.leaves(state_full.params)[-1]
     assert not np.allclose(leaf[0], leaf[1])
+    # ... and each is reproducible on its own: a 1-seed run with base seed 1 (one iteration)
+    # equals seed 1 of the 2-seed run after its first iteration, evaluation included.
+    alone = str(tmp_path / "seed1")
+    train_and_evaluate(tiny(cql.get_config("smoke"), cache_dir, seed=1, num_iterations=1), alone)
+    state_alone, _ = final_params(alone)
+    state_it0, _ = final_params(full, iteration=0)
+    for a, b in zip(jax.tree.leaves(state_alone), jax.tree.leaves(state_it0)):
+        np.testing.assert_array_equal(a[0], b[1])
+    eval_alone = rundir_lib.read_jsonl(os.path.join(alone, "eval.jsonl"))[0]
+    assert eval_alone["episode_returns"][0] == evals[0]["episode_returns"][1]
 
     # Interrupted after the first checkpoint (plus a log line of the lost iteration, as if
     # killed between writing logs and saving the checkpoint), then resumed.

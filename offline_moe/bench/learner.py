@@ -120,6 +120,7 @@ def bench_one(
         make_learner,
         make_train_fn,
         num_params,
+        seed_keys,
     )
     from offline_moe.networks import filter_torso_kwargs, make_torso
     from offline_moe.replay import DeviceReplay
@@ -134,7 +135,7 @@ def bench_one(
     calls = max(1, steps // scan_steps)
 
     def rate(fn, arg):
-        state = init_seeds(learner, jax.random.PRNGKey(0), obs0, num_seeds)
+        state = init_seeds(learner, seed_keys(0, num_seeds), obs0)
         t0 = time.perf_counter()
         state, m = fn(state, arg)
         jax.block_until_ready(m)

@@ -13,6 +13,7 @@ from offline_moe.learners.core import (
     make_features_fn,
     make_train_fn,
     num_params,
+    seed_keys,
 )
 from offline_moe.learners.cql import AGENTS, CQLC51Loss, CQLLoss, LearnerConfig, make_learner
 
@@ -30,4 +31,5 @@ __all__ = [
     "make_learner",
     "make_train_fn",
     "num_params",
+    "seed_keys",
 ]

@@ -158,12 +158,25 @@ def update_key(state: TrainState) -> Array:
     return jax.random.fold_in(state.rng, state.step)
 
 
-def init_seeds(learner: Learner, rng: Array, obs: Array, num_seeds: int) -> TrainState:
-    """S independent seeds (own init and own sampling stream), stacked on a leading axis.
+def seed_keys(seed: int, num_seeds: int, stream: int = 0) -> Array:
+    """Keys [S, 2] of seeds seed, seed+1, ..., seed+S-1 for one random stream.
 
-    Seed s uses key fold_in(rng, s), so seed s of an S-seed run equals seed s run alone.
+    Seed s of a run with base seed b uses fold_in(PRNGKey(b + s), stream), so seed 1 of a
+    2-seed run with base seed 0 is the same as a 1-seed run with base seed 1.
     """
-    keys = jax.vmap(lambda s: jax.random.fold_in(rng, s))(jnp.arange(num_seeds))
+    return jnp.stack(
+        [jax.random.fold_in(jax.random.PRNGKey(seed + s), stream) for s in range(num_seeds)]
+    )
+
+
+def init_seeds(learner: Learner, keys: Array, obs: Array) -> TrainState:
+    """Independent seeds (own init and own sampling stream), stacked on a leading axis.
+
+    Args:
+      learner: the learner.
+      keys: [S, 2], one key per seed (see `seed_keys`).
+      obs: example observation batch [B, 84, 84, K].
+    """
     return jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, obs)
 
 
