@@ -334,7 +334,8 @@ def train_and_evaluate(
       stop_after_iterations: stop (as if killed) after this many iterations of THIS call have
         been checkpointed; for tests of resumption. The summary is then {"done": False}.
     """
-    rd = RunDir(workdir)
+    # One checkpoint kept: each holds the whole replay (~0.7 GB per seed for a 100k run).
+    rd = RunDir(workdir, max_to_keep=1)
     if rd.is_done():
         logging.info("run in %s is finished; not re-running", workdir)
         return rd.read_summary()

@@ -57,6 +57,7 @@ def base_config(agent: str) -> ml_collections.ConfigDict:
     c.gamma = 0.99
     c.n_step = 10
     c.min_replay = 1600
+    c.updates_per_step = 1  # replay ratio 1 (Dopamine: update period 1, 1 update per step)
     c.batch_size = 32
     c.learning_rate = 1e-4
     c.adam_eps = 1.5e-4

@@ -58,6 +58,7 @@ class OnlineAgentConfig:
       n_step: return horizon.
       gamma: discount.
       min_replay: agent steps before the first update.
+      updates_per_step: gradient updates per agent step once training (the replay ratio).
       target_update_period: sync the target network every this many updates.
       prioritized: prioritized replay (else uniform).
       batch_size: transitions per update.
@@ -84,6 +85,7 @@ class OnlineAgentConfig:
     n_step: int = 10
     gamma: float = 0.99
     min_replay: int = 1600
+    updates_per_step: int = 1
     target_update_period: int = 2000
     prioritized: bool = True
     batch_size: int = 32
@@ -402,9 +404,11 @@ class OnlineAgent:
         )
         sums, count = state.metric_sums, state.metric_count
         if do_update:
-            train, replay, metrics = self._update_from_replay(train, replay, k_update)
-            sums = jax.tree.map(jnp.add, sums, metrics)
-            count = count + 1
+            for u in range(c.updates_per_step):  # replay ratio (1 for DER and DrQ(eps))
+                k = k_update if u == 0 else jax.random.fold_in(k_update, u)
+                train, replay, metrics = self._update_from_replay(train, replay, k)
+                sums = jax.tree.map(jnp.add, sums, metrics)
+                count = count + 1
         obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K]
         action = self.act(train.params, obs, k_act, self.epsilon(t), noise=c.noisy)[0]
         replay = online_replay.set_action(replay, action)
