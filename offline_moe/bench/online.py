@@ -75,8 +75,7 @@ def run(args) -> dict:
         "bench": "online",
         "agent": args.agent,
         "torso": args.torso,
-        "encoder": args.encoder,
-        "num_experts": args.num_experts if args.torso != "baseline" else None,
+        "torso_kwargs": dict(agent.config.torso_kwargs),  # what the torso accepted
         "game": game,
         "num_seeds": args.num_seeds,
         "timed_steps": args.steps,
