@@ -34,6 +34,7 @@ from offline_moe import rundir as rundir_lib
 from offline_moe.evaluate import EvalConfig, evaluate
 from offline_moe.learners import (
     LearnerConfig,
+    effective_scan_steps,
     init_seeds,
     make_act_fn,
     make_features_fn,
@@ -216,17 +217,18 @@ def train_and_evaluate(
         start = 0
     rd.truncate_logs(last)  # drop lines of iterations after the last checkpoint
 
-    train_fn = make_train_fn(learner, lc.batch_size, tc.scan_steps)
+    scan_steps = effective_scan_steps(tc.scan_steps)  # smaller on CPU only
+    train_fn = make_train_fn(learner, lc.batch_size, scan_steps)
     act_fn = make_act_fn(learner)
     features_fn = make_features_fn(learner)
     repr_key = jax.random.fold_in(jax.random.PRNGKey(0), REPR_STREAM)
     repr_batch = replay.sample(repr_key, tc.repr_batch_size)
-    calls = tc.updates_per_iteration // tc.scan_steps
+    calls = tc.updates_per_iteration // scan_steps
     total_updates = tc.num_iterations * tc.updates_per_iteration
     log(
         f"{tc.agent} on {tc.game}: torso {torso_meta['name']} ({n_params:,} params), "
         f"{s_} seed(s), {replay.num_valid:,} transitions in {tc.cache_dir}; "
-        f"{tc.num_iterations} x {tc.updates_per_iteration:,} updates, K={tc.scan_steps}"
+        f"{tc.num_iterations} x {tc.updates_per_iteration:,} updates, K={scan_steps}"
     )
     run_t0 = time.time()
     timed_updates, timed_s = 0, 0.0
@@ -240,7 +242,7 @@ def train_and_evaluate(
         for call in range(calls):
             state, m = train_fn(state, replay)
             pending.append(m)
-            done = (call + 1) * tc.scan_steps
+            done = (call + 1) * scan_steps
             if done % tc.log_interval == 0 or call == calls - 1:
                 metrics = _mean_over_calls(pending)  # blocks: the only device -> host copy
                 step = it * tc.updates_per_iteration + done
@@ -248,7 +250,7 @@ def train_and_evaluate(
                     {"loss": metrics["loss"]}, iteration=it, step=step, rundir=rd
                 )
                 now = time.time()
-                block_updates = len(pending) * tc.scan_steps
+                block_updates = len(pending) * scan_steps
                 rate = block_updates / max(now - t_block, 1e-9)
                 if not (it == start and len(metric_lines) == 0):  # first block includes compile
                     timed_updates += block_updates

@@ -143,3 +143,10 @@ def test_act_is_greedy_at_eps_zero_and_random_at_eps_one():
         ]
     )
     assert set(rand.ravel().tolist()) == {0, 1, 2}
+
+
+def test_cpu_scan_steps_are_capped_divisors():
+    from offline_moe.learners import effective_scan_steps
+
+    assert jax.default_backend() == "cpu"
+    assert [effective_scan_steps(k) for k in (500, 62_500, 40, 21, 7)] == [20, 20, 20, 7, 7]

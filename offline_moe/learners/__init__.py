@@ -7,6 +7,7 @@ learner = make_learner(LearnerConfig(agent="cql"), make_torso("soft_moe"), num_a
 from offline_moe.learners.core import (
     Learner,
     TrainState,
+    effective_scan_steps,
     init_seeds,
     make_act_fn,
     make_bare_train_fn,
@@ -18,6 +19,7 @@ from offline_moe.learners.core import (
 from offline_moe.learners.cql import AGENTS, CQLC51Loss, CQLLoss, LearnerConfig, make_learner
 
 __all__ = [
+    "effective_scan_steps",
     "AGENTS",
     "CQLC51Loss",
     "CQLLoss",

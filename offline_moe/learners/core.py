@@ -197,6 +197,19 @@ def resolve_unroll(unroll: int | bool | str) -> int | bool:
     return unroll
 
 
+MAX_CPU_UNROLL = 20
+
+
+def effective_scan_steps(scan_steps: int) -> int:
+    """Updates per jitted call actually used: K on accelerators; on CPU (where the scan is
+    unrolled, see `resolve_unroll`) the largest divisor of K that is <= MAX_CPU_UNROLL, so the
+    paper's K = 500 does not unroll 500 updates. The updates done are the same either way.
+    """
+    if jax.default_backend() != "cpu" or scan_steps <= MAX_CPU_UNROLL:
+        return scan_steps
+    return max(d for d in range(1, MAX_CPU_UNROLL + 1) if scan_steps % d == 0)
+
+
 def resolve_seed_axis(seed_axis: str) -> str:
     """'auto' -> 'map' (seeds one after another in the jitted call, unrolled) on CPU, else 'vmap'.
 
