@@ -168,3 +168,16 @@ def test_config_mismatch_and_missing_cache_are_clear_errors(cache_dir, tmp_path)
         train_and_evaluate(config, str(tmp_path / "b"))
     with pytest.raises(ValueError, match="config argument"):
         cql.get_config("smok")
+
+
+def test_training_path_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, offline_moe.train_offline, offline_moe.evaluate, offline_moe.bench.learner, "
+        "offline_moe.default_benchmark; "
+        "bad = [m for m in ('tensorflow', 'tensorflow_datasets', 'rlds') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
