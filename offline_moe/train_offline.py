@@ -162,6 +162,13 @@ def build(config: Mapping):
         raise ValueError(
             f"config.game is {tc.game!r} but the replay cache {tc.cache_dir!r} holds {cache_game!r}"
         )
+    clipped = replay.meta.get("clip_rewards")
+    if clipped is not None and bool(clipped) != bool(config["data"]["clip_rewards"]):
+        raise ValueError(
+            f"config.data.clip_rewards is {config['data']['clip_rewards']} but the replay cache "
+            f"{tc.cache_dir!r} was ingested with clip_rewards={clipped}; re-ingest or change "
+            "the config"
+        )
     torso_block = dict(config["torso"])
     torso_name = torso_block["name"]
     torso_kwargs = filter_torso_kwargs(torso_name, torso_block)
