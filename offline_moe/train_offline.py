@@ -1,4 +1,4 @@
-"""Train CQL / CQL+C51 offline from a replay cache, evaluate in ALE, write a run directory.
+r"""Train CQL / CQL+C51 offline from a replay cache, evaluate in ALE, write a run directory.
 
     python -m offline_moe.train_offline \
         --config=offline_moe/configs/cql.py:game=Pong \

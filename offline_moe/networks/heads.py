@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from offline_moe.networks.encoders import preprocess_obs
+
 Array = jax.Array
 
 
@@ -102,8 +104,6 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs: Array, *, train: bool = False) -> dict:
-        from offline_moe.networks import preprocess_obs
-
         x = preprocess_obs(obs) if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
         features, aux = self.torso(x, train=train)  # [B, D]
         out = dict(self.head(features))
