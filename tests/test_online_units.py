@@ -339,3 +339,20 @@ def test_online_track_imports_no_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_per_sample_noise_statistics():
+    """Per-sample factorised noise: row b is x (mu + sigma f(p_b) f(q_b)^T) + mu_b + sigma_b f(q_b).
+    For identical rows x the outputs differ, their mean is the noiseless output and their
+    variance is c (c sum_i x_i^2 s^2 + s^2) with c = E f(N)^2 = sqrt(2/pi), s = 0.1/sqrt(4)."""
+    layer = NoisyDense(3, per_sample=True)
+    x_row = jnp.array([1.0, -2.0, 0.5, 3.0])
+    x = jnp.tile(x_row[None], (20_000, 1))
+    params = layer.init(jax.random.key(0), x[:1], train=False)
+    out = np.asarray(layer.apply(params, x, train=True, rngs={"noise": jax.random.key(7)}))
+    noiseless = np.asarray(layer.apply(params, x[:1], train=False))[0]
+    assert not np.allclose(out[0], out[1])
+    c, s2 = np.sqrt(2 / np.pi), (0.1 / 2) ** 2
+    var = c * (c * float(jnp.sum(x_row**2)) * s2 + s2)
+    np.testing.assert_allclose(out.mean(0), noiseless, atol=4 * np.sqrt(var / 20_000))
+    np.testing.assert_allclose(out.var(0), var, rtol=0.06)

@@ -18,6 +18,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_atoms = 1  # scalar Q-values, Huber loss
     c.v_max = 10.0  # unused with one atom
     c.noisy = False
+    c.per_sample_noise = False  # unused without noisy nets
     c.prioritized = False
     c.target_update_period = 1
     c.epsilon_decay_steps = 5000

@@ -55,6 +55,7 @@ class OnlineAgentConfig:
       dueling: dueling head.
       double_q: double-Q bootstrap action (online argmax, target evaluation).
       noisy: factorised noisy head; training acts greedily w.r.t. the noisy net (eps = 0).
+      per_sample_noise: a noise draw per batch row (Dopamine's MoE DER) instead of per batch.
       n_step: return horizon.
       gamma: discount.
       min_replay: agent steps before the first update.
@@ -82,6 +83,7 @@ class OnlineAgentConfig:
     dueling: bool = True
     double_q: bool = True
     noisy: bool = True
+    per_sample_noise: bool = False
     n_step: int = 10
     gamma: float = 0.99
     min_replay: int = 1600
@@ -199,6 +201,7 @@ class OnlineAgent:
             v_max=c.v_max,
             dueling=c.dueling,
             noisy=c.noisy,
+            per_sample_noise=c.per_sample_noise,
         )
         return OnlineQNetwork(torso=torso, head=head)
 

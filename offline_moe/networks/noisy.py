@@ -55,10 +55,13 @@ class NoisyDense(nn.Module):
       features: output width.
       sigma0: sigma is initialised to sigma0 / sqrt(fan_in) (0.1 in Dopamine, 0.5 in the
         paper's Table; REFERENCE.md 5.3 follows Dopamine).
+      per_sample: draw independent noise for every row of the batch (Dopamine's MoE DER
+        agent); False shares one draw across the batch (Dopamine's DER).
     """
 
     features: int
     sigma0: float = 0.1
+    per_sample: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -76,6 +79,13 @@ class NoisyDense(nn.Module):
         mu_b = self.param("mu_bias", uniform_init, (self.features,))
         sigma_w = self.param("sigma_kernel", sigma_init, (fan_in, self.features))
         sigma_b = self.param("sigma_bias", sigma_init, (self.features,))
+        if train and self.per_sample:
+            # An independent factorised draw per sample (Dopamine's MoE DER agent), without
+            # materialising [B, in, out]: x (sigma * p q^T) = ((x * p) sigma) * q.
+            kp, kq = jax.random.split(self.make_rng(NOISE_RNG))
+            p = _signed_sqrt(jax.random.normal(kp, x.shape))  # [B, in]
+            q = _signed_sqrt(jax.random.normal(kq, (*x.shape[:-1], self.features)))  # [B, out]
+            return x @ mu_w + ((x * p) @ sigma_w) * q + mu_b + sigma_b * q
         if train:
             eps_w, eps_b = factorised_noise(self.make_rng(NOISE_RNG), fan_in, self.features)
             w = mu_w + sigma_w * eps_w
@@ -94,6 +104,7 @@ class RainbowHead(nn.Module):
       v_max: support is linspace(-v_max, v_max, K) when K > 1.
       dueling: value + advantage - mean_a advantage.
       noisy: NoisyDense layers (need the 'noise' rng when train=True) instead of Dense.
+      per_sample_noise: independent noise per batch row (see NoisyDense.per_sample).
 
     Returns from __call__: dict with 'logits' [B, A, K], 'q_values' [B, A] and, for K > 1,
     'probabilities' [B, A, K].
@@ -104,10 +115,11 @@ class RainbowHead(nn.Module):
     v_max: float = 10.0
     dueling: bool = True
     noisy: bool = True
+    per_sample_noise: bool = False
 
     def _layer(self, features: int, name: str):
         if self.noisy:
-            return NoisyDense(features, name=name)
+            return NoisyDense(features, per_sample=self.per_sample_noise, name=name)
         return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), name=name)
 
     def _apply(self, layer, x, train):
