@@ -118,6 +118,11 @@ def test_fused_scan_equals_single_updates_and_seeds_differ():
         s, _ = learner.update(s, batch)
     for x, y in zip(jax.tree.leaves(out.params), jax.tree.leaves(s.params)):
         np.testing.assert_allclose(x[0], y, rtol=1e-5, atol=1e-6)
+    # the accelerator layout (rolled scan, vmap over seeds) computes the same updates
+    gpu_style = make_train_fn(learner, batch_size=4, num_steps=3, unroll=1, seed_axis="vmap")
+    out_vmap, _ = gpu_style(jax.tree.map(jnp.asarray, ref), replay)
+    for x, y in zip(jax.tree.leaves(out_vmap.params), jax.tree.leaves(out.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
     # 1-seed runs with base seeds 7 and 8 reproduce seeds 0 and 1 of the 2-seed run
     for s in (0, 1):
         single = init_seeds(learner, seed_keys(7 + s, 1), obs)
