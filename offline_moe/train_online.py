@@ -61,6 +61,7 @@ class RunConfig:
     eval_every_iterations: int
     eval_episodes: int
     eval_max_steps: int
+    eval_workers: int
     max_episode_steps: int
     log_every: int
     export_replay: str
@@ -246,54 +247,146 @@ class Actors:
         self.game_overs = [list(x) for x in snap["game_overs"]]
 
 
+class EmulatorGroup:
+    """Evaluation emulators stepped in this process. `reset()` -> frames uint8 [n, 84, 84];
+    `step(actions [n], active bool [n])` -> (frames, rewards, game_ended, terminal) [n],
+    stepping only the active emulators."""
+
+    def __init__(self, game: str, protocol: str, seeds: list[int], max_steps: int):
+        self.envs = [
+            atari.AtariEnv(game, protocol=protocol, seed=s, max_episode_steps=max_steps)
+            for s in seeds
+        ]
+
+    def reset(self) -> np.ndarray:
+        return np.stack([env.reset() for env in self.envs])
+
+    def step(self, actions: np.ndarray, active: np.ndarray):
+        n = len(self.envs)
+        frames = np.zeros((n, *FRAME), np.uint8)
+        rewards = np.zeros(n, np.float64)
+        ended = np.zeros(n, bool)
+        terminal = np.zeros(n, bool)
+        for k in np.flatnonzero(active):
+            st = self.envs[k].step(int(actions[k]))
+            frames[k], rewards[k], terminal[k] = st.obs, st.reward, st.terminal
+            ended[k] = st.terminated or st.truncated
+        return frames, rewards, ended, terminal
+
+    def close(self) -> None:
+        pass
+
+
+def _emulator_worker(conn, game, protocol, seeds, max_steps):
+    group = EmulatorGroup(game, protocol, seeds, max_steps)
+    conn.send(group.reset())
+    while (msg := conn.recv()) is not None:
+        conn.send(group.step(*msg))
+    conn.close()
+
+
+class ProcessEmulatorGroup:
+    """The same interface, with the emulators split over `workers` processes (spawned; the
+    ALE steps in parallel on a many-core host). Results equal `EmulatorGroup`'s exactly."""
+
+    def __init__(self, game: str, protocol: str, seeds: list[int], max_steps: int, workers: int):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.chunks = [c for c in np.array_split(np.arange(len(seeds)), workers) if len(c)]
+        self.conns, self.procs = [], []
+        for chunk in self.chunks:
+            parent, child = ctx.Pipe()
+            args = (child, game, protocol, [seeds[k] for k in chunk], max_steps)
+            proc = ctx.Process(target=_emulator_worker, args=args, daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def reset(self) -> np.ndarray:
+        return np.concatenate([c.recv() for c in self.conns])
+
+    def step(self, actions: np.ndarray, active: np.ndarray):
+        for conn, chunk in zip(self.conns, self.chunks):
+            conn.send((actions[chunk], active[chunk]))
+        parts = [conn.recv() for conn in self.conns]
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def eval_worker_count(requested: int, num_envs: int) -> int:
+    """Worker processes for evaluation: `requested` >= 0, or -1 = one per spare CPU core
+    (none on a host with 2 cores or fewer)."""
+    if requested < 0:
+        cores = os.cpu_count() or 1
+        requested = cores - 1 if cores > 2 else 0
+    return min(requested, num_envs)
+
+
 def evaluate(
-    eval_act, params: Any, *, game: str, rc: RunConfig, iteration: int, num_episodes: int
+    eval_act,
+    params: Any,
+    *,
+    game: str,
+    rc: RunConfig,
+    iteration: int,
+    num_episodes: int,
+    workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plays `num_episodes` games per seed, one per parallel emulator, eps_eval, noise off.
+
+    Args:
+      eval_act: `make_eval_act_fn` output.
+      params: online parameters, seeds stacked.
+      game, rc: the game and the run config.
+      iteration: seeds the emulators (`eval-{iteration}`) and the eps-greedy key.
+      num_episodes: games per seed.
+      workers: processes stepping the emulators (0 = this process; same results either way).
 
     Returns:
       (mean unclipped return per seed [S], episodes per seed [S]). A game that reaches
       `eval_max_steps` is cut there and counted with its return so far.
     """
     s, e = rc.num_seeds, num_episodes
-    envs = [
-        [
-            atari.AtariEnv(
-                game,
-                protocol=rc.protocol,
-                seed=env_seed(rc.seed, i * e + j, f"eval-{iteration}"),
-                max_episode_steps=rc.eval_max_steps,
-            )
-            for j in range(e)
-        ]
-        for i in range(s)
-    ]
-    stacks = np.zeros((s, e, *FRAME, 4), np.uint8)
-    for i in range(s):
-        for j in range(e):
-            stacks[i, j, ..., -1] = envs[i][j].reset()
-    returns = np.zeros((s, e))
-    done = np.zeros((s, e), bool)
-    key = jax.random.fold_in(jax.random.PRNGKey(rc.seed), 1_000_003 + iteration)
-    t = 0
-    while not done.all():
-        actions = np.asarray(eval_act(params, stacks, jax.random.fold_in(key, t)))
-        t += 1
-        for i in range(s):
-            for j in range(e):
-                if done[i, j]:
-                    continue
-                st = envs[i][j].step(int(actions[i, j]))
-                returns[i, j] += st.reward
-                if st.terminated or st.truncated:
-                    done[i, j] = True
-                elif st.terminal:  # life loss: the frame stack restarts, the game goes on
-                    stacks[i, j] = 0
-                    stacks[i, j, ..., -1] = st.obs
-                else:
-                    stacks[i, j, ..., :-1] = stacks[i, j, ..., 1:]
-                    stacks[i, j, ..., -1] = st.obs
-    return returns.mean(axis=1), np.full(s, e)
+    seeds = [env_seed(rc.seed, k, f"eval-{iteration}") for k in range(s * e)]
+    if workers > 0:
+        group = ProcessEmulatorGroup(game, rc.protocol, seeds, rc.eval_max_steps, workers)
+    else:
+        group = EmulatorGroup(game, rc.protocol, seeds, rc.eval_max_steps)
+    try:
+        stacks = np.zeros((s * e, *FRAME, 4), np.uint8)
+        stacks[..., -1] = group.reset()
+        returns = np.zeros(s * e)
+        active = np.ones(s * e, bool)
+        key = jax.random.fold_in(jax.random.PRNGKey(rc.seed), 1_000_003 + iteration)
+        t = 0
+        while active.any():
+            obs = stacks.reshape(s, e, *FRAME, 4)
+            actions = np.asarray(eval_act(params, obs, jax.random.fold_in(key, t))).reshape(-1)
+            t += 1
+            frames, rewards, ended, terminal = group.step(actions, active)
+            returns += np.where(active, rewards, 0.0)
+            # Life loss: the frame stack restarts while the game goes on.
+            restart = active & terminal & ~ended
+            shift = active & ~terminal & ~ended
+            stacks[shift, ..., :-1] = stacks[shift, ..., 1:]
+            stacks[restart] = 0
+            stacks[shift | restart, ..., -1] = frames[shift | restart]
+            active &= ~ended
+    finally:
+        group.close()
+    return returns.reshape(s, e).mean(axis=1), np.full(s, e)
 
 
 def _host(tree):
@@ -411,6 +504,7 @@ def train_and_evaluate(
                 rc=rc,
                 iteration=iteration,
                 num_episodes=rc.eval_episodes,
+                workers=eval_worker_count(rc.eval_workers, rc.num_seeds * rc.eval_episodes),
             )
             rd.append_eval(
                 {

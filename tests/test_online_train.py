@@ -188,3 +188,26 @@ def test_noop_start_equals_that_many_noop_steps():
     for _ in range(k):
         expected = plain.step(0).obs  # action 0 is NOOP in every minimal action set
     np.testing.assert_array_equal(frame, expected)
+
+
+def test_emulators_in_worker_processes_match_in_process():
+    """Evaluation emulators split over worker processes give exactly the same frames, rewards
+    and flags as in-process ones (only the active emulators step)."""
+    seeds = [train_online.env_seed(0, k, "eval-1") for k in range(3)]
+    local = train_online.EmulatorGroup("Pong", "atari100k", seeds, 27_000)
+    remote = train_online.ProcessEmulatorGroup("Pong", "atari100k", seeds, 27_000, workers=2)
+    try:
+        np.testing.assert_array_equal(local.reset(), remote.reset())
+        rng = np.random.default_rng(0)
+        total = 0.0
+        for t in range(150):
+            actions = rng.integers(0, 6, size=3)
+            active = np.array([True, t < 100, True])
+            a, b = local.step(actions, active), remote.step(actions, active)
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+            assert not a[0][1].any() or t < 100  # an inactive emulator returns nothing
+            total += np.abs(a[1]).sum()
+        assert total > 0  # some points were scored: rewards are compared, not just zeros
+    finally:
+        remote.close()

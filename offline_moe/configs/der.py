@@ -50,6 +50,7 @@ def base_config(agent: str) -> ml_collections.ConfigDict:
     c.eval_every_iterations = 1  # evaluate after every iteration (Dopamine's runner)
     c.eval_episodes = 100  # one episode per parallel environment
     c.eval_max_steps = 27_000  # agent steps per evaluation episode (the protocol's cap)
+    c.eval_workers = -1  # processes stepping the eval emulators; -1: one per spare CPU core
     c.max_episode_steps = 27_000  # training episode cap (truncation, not a terminal)
     c.log_every = 1000  # agent steps between metrics.jsonl lines
     c.export_replay = ""  # directory: write the agent's replay as an RLDS dataset at the end
