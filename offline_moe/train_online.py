@@ -295,14 +295,25 @@ class ProcessEmulatorGroup:
         ctx = mp.get_context("spawn")
         self.chunks = [c for c in np.array_split(np.arange(len(seeds)), workers) if len(c)]
         self.conns, self.procs = [], []
-        for chunk in self.chunks:
-            parent, child = ctx.Pipe()
-            args = (child, game, protocol, [seeds[k] for k in chunk], max_steps)
-            proc = ctx.Process(target=_emulator_worker, args=args, daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
+        # Workers import this module (and so JAX) but must never touch the accelerator.
+        hide = {"JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+        saved = {k: os.environ.get(k) for k in hide}
+        os.environ.update(hide)
+        try:
+            for chunk in self.chunks:
+                parent, child = ctx.Pipe()
+                args = (child, game, protocol, [seeds[k] for k in chunk], max_steps)
+                proc = ctx.Process(target=_emulator_worker, args=args, daemon=True)
+                proc.start()
+                child.close()
+                self.conns.append(parent)
+                self.procs.append(proc)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def reset(self) -> np.ndarray:
         return np.concatenate([c.recv() for c in self.conns])
