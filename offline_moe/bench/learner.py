@@ -6,7 +6,8 @@
 One JSON line per (agent, torso): {"agent", "torso", "encoder", "batch", "num_seeds",
 "updates_per_s" (end to end), "bare_updates_per_s" (jitted update on one fixed batch, same
 scan/vmap: the compute ceiling), "e2e_over_bare", "compile_s", "params", "device", ...}.
-Rates count updates of ONE seed per second times num_seeds (total updates per second).
+Rates are total updates per second (all seeds); each is the best of --repeats alternating
+timed runs of --steps updates (the machine may be shared).
 Without --cache a synthetic cache (random frames, ~2k rows) is written to a temp dir.
 
 This module also holds the small cache builders used by tests and the default benchmark:
@@ -107,7 +108,17 @@ def ale_cache(
 
 
 def bench_one(
-    agent, torso, *, encoder, batch, steps, scan_steps, num_seeds, cache_dir, torso_overrides=None
+    agent,
+    torso,
+    *,
+    encoder,
+    batch,
+    steps,
+    scan_steps,
+    num_seeds,
+    cache_dir,
+    torso_overrides=None,
+    repeats=3,
 ) -> dict:
     """Measures one (agent, torso); returns the JSON record."""
     import jax
@@ -134,22 +145,34 @@ def bench_one(
     obs0 = jnp.zeros((1, 84, 84, 4), jnp.uint8)
     calls = max(1, steps // scan_steps)
 
-    def rate(fn, arg):
+    def compile_fn(fn, arg):
         state = init_seeds(learner, seed_keys(0, num_seeds), obs0)
         t0 = time.perf_counter()
         state, m = fn(state, arg)
         jax.block_until_ready(m)
-        compile_s = time.perf_counter() - t0
+        return state, time.perf_counter() - t0
+
+    def timed(fn, state, arg):
         t0 = time.perf_counter()
         for _ in range(calls):
             state, m = fn(state, arg)
         jax.block_until_ready(m)
-        elapsed = time.perf_counter() - t0
-        return calls * scan_steps * num_seeds / elapsed, compile_s, state
+        return state, calls * scan_steps * num_seeds / (time.perf_counter() - t0)
 
-    e2e, compile_s, state = rate(make_train_fn(learner, batch, scan_steps), replay)
+    e2e_fn = make_train_fn(learner, batch, scan_steps)
+    bare_fn = make_bare_train_fn(learner, scan_steps)
     fixed = replay.sample(jax.random.PRNGKey(1), batch)
-    bare, bare_compile_s, _ = rate(make_bare_train_fn(learner, scan_steps), fixed)
+    e2e_state, compile_s = compile_fn(e2e_fn, replay)
+    bare_state, bare_compile_s = compile_fn(bare_fn, fixed)
+    # Alternate the two measurements and keep the best of each: the machine is shared, and
+    # the best rate is the least disturbed one.
+    e2e_rates, bare_rates = [], []
+    for _ in range(repeats):
+        e2e_state, r = timed(e2e_fn, e2e_state, replay)
+        e2e_rates.append(r)
+        bare_state, r = timed(bare_fn, bare_state, fixed)
+        bare_rates.append(r)
+    e2e, bare, state = max(e2e_rates), max(bare_rates), e2e_state
     return {
         "agent": agent,
         "torso": torso,
@@ -161,6 +184,9 @@ def bench_one(
         "updates_per_s": round(e2e, 2),
         "bare_updates_per_s": round(bare, 2),
         "e2e_over_bare": round(e2e / bare, 3),
+        "repeats": repeats,
+        "updates_per_s_all": [round(r, 2) for r in e2e_rates],
+        "bare_updates_per_s_all": [round(r, 2) for r in bare_rates],
         "compile_s": round(compile_s, 2),
         "bare_compile_s": round(bare_compile_s, 2),
         "params": num_params(jax.tree.map(lambda x: x[0], state.params)),
@@ -181,7 +207,8 @@ def main(argv) -> None:
     p.add_argument("--batch", type=int, default=32, help="transitions per update")
     p.add_argument("--steps", type=int, default=200, help="timed updates per seed (after compile)")
     p.add_argument("--scan_steps", type=int, default=50, help="updates fused per jitted call (K)")
-    p.add_argument("--num_seeds", type=int, default=1, help="seeds vmapped in one program")
+    p.add_argument("--num_seeds", type=int, default=1, help="seeds trained in one program")
+    p.add_argument("--repeats", type=int, default=3, help="alternating timed repeats; best kept")
     p.add_argument("--cache", default="", help="replay cache dir (default: synthetic, temp dir)")
     p.add_argument("--num_experts", type=int, default=None, help="override torso num_experts")
     args = p.parse_args(argv[1:])
@@ -200,6 +227,7 @@ def main(argv) -> None:
                     num_seeds=args.num_seeds,
                     cache_dir=cache,
                     torso_overrides=overrides,
+                    repeats=args.repeats,
                 )
                 print(json.dumps(rec), flush=True)
 
