@@ -400,6 +400,24 @@ def evaluate(
     return returns.reshape(s, e).mean(axis=1), np.full(s, e)
 
 
+def interval_means(sums: dict, count: np.ndarray, prev_sums: dict, prev_count: np.ndarray):
+    """Per-seed means of the update metrics since the previous log line.
+
+    Args:
+      sums: running metric sums, each [S] or [S, ...] (vector metrics such as expert_usage).
+      count: int [S] updates summed so far.
+      prev_sums, prev_count: the same at the previous log line.
+
+    Returns:
+      dict of [S] / [S, ...] means (zeros when no update happened in between).
+    """
+    n = np.maximum(np.asarray(count) - np.asarray(prev_count), 1)
+    return {
+        k: (np.asarray(v) - np.asarray(prev_sums[k])) / n.reshape(-1, *[1] * (np.ndim(v) - 1))
+        for k, v in sums.items()
+    }
+
+
 def _host(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
@@ -491,8 +509,7 @@ def train_and_evaluate(
             actors.step(np.asarray(actions))
             if (t + 1) % rc.log_every == 0 or t + 1 == end:
                 sums, count = _host(state.metric_sums), np.asarray(state.metric_count)
-                n = np.maximum(count - metric_snapshot[1], 1)
-                means = {k: (sums[k] - metric_snapshot[0][k]) / n for k in sums}
+                means = interval_means(sums, count, *metric_snapshot)
                 metric_snapshot = (sums, count)
                 check_finite(means, iteration=iteration, step=t + 1, rundir=rd)
                 now = time.time()

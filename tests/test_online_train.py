@@ -51,13 +51,12 @@ def _assert_same_run(dir_a, dir_b):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "config_module,torso",
-    [(der, None), (drq_eps, "tests.toy_torso:ToyTorso")],
+    [(der, "baseline"), (drq_eps, "tests.toy_torso:ToyTorso")],
     ids=["der", "drq_eps-plugin-torso"],
 )
 def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, torso):
     config = _tiny(config_module)
-    if torso is not None:
-        config.torso.name = torso
+    config.torso.name = torso
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     config_a = config.copy_and_resolve_references()
     export = config_module is der
@@ -211,3 +210,14 @@ def test_emulators_in_worker_processes_match_in_process():
         assert total > 0  # some points were scored: rewards are compared, not just zeros
     finally:
         remote.close()
+
+
+def test_interval_means_per_seed_with_vector_metrics():
+    """Known answer: 2 seeds, 4 updates since the last line; expert_usage is a vector [S, n]."""
+    prev = {"loss": np.array([1.0, 2.0]), "torso/expert_usage": np.zeros((2, 3))}
+    sums = {"loss": np.array([5.0, 10.0]), "torso/expert_usage": np.array([[1, 2, 1], [4, 0, 0]])}
+    means = train_online.interval_means(sums, np.array([6, 6]), prev, np.array([2, 2]))
+    np.testing.assert_allclose(means["loss"], [1.0, 2.0])
+    np.testing.assert_allclose(means["torso/expert_usage"], [[0.25, 0.5, 0.25], [1.0, 0, 0]])
+    none = train_online.interval_means(prev, np.array([2, 2]), prev, np.array([2, 2]))
+    np.testing.assert_allclose(none["loss"], [0.0, 0.0])
