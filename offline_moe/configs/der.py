@@ -98,6 +98,7 @@ def smoke(c: ml_collections.ConfigDict) -> None:
     c.iteration_steps = 120
     c.eval_episodes = 2
     c.eval_max_steps = 60
+    c.eval_workers = 0  # two short games: worker start-up would cost more than it saves
     c.max_episode_steps = 27_000
     c.log_every = 60
     c.min_replay = 100
