@@ -181,3 +181,30 @@ def test_training_path_imports_no_tensorflow():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_configs_are_the_papers():
+    from offline_moe.train_offline import unpack
+
+    for module, lr, eps, n in ((cql, 5e-5, 3.125e-4, 1), (cql_c51, 6.25e-5, 1.5e-4, 3)):
+        c = module.get_config("game=Breakout")
+        tc, lc, ec = unpack(c.to_dict())
+        assert (lc.learning_rate, lc.adam_eps, lc.n_step) == (lr, eps, n)
+        assert (lc.batch_size, lc.gamma, lc.cql_coefficient, lc.target_update_period) == (
+            32,
+            0.99,
+            0.1,
+            2000,
+        )
+        assert (tc.num_iterations, tc.updates_per_iteration, tc.game) == (200, 62_500, "Breakout")
+        assert (ec.steps, ec.epsilon, ec.max_episode_steps, ec.protocol, ec.interval) == (
+            125_000,
+            0.001,
+            27_000,
+            "dqn_replay",
+            1,
+        )
+        assert c.torso.encoder == "impala" and c.torso.num_experts == 8
+        assert c.torso.tokenization == "per_conv" and c.data.percent == 5.0
+        assert tc.cache_dir == "data/cache/Breakout_run1_5pct"
+    assert cql_c51.get_config().learner.num_atoms == 51
