@@ -104,7 +104,7 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.num_iterations = 200  # training iterations (paper: 200)
     c.updates_per_iteration = 62_500  # gradient updates per iteration (paper: 62,500)
     c.scan_steps = 500  # K: updates fused into one jitted call (lax.scan); divides the above
-    c.log_interval = 6_250  # updates between metrics.jsonl lines (a multiple of scan_steps)
+    c.log_interval = 12_500  # updates between metrics.jsonl lines (a multiple of scan_steps)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.interval = 1  # evaluate every this many iterations (and always after the last)
