@@ -84,7 +84,7 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     # Updates between target-network syncs. The paper does not state it; 2000 is the DQN/DR3
     # offline setting in Dopamine (jax_dr3.gin). Dopamine's offline Rainbow config uses 100,
     # which its double counter increment turns into 50 updates.
-    c.learner.target_update_period = 5000
+    c.learner.target_update_period = 2000
     c.learner.huber_delta = 1.0  # CQL: Huber threshold
     c.learner.num_atoms = 51  # CQL+C51: atoms of the categorical distribution
     c.learner.v_min = -10.0  # CQL+C51: lowest atom
