@@ -84,3 +84,21 @@ def test_representation_metrics_known_answers():
     assert out["srank"] == 2 and out["feature_dim"] == 3
     assert out["expert_usage"] == [0.25, 0.75] and out["router_entropy"] == 0.5
     assert "aux_loss" not in out
+
+
+def test_worker_processes_give_identical_results():
+    import jax
+
+    def act_fn(params, obs, keys, eps):  # random actions from the keys: depends on the seed
+        return jax.vmap(lambda k: jax.random.randint(k, (obs.shape[1],), 0, 3))(keys)
+
+    # one env per seed, 90-step episodes (Pong scores its first points within them)
+    cfg = EvalConfig(steps=100, num_envs=1, max_episode_steps=90, workers=0)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    local = evaluate(act_fn, None, game="Pong", cfg=cfg, keys=keys, env_seeds=[1, 2])
+    import dataclasses
+
+    cfg2 = dataclasses.replace(cfg, workers=2)
+    remote = evaluate(act_fn, None, game="Pong", cfg=cfg2, keys=keys, env_seeds=[1, 2])
+    assert local["episode_returns"] == remote["episode_returns"]
+    assert local["agent_steps"] == remote["agent_steps"] == [180, 180]

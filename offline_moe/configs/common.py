@@ -112,7 +112,10 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.eval.num_envs = 16  # parallel ALE environments per seed (one jitted act call per step)
     c.eval.epsilon = 0.001  # epsilon-greedy exploration during evaluation
     c.eval.max_episode_steps = 27_000  # cap per episode in agent steps (108k frames)
-    c.eval.protocol = "dqn_replay"  # sticky actions 0.25, no life-loss terminal, full actions
+    c.eval.protocol = "dqn_replay"  # sticky actions 0.25, no life-loss terminal, minimal actions
+    # Processes stepping the emulators (0 = in process; -1 = one per spare core, capped at
+    # num_seeds). ALE holds the GIL, so this is how evaluation uses a many-core host.
+    c.eval.workers = -1
 
     c.repr = ml_collections.ConfigDict()
     c.repr.batch_size = 256  # size of the fixed replay batch for representation metrics
@@ -149,4 +152,5 @@ def apply_smoke(c: ml_collections.ConfigDict) -> None:
     c.eval.steps = 400
     c.eval.num_envs = 4
     c.eval.max_episode_steps = 200
+    c.eval.workers = 0
     c.repr.batch_size = 32
