@@ -101,6 +101,18 @@ def main(argv=None) -> dict:
         help="where the run directories go",
     )
     p.add_argument("--torsos", default=",".join(TORSOS), help="comma-separated torso names")
+    p.add_argument(
+        "--num_seeds",
+        type=int,
+        default=2,
+        help="seeds per torso, trained side by side in one program (>= 2 gives the report CIs)",
+    )
+    p.add_argument(
+        "--report",
+        type=int,
+        default=1,
+        help="1: end with the report (offline_moe.report) over the runs; 0: only the table",
+    )
     p.add_argument("--fresh", action="store_true", help="delete previous runs first")
     args = p.parse_args(argv)
 
@@ -121,6 +133,7 @@ def main(argv=None) -> dict:
             shutil.rmtree(workdir, ignore_errors=True)
         config = cql.get_config(f"smoke,game={args.game},torso={torso}")
         config.data.cache_dir = cache_dir
+        config.num_seeds = args.num_seeds
         print(f"[default_benchmark] CQL + {torso} -> {workdir}", flush=True)
         t1 = time.time()
         summary = train_and_evaluate(config, workdir)
@@ -128,8 +141,9 @@ def main(argv=None) -> dict:
             {
                 "torso": torso,
                 "params": summary["params"],
-                "final_return": summary["final_return"][0],
-                "best_return": summary["best_return"][0],
+                # Mean over the seeds; the report below gives the spread and CIs.
+                "final_return": sum(summary["final_return"]) / len(summary["final_return"]),
+                "best_return": sum(summary["best_return"]) / len(summary["best_return"]),
                 "updates_per_s": summary["updates_per_s"] or float("nan"),
                 "wall_s": summary.get("wall_s", time.time() - t1),
                 "workdir": workdir,
@@ -163,6 +177,12 @@ def main(argv=None) -> dict:
         "The smoke budget only shows the pipeline working; full-scale (paper) runs are "
         "described in README.md, section 'Offline training'."
     )
+    if args.report:
+        from offline_moe.report import print_report
+
+        report_dir = os.path.join(args.runs_dir, "report")
+        print(f"\n[default_benchmark] report over {args.runs_dir} -> {report_dir}\n", flush=True)
+        print_report(args.runs_dir, report_dir)
     return result
 
 
