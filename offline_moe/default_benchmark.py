@@ -22,58 +22,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
+from offline_moe.local_data import ensure_local_cache
+
 TORSOS = ("baseline", "soft_moe", "top1_moe")
-DATASET_NAME = "rlu_atari_local"
-
-
-def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
-    """Records `steps` random-policy agent steps of `game` as an RLDS dataset (the recorder).
-
-    Returns the TFDS source string for `offline_moe.ingest`. Skipped if the dataset exists.
-    """
-    source = f"tfds:{DATASET_NAME}/{game}_run_1"
-    target = os.path.join(data_dir, DATASET_NAME, f"{game}_run_1")
-    if os.path.isdir(target) and any(os.scandir(target)):
-        print(f"[default_benchmark] dataset exists: {target}", flush=True)
-        return source
-    cmd = [
-        sys.executable,
-        "-m",
-        "offline_moe.record",
-        f"--game={game}",
-        f"--steps={steps}",
-        "--checkpoints=1",
-        f"--seed={seed}",
-        f"--out={data_dir}",
-        "--overwrite",
-    ]
-    print(f"[default_benchmark] recording: {' '.join(cmd[1:])}", flush=True)
-    subprocess.run(cmd, check=True)
-    return source
-
-
-def ingest_dataset(source: str, data_dir: str, cache_dir: str) -> str:
-    """Ingests the recorded dataset (100% of it, rewards clipped) into a replay cache."""
-    if os.path.exists(os.path.join(cache_dir, "meta.json")):
-        print(f"[default_benchmark] cache exists: {cache_dir}", flush=True)
-        return cache_dir
-    cmd = [
-        sys.executable,
-        "-m",
-        "offline_moe.ingest",
-        f"--source={source}",
-        f"--data_dir={data_dir}",
-        "--percent=100",
-        f"--out={cache_dir}",
-        "--overwrite",
-    ]
-    print(f"[default_benchmark] ingesting: {' '.join(cmd[1:])}", flush=True)
-    subprocess.run(cmd, check=True)
-    return cache_dir
 
 
 def format_table(rows: list[dict]) -> str:
@@ -117,10 +70,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
 
     t0 = time.time()
-    rlds_dir = os.path.join(args.data_dir, "rlds")
-    cache_dir = os.path.join(args.data_dir, "cache", f"{args.game}_local_{args.steps}")
-    source = record_dataset(args.game, args.steps, rlds_dir)
-    ingest_dataset(source, rlds_dir, cache_dir)
+    cache_dir = ensure_local_cache(args.game, args.steps, args.data_dir)
     t_data = time.time() - t0
 
     from offline_moe.configs import cql

@@ -16,6 +16,11 @@ or resumed: the trainer resumes from the last checkpoint when re-invoked with th
 not) to stdout instead of running, for a cluster scheduler; commands use paths relative to the
 repository root, so run them from there. Logs of local runs go to ``ROOT/_logs/``; the grid is
 recorded in ``ROOT/sweep_grid.json`` so the report can name runs that never started.
+
+Offline agents read replay caches. Without the public DQN-Replay data at hand (e.g. the smoke
+suite on a laptop), ``--local_data_steps=N`` records N random-policy steps of every game in
+real ALE, ingests them (``offline_moe.local_data``) and points each offline run at its game's
+cache; ``--smoke`` turns this on with N = 3000 unless ``--local_data_steps=0``.
 """
 
 from __future__ import annotations
@@ -145,6 +150,22 @@ def expand_grid(
                         RunSpec(game, agent, variant, seed, count, workdir, smoke, tuple(overrides))
                     )
     return specs
+
+
+def with_local_data(specs: Sequence[RunSpec], steps: int, data_dir: str = "data") -> list[RunSpec]:
+    """Records + ingests `steps` local steps per game of the offline runs; points them at it."""
+    from offline_moe.local_data import ensure_local_cache
+
+    caches: dict[str, str] = {}
+    out = []
+    for spec in specs:
+        if spec.agent in suites.OFFLINE_AGENTS:
+            if spec.game not in caches:
+                caches[spec.game] = ensure_local_cache(spec.game, steps, data_dir)
+            extra = f"config.data.cache_dir={caches[spec.game]}"
+            spec = dataclasses.replace(spec, overrides=(*spec.overrides, extra))
+        out.append(spec)
+    return out
 
 
 def trainer_command(
@@ -335,6 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel")
     parser.add_argument("--smoke", action="store_true", help="use each agent's smoke config")
     parser.add_argument(
+        "--local_data_steps",
+        type=int,
+        default=None,
+        help="offline agents: record this many ALE steps per game and train on them instead of "
+        "DQN-Replay caches (default: 3000 with --smoke, else off; 0 = off)",
+    )
+    parser.add_argument("--data_dir", default="data", help="where --local_data_steps data goes")
+    parser.add_argument(
         "--override",
         action="append",
         default=[],
@@ -367,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[sweep] warning: offline agent {agent} on suite atari100k", file=sys.stderr)
         if args.suite in ("offline_paper", "rlu46") and agent in suites.ONLINE_AGENTS:
             print(f"[sweep] warning: online agent {agent} on offline suite", file=sys.stderr)
+    local_steps = args.local_data_steps
+    if local_steps is None:
+        local_steps = 3000 if args.smoke else 0
+    if local_steps > 0:
+        specs = with_local_data(specs, local_steps, args.data_dir)
     record_grid(args.root, specs)
     if args.print_only:
         for spec in specs:

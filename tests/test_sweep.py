@@ -1,6 +1,5 @@
 """Tests for offline_moe.sweep with a fake trainer (no dependence on the real trainers)."""
 
-import importlib.util
 import json
 import os
 import shlex
@@ -169,33 +168,49 @@ def test_sweep_main_runs_the_fake_trainer(tmp_path, fake_env, monkeypatch):
     assert sweep.run_status(root / "drq_eps" / "Pong" / "baseline" / "seeds_0-0") == "done"
 
 
-def _smoke_agent():
-    """der (self-contained: it plays ALE itself), else cql (needs a recorded smoke cache)."""
-    for agent in ("der", "cql"):
-        if importlib.util.find_spec(sweep.TRAINERS[agent]) is not None:
-            return agent
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_smoke_agent() is None, reason="no trainer module in the package yet")
-def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path):
-    """The smoke suite on CPU: the real trainer (smoke config) through sweep and report.
+def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, capsys):
+    """The smoke suite on CPU, as a user runs it: CQL x {baseline, soft_moe} x 2 seeds.
 
-    Two runs (Pong, Breakout; baseline torso; one seed): about a minute per run on CPU. DER is
-    used because its smoke config needs no dataset; the offline agents' smoke runs read
-    replay caches that the default benchmark records.
+    `sweep --smoke` records 1,000 real ALE steps of each smoke game (Pong, Breakout), ingests
+    them, trains the 4 runs with the real trainer's smoke config, and the report aggregates them.
     """
-    agent = _smoke_agent()
-    root = tmp_path / "runs"
-    specs = sweep.expand_grid(suites.SMOKE, [agent], ["baseline"], root=root, seeds=1, smoke=True)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
-    res = sweep.run_sweep(specs, workers=2, env=env, log=lambda m: None)
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+    root, data = tmp_path / "runs", tmp_path / "data"
+    argv = [
+        "sweep",
+        "--suite=smoke",
+        "--agents=cql",
+        "--torsos=baseline,soft_moe",
+        "--seeds=2",
+        "--smoke",
+        "--local_data_steps=1000",
+        f"--data_dir={data}",
+        f"--root={root}",
+        "--workers=2",
+    ]
+    code = sweep.main(argv)
     logs = {p.name: p.read_text()[-2000:] for p in (root / "_logs").glob("*.log")}
-    assert len(res["ok"]) == 2, logs
+    assert code == 0, logs
+    # One cache per game, one run directory per (game, torso), each finished with 2 seeds.
+    assert sorted(p.name for p in (data / "cache").iterdir()) == [
+        "Breakout_local_1000",
+        "Pong_local_1000",
+    ]
+    summaries = sorted(root.glob("cql/*/*/seeds_0-1/summary.json"))
+    assert len(summaries) == 4, logs
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        assert summary["done"] is True and len(summary["final_return"]) == 2
     text = report.write_report(root, tmp_path / "report", reps=200)
     assert "Aggregated over 2 games: Breakout, Pong." in text
-    assert list((tmp_path / "report").glob(f"iqm_{agent}*.png"))
-    assert list((tmp_path / "report").glob(f"curves_{agent}*.png"))
-    # Re-running the sweep finds both runs finished.
-    assert len(sweep.run_sweep(specs, env=env, log=lambda m: None)["skipped"]) == 2
+    assert "| `soft_moe` | final | 2 x 2 |" in text
+    assert list((tmp_path / "report").glob("iqm_cql*.png"))
+    assert list((tmp_path / "report").glob("curves_cql*.png"))
+    # Re-running the sweep finds every run finished and reuses the recorded data.
+    capsys.readouterr()
+    assert sweep.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "4 runs: 4 done, 0 to run" in err, err
+    assert out.count("[local_data] cache exists") == 2, out
