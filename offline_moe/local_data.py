@@ -1,6 +1,7 @@
 """Locally recorded offline data: record real ALE episodes and ingest them into a replay cache.
 
     cache_dir = ensure_local_cache("Breakout", steps=3000, data_dir="data")
+    python -m offline_moe.local_data --games=Pong,Breakout --steps=3000 --data_dir=data
 
 Used by the default benchmark (`./run.sh`) and by `offline_moe.sweep --local_data_steps=N` for
 the smoke suite, where the public DQN-Replay data is not at hand. Recording
@@ -18,6 +19,11 @@ import sys
 DATASET_NAME = "rlu_atari_local"
 
 
+def _log(message: str) -> None:
+    # Progress goes to stderr: stdout may carry a command list (`sweep --print`).
+    print(message, file=sys.stderr, flush=True)
+
+
 def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
     """Records `steps` random-policy agent steps of `game` as an RLDS dataset (the recorder).
 
@@ -26,7 +32,7 @@ def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
     source = f"tfds:{DATASET_NAME}/{game}_run_1"
     target = os.path.join(data_dir, DATASET_NAME, f"{game}_run_1")
     if os.path.isdir(target) and any(os.scandir(target)):
-        print(f"[local_data] dataset exists: {target}", flush=True)
+        _log(f"[local_data] dataset exists: {target}")
         return source
     cmd = [
         sys.executable,
@@ -39,7 +45,7 @@ def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
         f"--out={data_dir}",
         "--overwrite",
     ]
-    print(f"[local_data] recording: {' '.join(cmd[1:])}", flush=True)
+    _log(f"[local_data] recording: {' '.join(cmd[1:])}")
     subprocess.run(cmd, check=True)
     return source
 
@@ -47,7 +53,7 @@ def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
 def ingest_dataset(source: str, data_dir: str, cache_dir: str) -> str:
     """Ingests the recorded dataset (100% of it, rewards clipped) into a replay cache."""
     if os.path.exists(os.path.join(cache_dir, "meta.json")):
-        print(f"[local_data] cache exists: {cache_dir}", flush=True)
+        _log(f"[local_data] cache exists: {cache_dir}")
         return cache_dir
     cmd = [
         sys.executable,
@@ -59,7 +65,7 @@ def ingest_dataset(source: str, data_dir: str, cache_dir: str) -> str:
         f"--out={cache_dir}",
         "--overwrite",
     ]
-    print(f"[local_data] ingesting: {' '.join(cmd[1:])}", flush=True)
+    _log(f"[local_data] ingesting: {' '.join(cmd[1:])}")
     subprocess.run(cmd, check=True)
     return cache_dir
 
@@ -74,3 +80,24 @@ def ensure_local_cache(game: str, steps: int, data_dir: str = "data", seed: int 
     rlds_dir = os.path.join(data_dir, "rlds")
     source = record_dataset(game, steps, rlds_dir, seed=seed)
     return ingest_dataset(source, rlds_dir, local_cache_dir(game, steps, data_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m offline_moe.local_data",
+        description="Record and ingest local ALE data for offline runs (see module docstring).",
+    )
+    parser.add_argument("--games", required=True, help="comma-separated games, e.g. Pong,Breakout")
+    parser.add_argument("--steps", type=int, default=3000, help="agent steps recorded per game")
+    parser.add_argument("--data_dir", default="data", help="root of datasets and caches")
+    parser.add_argument("--seed", type=int, default=0, help="recorder seed")
+    args = parser.parse_args(argv)
+    for game in (g.strip() for g in args.games.split(",") if g.strip()):
+        print(ensure_local_cache(game, args.steps, args.data_dir, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -152,16 +152,25 @@ def expand_grid(
     return specs
 
 
-def with_local_data(specs: Sequence[RunSpec], steps: int, data_dir: str = "data") -> list[RunSpec]:
-    """Records + ingests `steps` local steps per game of the offline runs; points them at it."""
-    from offline_moe.local_data import ensure_local_cache
+def with_local_data(
+    specs: Sequence[RunSpec], steps: int, data_dir: str = "data", *, prepare: bool = True
+) -> list[RunSpec]:
+    """Points the offline runs at local caches of `steps` recorded steps per game.
+
+    With `prepare`, records and ingests the caches that do not exist yet (in subprocesses).
+    """
+    from offline_moe.local_data import ensure_local_cache, local_cache_dir
 
     caches: dict[str, str] = {}
     out = []
     for spec in specs:
         if spec.agent in suites.OFFLINE_AGENTS:
             if spec.game not in caches:
-                caches[spec.game] = ensure_local_cache(spec.game, steps, data_dir)
+                caches[spec.game] = (
+                    ensure_local_cache(spec.game, steps, data_dir)
+                    if prepare
+                    else local_cache_dir(spec.game, steps, data_dir)
+                )
             extra = f"config.data.cache_dir={caches[spec.game]}"
             spec = dataclasses.replace(spec, overrides=(*spec.overrides, extra))
         out.append(spec)
@@ -400,7 +409,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if local_steps is None:
         local_steps = 3000 if args.smoke else 0
     if local_steps > 0:
-        specs = with_local_data(specs, local_steps, args.data_dir)
+        # --print only writes commands: the caches are made by the command printed to stderr.
+        specs = with_local_data(specs, local_steps, args.data_dir, prepare=not args.print_only)
+        games_offline = sorted({s.game for s in specs if s.agent in suites.OFFLINE_AGENTS})
+        if args.print_only and games_offline:
+            print(
+                "[sweep] the offline runs read local caches; make them first with: python -m "
+                f"offline_moe.local_data --games={','.join(games_offline)} "
+                f"--steps={local_steps} --data_dir={args.data_dir}",
+                file=sys.stderr,
+            )
     record_grid(args.root, specs)
     if args.print_only:
         for spec in specs:

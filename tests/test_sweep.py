@@ -69,7 +69,10 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
     argv = ["sweep", "--suite=smoke", "--agents=cql,cql_c51", "--torsos=baseline,soft_moe,top1_moe",
             "--seeds=5", f"--root={root}", "--print", "--smoke"]  # fmt: skip
     assert sweep.main(argv) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    # --print records nothing; it names the command that makes the smoke caches.
+    assert "offline_moe.local_data --games=Breakout,Pong --steps=3000" in err
     got = set()
     for line in lines:
         cmd = shlex.split(line)
@@ -213,4 +216,4 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
     assert sweep.main(argv) == 0
     out, err = capsys.readouterr()
     assert "4 runs: 4 done, 0 to run" in err, err
-    assert out.count("[local_data] cache exists") == 2, out
+    assert err.count("[local_data] cache exists") == 2, err
