@@ -605,7 +605,9 @@ def plot_iqm(result: GroupResult, path: Path) -> None:
                color=("C0", "C1")[i], alpha=0.85)  # fmt: skip
     ax.set_xticks(x, result.variants, rotation=20, ha="right")
     ax.set_ylabel("IQM human-normalised score")
-    ax.set_title(f"{result.label}: IQM, 95% stratified-bootstrap CI ({len(result.games)} games)")
+    ax.set_title(
+        f"{result.label}\nIQM, 95% stratified-bootstrap CI ({len(result.games)} games)", fontsize=9
+    )
     ax.axhline(0.0, color="k", lw=0.5)
     ax.legend()
     fig.tight_layout()
@@ -639,7 +641,7 @@ def plot_curves(result: GroupResult, path: Path) -> None:
     for ax in list(axes.flat)[len(games) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.suptitle(f"{result.label}: evaluation return (mean +- std over seeds)")
+    fig.suptitle(f"{result.label}\nevaluation return (mean +- std over seeds)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1 - 1.8 / width, 1))
     fig.legend(handles, labels, loc="center right", fontsize=7)
     fig.savefig(path, dpi=80)
@@ -661,7 +663,7 @@ def plot_profiles(result: GroupResult, path: Path) -> None:
         ax.fill_between(taus, lo, hi_band, color=f"C{i}", alpha=0.15)
     ax.set_xlabel("human-normalised score tau")
     ax.set_ylabel("fraction of runs with score > tau")
-    ax.set_title(f"{result.label}: performance profile (final, 95% bands)")
+    ax.set_title(f"{result.label}\nperformance profile (final, 95% bands)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -692,7 +694,7 @@ def plot_iqm_vs_experts(result: GroupResult, path: Path) -> bool:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("number of experts")
     ax.set_ylabel("IQM human-normalised score (final)")
-    ax.set_title(f"{result.label}: IQM vs number of experts")
+    ax.set_title(f"{result.label}\nIQM vs number of experts", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
