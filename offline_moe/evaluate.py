@@ -18,7 +18,6 @@ completed and counted, so the stopping rule does not favour short episodes.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,107 +61,6 @@ class EvalConfig:
         return cls(**block)
 
 
-def _make_seed_envs(game, cfg, env_seeds, stack):
-    from offline_moe.envs import atari
-
-    return [
-        atari.BatchedAtari(
-            game,
-            cfg.num_envs,
-            protocol=cfg.protocol,
-            seed=int(env_seed),
-            stack=stack,
-            max_episode_steps=cfg.max_episode_steps,
-        )
-        for env_seed in env_seeds
-    ]
-
-
-def _step_all(envs, actions):
-    steps = [env.step(a) for env, a in zip(envs, actions)]
-    return (
-        np.stack([st.obs for st in steps]),
-        np.stack([st.done for st in steps]),
-        np.stack([st.episode_return for st in steps]),
-    )
-
-
-def _worker(conn, game, cfg, env_seeds, stack):
-    envs = _make_seed_envs(game, cfg, env_seeds, stack)
-    conn.send(np.stack([env.reset() for env in envs]))
-    while (actions := conn.recv()) is not None:
-        conn.send(_step_all(envs, actions))
-    conn.close()
-
-
-def worker_count(requested: int, num_seeds: int) -> int:
-    """Evaluation processes: `requested` >= 0, or -1 = one per spare CPU core (0 on <= 2 cores);
-    at most one per seed (a seed's environments stay in one process)."""
-    if requested < 0:
-        cores = os.cpu_count() or 1
-        requested = cores - 1 if cores > 2 else 0
-    return min(requested, num_seeds)
-
-
-class _SeedEnvs:
-    """The S seeds' `BatchedAtari`s, in this process or split over worker processes."""
-
-    def __init__(self, game, cfg, env_seeds, stack):
-        workers = worker_count(cfg.workers, len(env_seeds))
-        self.envs, self.conns, self.procs, self.chunks = None, [], [], []
-        if workers == 0:
-            self.envs = _make_seed_envs(game, cfg, env_seeds, stack)
-            return
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        self.chunks = [c for c in np.array_split(np.arange(len(env_seeds)), workers) if len(c)]
-        hide = {"JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}  # workers never use a GPU
-        saved = {k: os.environ.get(k) for k in hide}
-        os.environ.update(hide)
-        try:
-            for chunk in self.chunks:
-                parent, child = ctx.Pipe()
-                seeds = [env_seeds[k] for k in chunk]
-                proc = ctx.Process(
-                    target=_worker, args=(child, game, cfg, seeds, stack), daemon=True
-                )
-                proc.start()
-                child.close()
-                self.conns.append(parent)
-                self.procs.append(proc)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    def reset(self) -> np.ndarray:
-        if self.envs is not None:
-            return np.stack([env.reset() for env in self.envs])
-        return np.concatenate([c.recv() for c in self.conns])
-
-    def step(self, actions: np.ndarray):
-        if self.envs is not None:
-            return _step_all(self.envs, actions)
-        for conn, chunk in zip(self.conns, self.chunks):
-            conn.send(actions[chunk])
-        parts = [conn.recv() for conn in self.conns]
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
-
-    def close(self) -> None:
-        for conn in self.conns:
-            try:
-                conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self.procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-
-
 def evaluate(
     act_fn: Callable,
     params: Any,
@@ -193,8 +91,19 @@ def evaluate(
        "agent_steps": [per seed], "episode_returns": [[...] per seed], "eval_s": seconds,
        "env_steps_per_s": agent steps of all envs per second}.
     """
+    from offline_moe.envs.pool import EmulatorPool  # lazily: the ALE and cv2
+
     s_, e_ = len(env_seeds), cfg.num_envs
-    envs = _SeedEnvs(game, cfg, env_seeds, stack)
+    envs = EmulatorPool(
+        game,
+        cfg.protocol,
+        env_seeds,
+        num_envs=cfg.num_envs,
+        stack=stack,
+        max_episode_steps=cfg.max_episode_steps,
+        workers=cfg.workers,
+        fields=("obs", "done", "episode_return"),
+    )
     try:
         t0 = time.time()
         obs = envs.reset()  # [S, E, 84, 84, K]

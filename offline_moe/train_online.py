@@ -36,6 +36,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from offline_moe.envs import atari
+from offline_moe.envs.pool import EmulatorPool, worker_count
 from offline_moe.learners import online
 from offline_moe.networks import filter_torso_kwargs
 from offline_moe.rundir import RunDir, check_finite, to_jsonable
@@ -247,104 +248,6 @@ class Actors:
         self.game_overs = [list(x) for x in snap["game_overs"]]
 
 
-class EmulatorGroup:
-    """Evaluation emulators stepped in this process. `reset()` -> frames uint8 [n, 84, 84];
-    `step(actions [n], active bool [n])` -> (frames, rewards, game_ended, terminal) [n],
-    stepping only the active emulators."""
-
-    def __init__(self, game: str, protocol: str, seeds: list[int], max_steps: int):
-        self.envs = [
-            atari.AtariEnv(game, protocol=protocol, seed=s, max_episode_steps=max_steps)
-            for s in seeds
-        ]
-
-    def reset(self) -> np.ndarray:
-        return np.stack([env.reset() for env in self.envs])
-
-    def step(self, actions: np.ndarray, active: np.ndarray):
-        n = len(self.envs)
-        frames = np.zeros((n, *FRAME), np.uint8)
-        rewards = np.zeros(n, np.float64)
-        ended = np.zeros(n, bool)
-        terminal = np.zeros(n, bool)
-        for k in np.flatnonzero(active):
-            st = self.envs[k].step(int(actions[k]))
-            frames[k], rewards[k], terminal[k] = st.obs, st.reward, st.terminal
-            ended[k] = st.terminated or st.truncated
-        return frames, rewards, ended, terminal
-
-    def close(self) -> None:
-        pass
-
-
-def _emulator_worker(conn, game, protocol, seeds, max_steps):
-    group = EmulatorGroup(game, protocol, seeds, max_steps)
-    conn.send(group.reset())
-    while (msg := conn.recv()) is not None:
-        conn.send(group.step(*msg))
-    conn.close()
-
-
-class ProcessEmulatorGroup:
-    """The same interface, with the emulators split over `workers` processes (spawned; the
-    ALE steps in parallel on a many-core host). Results equal `EmulatorGroup`'s exactly."""
-
-    def __init__(self, game: str, protocol: str, seeds: list[int], max_steps: int, workers: int):
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        self.chunks = [c for c in np.array_split(np.arange(len(seeds)), workers) if len(c)]
-        self.conns, self.procs = [], []
-        # Workers import this module (and so JAX) but must never touch the accelerator.
-        hide = {"JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
-        saved = {k: os.environ.get(k) for k in hide}
-        os.environ.update(hide)
-        try:
-            for chunk in self.chunks:
-                parent, child = ctx.Pipe()
-                args = (child, game, protocol, [seeds[k] for k in chunk], max_steps)
-                proc = ctx.Process(target=_emulator_worker, args=args, daemon=True)
-                proc.start()
-                child.close()
-                self.conns.append(parent)
-                self.procs.append(proc)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    def reset(self) -> np.ndarray:
-        return np.concatenate([c.recv() for c in self.conns])
-
-    def step(self, actions: np.ndarray, active: np.ndarray):
-        for conn, chunk in zip(self.conns, self.chunks):
-            conn.send((actions[chunk], active[chunk]))
-        parts = [conn.recv() for conn in self.conns]
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
-
-    def close(self) -> None:
-        for conn in self.conns:
-            try:
-                conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self.procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-
-
-def eval_worker_count(requested: int, num_envs: int) -> int:
-    """Worker processes for evaluation: `requested` >= 0, or -1 = one per spare CPU core
-    (none on a host with 2 cores or fewer)."""
-    if requested < 0:
-        cores = os.cpu_count() or 1
-        requested = cores - 1 if cores > 2 else 0
-    return min(requested, num_envs)
-
-
 def evaluate(
     eval_act,
     params: Any,
@@ -371,10 +274,9 @@ def evaluate(
     """
     s, e = rc.num_seeds, num_episodes
     seeds = [env_seed(rc.seed, k, f"eval-{iteration}") for k in range(s * e)]
-    if workers > 0:
-        group = ProcessEmulatorGroup(game, rc.protocol, seeds, rc.eval_max_steps, workers)
-    else:
-        group = EmulatorGroup(game, rc.protocol, seeds, rc.eval_max_steps)
+    group = EmulatorPool(
+        game, rc.protocol, seeds, max_episode_steps=rc.eval_max_steps, workers=workers
+    )
     try:
         stacks = np.zeros((s * e, *FRAME, 4), np.uint8)
         stacks[..., -1] = group.reset()
@@ -386,7 +288,9 @@ def evaluate(
             obs = stacks.reshape(s, e, *FRAME, 4)
             actions = np.asarray(eval_act(params, obs, jax.random.fold_in(key, t))).reshape(-1)
             t += 1
-            frames, rewards, ended, terminal = group.step(actions, active)
+            st = group.step(actions, active)
+            frames, rewards, terminal = st.obs, st.reward, st.terminal
+            ended = st.terminated | st.truncated
             returns += np.where(active, rewards, 0.0)
             # Life loss: the frame stack restarts while the game goes on.
             restart = active & terminal & ~ended
@@ -532,7 +436,7 @@ def train_and_evaluate(
                 rc=rc,
                 iteration=iteration,
                 num_episodes=rc.eval_episodes,
-                workers=eval_worker_count(rc.eval_workers, rc.num_seeds * rc.eval_episodes),
+                workers=worker_count(rc.eval_workers, rc.num_seeds * rc.eval_episodes),
             )
             rd.append_eval(
                 {

@@ -9,6 +9,7 @@ import pytest
 from offline_moe import train_online
 from offline_moe.configs import der, drq_eps
 from offline_moe.envs import atari
+from offline_moe.envs.pool import EmulatorPool
 from offline_moe.rundir import RunDir
 
 
@@ -193,8 +194,8 @@ def test_emulators_in_worker_processes_match_in_process():
     """Evaluation emulators split over worker processes give exactly the same frames, rewards
     and flags as in-process ones (only the active emulators step)."""
     seeds = [train_online.env_seed(0, k, "eval-1") for k in range(3)]
-    local = train_online.EmulatorGroup("Pong", "atari100k", seeds, 27_000)
-    remote = train_online.ProcessEmulatorGroup("Pong", "atari100k", seeds, 27_000, workers=2)
+    local = EmulatorPool("Pong", "atari100k", seeds, max_episode_steps=27_000)
+    remote = EmulatorPool("Pong", "atari100k", seeds, max_episode_steps=27_000, workers=2)
     try:
         np.testing.assert_array_equal(local.reset(), remote.reset())
         rng = np.random.default_rng(0)
