@@ -161,6 +161,38 @@ def _is_cache_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, META_FILE))
 
 
+def _check_caller_meta(meta: Mapping[str, Any]) -> None:
+    """Caller meta must not set the writer's own keys and must be JSON-serialisable."""
+    bad = sorted(set(meta) & set(_RESERVED_META))
+    if bad:
+        raise ValueError(f"CacheWriter meta: keys {bad} are computed by the writer")
+    try:
+        json.dumps(meta)
+    except TypeError as e:
+        raise ValueError(f"CacheWriter meta is not JSON-serialisable: {e}") from e
+
+
+def install_dir(tmp_dir: str, target: str) -> None:
+    """Moves a finished temporary directory into place, replacing `target` if it exists.
+
+    The old directory is moved aside first and removed only after the rename, so a crash never
+    leaves neither. mkdtemp made `tmp_dir` private (0700); it gets the usual mode.
+    """
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(
+            prefix=os.path.basename(target) + ".old-", dir=os.path.dirname(target)
+        )
+        os.rmdir(old)
+        os.rename(target, old)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_dir, 0o777 & ~umask)
+    os.rename(tmp_dir, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class CacheWriter:
     """Streams episodes into a new replay cache directory (atomic; see module docstring).
 
@@ -187,13 +219,7 @@ class CacheWriter:
         self.out_dir = os.path.abspath(os.fspath(out_dir))
         self.overwrite = overwrite
         meta = dict(meta or {})
-        bad = sorted(set(meta) & set(_RESERVED_META))
-        if bad:
-            raise ValueError(f"CacheWriter meta: keys {bad} are computed by the writer")
-        try:
-            json.dumps(meta)
-        except TypeError as e:
-            raise ValueError(f"CacheWriter meta is not JSON-serialisable: {e}") from e
+        _check_caller_meta(meta)
         self._meta = {k: None for k in STANDARD_META}
         self._meta.update(meta)
         self._check_target()
@@ -233,13 +259,7 @@ class CacheWriter:
 
     def update_meta(self, **meta: Any) -> None:
         """Sets caller meta keys before `close` (e.g. `num_actions` inferred from the data)."""
-        bad = sorted(set(meta) & set(_RESERVED_META))
-        if bad:
-            raise ValueError(f"CacheWriter meta: keys {bad} are computed by the writer")
-        try:
-            json.dumps(meta)
-        except TypeError as e:
-            raise ValueError(f"CacheWriter meta is not JSON-serialisable: {e}") from e
+        _check_caller_meta(meta)
         self._meta.update(meta)
 
     def add_episode(
@@ -349,20 +369,7 @@ class CacheWriter:
 
     def _install(self) -> None:
         self._check_target()  # something may have appeared while we were writing
-        old = None
-        if os.path.exists(self.out_dir):
-            old = tempfile.mkdtemp(
-                prefix=os.path.basename(self.out_dir) + ".old-", dir=os.path.dirname(self.out_dir)
-            )
-            os.rmdir(old)
-            os.rename(self.out_dir, old)
-        # mkdtemp makes the directory private (0700); give the finished cache the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp_dir, 0o777 & ~umask)
-        os.rename(self.tmp_dir, self.out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        install_dir(self.tmp_dir, self.out_dir)
 
     def abort(self) -> None:
         """Discards everything written so far (removes the temporary directory)."""

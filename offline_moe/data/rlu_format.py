@@ -32,6 +32,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from offline_moe.cache import install_dir
+
 DEFAULT_NAME = "rlu_atari_local"
 PUBLIC_NAME = "rlu_atari_checkpoints_ordered"
 VERSION = "1.1.0"
@@ -234,13 +236,7 @@ class RLDSWriter:
             return self.target
         try:
             self._writer.close_all()
-            # mkdtemp makes the directory private (0700); give it the usual permissions.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp_dir, 0o777 & ~umask)
-            if os.path.exists(self.target):
-                shutil.rmtree(self.target)
-            os.rename(self.tmp_dir, self.target)
+            install_dir(self.tmp_dir, self.target)
         except BaseException:
             self.abort()
             raise
