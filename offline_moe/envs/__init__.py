@@ -1,4 +1,9 @@
-"""offline_moe.envs: ALE Atari environments with Dopamine preprocessing (see `atari`)."""
+"""offline_moe.envs: ALE Atari games with Dopamine preprocessing (`atari`), the known-answer
+env Catch (`catch`), and the one dispatch point from a game name to an env (`registry`).
+
+`canonical_game`, `num_actions`, `action_set` and `make_env` here are the registry's: they
+accept 'Catch' as well as every ALE game.
+"""
 
 from offline_moe.envs.atari import (
     GAMES,
@@ -8,24 +13,34 @@ from offline_moe.envs.atari import (
     BatchStep,
     Protocol,
     Step,
+    pool_and_resize,
+)
+from offline_moe.envs.catch import CatchEnv
+from offline_moe.envs.registry import (
+    KNOWN_ANSWER,
     action_set,
     canonical_game,
     games,
+    is_known_answer,
+    make_env,
     num_actions,
-    pool_and_resize,
 )
 
 __all__ = [
     "GAMES",
+    "KNOWN_ANSWER",
     "PROTOCOLS",
     "AtariEnv",
     "BatchedAtari",
     "BatchStep",
+    "CatchEnv",
     "Protocol",
     "Step",
     "action_set",
     "canonical_game",
     "games",
+    "is_known_answer",
+    "make_env",
     "num_actions",
     "pool_and_resize",
 ]

@@ -348,6 +348,9 @@ class BatchStep(NamedTuple):
 class BatchedAtari:
     """`num_envs` copies of one game stepped together, with per-env frame stacks.
 
+    The copies come from `offline_moe.envs.registry.make_env`, so a known-answer env (Catch)
+    batches the same way as an ALE game.
+
     Stacks start with zeros at each episode start (and after a life loss where the protocol
     says so); finished episodes reset automatically. Seeds of the copies are derived from
     `seed` with `np.random.SeedSequence`, so they differ and are reproducible.
@@ -371,8 +374,10 @@ class BatchedAtari:
     ):
         if num_envs < 1 or stack < 1:
             raise ValueError(f"num_envs and stack must be >= 1, got {num_envs}, {stack}")
+        from offline_moe.envs.registry import make_env  # Atari games and known-answer envs
+
         seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(num_envs)]
-        self.envs = [AtariEnv(game, protocol=protocol, seed=s, **env_kwargs) for s in seeds]
+        self.envs = [make_env(game, protocol=protocol, seed=s, **env_kwargs) for s in seeds]
         self.num_envs = num_envs
         self.stack = stack
         self.game = self.envs[0].game

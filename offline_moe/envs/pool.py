@@ -1,6 +1,7 @@
 """A pool of ALE emulators, stepped in this process or split over worker processes.
 
-One unit per environment seed: an `AtariEnv` seeded with it (`num_envs=None`), or a
+One unit per environment seed: an `AtariEnv` (or a known-answer env, through
+`envs.registry.make_env`) seeded with it (`num_envs=None`), or a
 `BatchedAtari` of `num_envs` copies seeded with it. The units are split over `workers`
 spawned processes by unit (the emulators hold the GIL, so processes step them in parallel on
 a many-core host); results are exactly those of stepping them in this process. Workers never
@@ -13,7 +14,7 @@ import os
 
 import numpy as np
 
-from offline_moe.envs import atari
+from offline_moe.envs import atari, registry
 
 
 def worker_count(requested: int, n: int) -> int:
@@ -45,7 +46,7 @@ class _Units:
             ]
         else:
             self.envs = [
-                atari.AtariEnv(
+                registry.make_env(
                     game, protocol=protocol, seed=int(s), max_episode_steps=max_episode_steps
                 )
                 for s in env_seeds

@@ -1,0 +1,90 @@
+"""The one place a game name becomes an environment: ALE Atari games and known-answer envs.
+
+Every consumer (record, ingest, offline evaluation, the emulator pool, the online track, the
+report's scores) goes through these functions, so a known-answer environment such as Catch
+(`offline_moe.envs.catch`) goes everywhere an Atari game goes, under its one name:
+
+    env = make_env("Catch", protocol="dqn_replay", seed=0)   # or "Pong", "space_invaders"
+    num_actions("catch")          # 3
+    canonical_game("catch")       # "Catch" (CamelCase like the Atari names, e.g. in TFDS
+                                  # configs "Catch_run_1" and report tables)
+
+Environments share `AtariEnv`'s interface: `reset() -> uint8 [84, 84]`, `step(a) ->
+atari.Step`, `get_state()` / `set_state()`, and the attributes `num_actions`, `action_set`,
+`game`, `protocol`, `lives`, `episode_step`, `last_noops`, `max_episode_steps`.
+"""
+
+from __future__ import annotations
+
+from offline_moe.envs import atari, catch
+
+# Known-answer environments by canonical name: (class, what it is, for listings).
+KNOWN_ANSWER: dict[str, type] = {catch.GAME: catch.CatchEnv}
+
+
+def known_answer_game(game: str) -> str | None:
+    """The canonical name if `game` names a known-answer env ('catch' -> 'Catch'), else None."""
+    key = str(game).replace("_", "").replace("-", "").lower()
+    for name in KNOWN_ANSWER:
+        if name.lower() == key:
+            return name
+    return None
+
+
+def is_known_answer(game: str) -> bool:
+    return known_answer_game(game) is not None
+
+
+def canonical_game(game: str) -> str:
+    """'catch' -> 'Catch'; 'pong', 'space_invaders' -> 'Pong', 'SpaceInvaders'.
+
+    Raises:
+      ValueError: unknown game, listing the known-answer envs and the ALE games.
+    """
+    name = known_answer_game(game)
+    if name is not None:
+        return name
+    try:
+        return atari.canonical_game(game)
+    except ValueError:
+        raise ValueError(
+            f"unknown game {game!r}; valid: the known-answer env(s) {', '.join(KNOWN_ANSWER)} "
+            f"or an ALE game ({', '.join(atari.games())})"
+        ) from None
+
+
+def games() -> tuple[str, ...]:
+    """Known-answer envs first, then every ALE game."""
+    return (*KNOWN_ANSWER, *atari.games())
+
+
+def make_env(
+    game: str,
+    *,
+    protocol: str | atari.Protocol = "dqn_replay",
+    seed: int = 0,
+    max_episode_steps: int | None = None,
+    sticky_action_prob: float | None = None,
+):
+    """A single environment of `game` (an `AtariEnv`, or a known-answer env)."""
+    cls = KNOWN_ANSWER.get(known_answer_game(game) or "", atari.AtariEnv)
+    return cls(
+        canonical_game(game),
+        protocol=protocol,
+        seed=seed,
+        max_episode_steps=max_episode_steps,
+        sticky_action_prob=sticky_action_prob,
+    )
+
+
+def action_set(game: str, protocol: str | atari.Protocol = "dqn_replay") -> tuple[int, ...]:
+    """Action ids behind agent actions 0..A-1 (ALE ids for Atari games)."""
+    name = known_answer_game(game)
+    if name is not None:
+        return KNOWN_ANSWER[name](name, protocol=protocol).action_set  # cheap to construct
+    return atari.action_set(game, protocol)
+
+
+def num_actions(game: str, protocol: str | atari.Protocol = "dqn_replay") -> int:
+    """Number of agent actions of `game` under `protocol`."""
+    return len(action_set(game, protocol))
