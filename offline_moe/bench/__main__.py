@@ -8,6 +8,7 @@ SUBCOMMANDS = {
     "data": "ingest rate, cache bytes per transition, DeviceReplay sampling rate",
     "learner": "CQL / CQL+C51 updates per second, end to end and bare",
     "online": "DER / DrQ(eps) agent steps per second including updates",
+    "device": "the accelerator check: learner, replay, memory, online, evaluation in one JSON",
 }
 
 
