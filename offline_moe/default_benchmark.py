@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 
-from offline_moe.local_data import ensure_local_cache
+from offline_moe.data.local import ensure_local_cache
 
 TORSOS = ("baseline", "soft_moe", "top1_moe")
 
@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
     t_data = time.time() - t0
 
     from offline_moe.configs import cql
-    from offline_moe.train_offline import train_and_evaluate
+    from offline_moe.train.offline import train_and_evaluate
 
     rows = []
     for torso in args.torsos.split(","):
@@ -128,7 +128,7 @@ def main(argv=None) -> dict:
         "described in README.md, section 'Offline training'."
     )
     if args.report:
-        from offline_moe.report import print_report
+        from offline_moe.analysis.report import print_report
 
         report_dir = os.path.join(args.runs_dir, "report")
         print(f"\n[default_benchmark] report over {args.runs_dir} -> {report_dir}\n", flush=True)

@@ -31,7 +31,7 @@ TORSO = {"features": 16}
 def _offline_params(agent: str):
     from offline_moe.learners import LearnerConfig, make_learner, make_train_fn
     from offline_moe.networks import make_torso
-    from offline_moe.replay import DeviceReplay
+    from offline_moe.replay.device import DeviceReplay
 
     rng = np.random.default_rng(0)
     n = 48

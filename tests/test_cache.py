@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from offline_moe import cache
-from offline_moe.cache import CacheError, CacheWriter, load_cache
+from offline_moe.replay import cache
+from offline_moe.replay.cache import CacheError, CacheWriter, load_cache
 
 
 def frames(values):

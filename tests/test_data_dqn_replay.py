@@ -12,10 +12,10 @@ import re
 import numpy as np
 import pytest
 
-from offline_moe.cache import load_cache
 from offline_moe.data.common import IngestError
 from offline_moe.data.dqn_replay import GzipNpyReader
-from offline_moe.ingest import ingest
+from offline_moe.data.ingest import ingest
+from offline_moe.replay.cache import load_cache
 
 N = 20
 TERMINALS = {0: [4, 9, 15], 1: [2, 19]}

@@ -12,11 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from offline_moe.cache import CacheError, load_cache
 from offline_moe.data import rlu_format
 from offline_moe.data.common import IngestError, parse_checkpoints, prefix_count
+from offline_moe.data.ingest import ingest
 from offline_moe.data.tfds_source import steps_to_episode
-from offline_moe.ingest import ingest
+from offline_moe.replay.cache import CacheError, load_cache
 
 
 def frames(values):
@@ -66,7 +66,7 @@ def write_dataset(data_dir, *, with_clipped=False, name=rlu_format.DEFAULT_NAME,
 
 
 def expected_rows(episodes, clip=True):
-    """Cache rows for the given (e, n, terminated) episodes, per offline_moe.cache rules."""
+    """Cache rows for the given (e, n, terminated) episodes, per offline_moe.replay.cache rules."""
     rows = {k: [] for k in ("frame", "action", "reward", "terminal", "start", "obs_only")}
     for e, n, term in episodes:
         for t in range(n):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import offline_moe.envs.atari as atari
-from offline_moe import repr_metrics
-from offline_moe.evaluate import EvalConfig, evaluate
+from offline_moe.envs.evaluate import EvalConfig, evaluate
+from offline_moe.train import repr_metrics
 
 
 class FakeBatchedAtari:

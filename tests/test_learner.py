@@ -14,7 +14,7 @@ from offline_moe.learners import (
     make_train_fn,
     seed_keys,
 )
-from offline_moe.replay import DeviceReplay
+from offline_moe.replay.device import DeviceReplay
 
 
 class TinyTorso(nn.Module):

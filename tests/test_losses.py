@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from offline_moe import losses
+from offline_moe.learners import losses
 from offline_moe.networks.heads import DuelingC51Head, dueling_aggregate
 
 f32 = lambda x: jnp.asarray(x, jnp.float32)

@@ -6,11 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from offline_moe import train_online
 from offline_moe.configs import der, drq_eps
 from offline_moe.envs import atari
 from offline_moe.envs.pool import EmulatorPool
-from offline_moe.rundir import RunDir
+from offline_moe.train import online as train_online
+from offline_moe.train.rundir import RunDir
 
 
 def _tiny(config_module, **overrides):
@@ -90,9 +90,9 @@ def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, tors
 def _check_export_ingests(tmp_path, summary, state, meta):
     """The exported RLDS dataset goes through the offline track's ingest into a cache whose
     transitions are exactly the run's replay rows."""
-    from offline_moe.cache import load_cache
     from offline_moe.data import rlu_format
-    from offline_moe.ingest import ingest
+    from offline_moe.data.ingest import ingest
+    from offline_moe.replay.cache import load_cache
 
     ds_dir = rlu_format.dataset_dir(summary["export_replay"], "Breakout", 1)
     cache_meta = ingest(
@@ -160,7 +160,7 @@ def test_eval_counts_whole_games_with_noise_off():
 def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     """A NaN learning rate poisons the parameters at the first update; the next metrics line
     raises NonFiniteLossError before iteration 1 is checkpointed."""
-    from offline_moe.rundir import NonFiniteLossError
+    from offline_moe.train.rundir import NonFiniteLossError
 
     config = _tiny(drq_eps, learning_rate=float("nan"))
     config.torso.name = "tests.toy_torso:ToyTorso"

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from offline_moe import augment, online_replay
+from offline_moe.learners import augment
 from offline_moe.learners.online import double_q_huber, linearly_decaying_epsilon
 from offline_moe.networks.noisy import NoisyDense, RainbowHead, factorised_noise
+from offline_moe.replay import online as online_replay
 
 # ----------------------------------------------------------------------------- noisy layer
 

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from offline_moe.cache import load_cache
 from offline_moe.data import rlu_format
-from offline_moe.ingest import ingest
-from offline_moe.record import EpsGreedyBanditPolicy, record, split_budget, split_seed
+from offline_moe.data.ingest import ingest
+from offline_moe.data.record import EpsGreedyBanditPolicy, record, split_budget, split_seed
+from offline_moe.replay.cache import load_cache
 
 STEPS, CAP, SEED = 300, 100, 7
 
@@ -148,7 +148,7 @@ def test_tfds_dataset_folder_builds_and_ingests(tmp_path, monkeypatch):
     meta = ingest("tfds:rlu_atari_local/Pong_run_4", out, data_dir=data_dir, percent=100)
     assert meta["num_transitions"] == 40 and meta["num_episodes"] == 4
     # Same seeds as the recorder: the builder's split 1 equals record_split's.
-    from offline_moe.record import record_split
+    from offline_moe.data.record import record_split
 
     arrays, _ = load_cache(out)
     first = next(record_split("Pong", 1, 20, seed=4, max_episode_steps=15))

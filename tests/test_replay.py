@@ -1,13 +1,13 @@
-"""Tests for offline_moe.replay on synthetic episodes (observation = reward = step index)."""
+"""Tests for offline_moe.replay.device on synthetic episodes (observation = reward = step index)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from offline_moe import replay as rp
-from offline_moe.cache import CacheError, CacheWriter, load_cache
-from offline_moe.replay import DeviceReplay
+from offline_moe.replay import device as rp
+from offline_moe.replay.cache import CacheError, CacheWriter, load_cache
+from offline_moe.replay.device import DeviceReplay
 
 GAMMA = 0.5  # exact in float32, so n-step sums compare exactly
 

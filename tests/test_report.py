@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offline_moe import report, stats
+import offline_moe.report as report_cli
+from offline_moe.analysis import report, stats
 
 # Reference pairs used below: Pong (-20.7, 14.6), Breakout (1.7, 30.5).
 
@@ -150,7 +151,7 @@ def test_print_report_and_cli(fabricated, tmp_path, capsys):
     text = report.print_report(fabricated, tmp_path / "printed", reps=100)
     assert "## cql" in capsys.readouterr().out
     assert text.startswith("# offline_moe results")
-    rc = report.main(["report", f"--runs={fabricated}", f"--out={tmp_path / 'cli'}",
+    rc = report_cli.main(["report", f"--runs={fabricated}", f"--out={tmp_path / 'cli'}",
                       "--reps=100", "--no_plots", "--quiet"])  # fmt: skip
     assert rc == 0 and (tmp_path / "cli" / "results.md").is_file()
     assert not list((tmp_path / "cli").glob("*.png"))

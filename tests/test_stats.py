@@ -1,4 +1,4 @@
-"""Tests for offline_moe.stats: hand-computed aggregates, rliable cross-checks, normalisation."""
+"""Tests for offline_moe.analysis.stats: hand-computed aggregates, rliable cross-checks."""
 
 import importlib.util
 import sys
@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from offline_moe import stats, suites
+from offline_moe.analysis import stats, suites
 
 # A 4 runs x 2 games matrix with hand-computable aggregates.
 #   pooled sorted: [0, 1, 2, 3, 4, 5, 6, 7]; N = 8, cut = int(0.25 * 8) = 2

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from offline_moe import report, suites, sweep
+import offline_moe.sweep as sweep_cli
+from offline_moe.analysis import report, suites, sweep
 
 # A stand-in trainer: writes a run directory in the documented layout, one evaluation per
 # iteration (3 iterations), resuming from the evaluations already on disk. With
@@ -68,7 +69,7 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
     root = tmp_path / "runs"
     argv = ["sweep", "--suite=smoke", "--agents=cql,cql_c51", "--torsos=baseline,soft_moe,top1_moe",
             "--seeds=5", f"--root={root}", "--print", "--smoke"]  # fmt: skip
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     # --print records nothing; it names the command that makes the smoke caches.
@@ -167,7 +168,7 @@ def test_sweep_main_runs_the_fake_trainer(tmp_path, fake_env, monkeypatch):
     root = tmp_path / "runs"
     argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--seeds=1",
             f"--root={root}", "--trainer_module=fake_trainer"]  # fmt: skip
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     assert sweep.run_status(root / "drq_eps" / "Pong" / "baseline" / "seeds_0-0") == "done"
 
 
@@ -193,7 +194,7 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
         f"--root={root}",
         "--workers=2",
     ]
-    code = sweep.main(argv)
+    code = sweep_cli.main(argv)
     logs = {p.name: p.read_text()[-2000:] for p in (root / "_logs").glob("*.log")}
     assert code == 0, logs
     # One cache per game, one run directory per (game, torso), each finished with 2 seeds.
@@ -213,7 +214,7 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
     assert list((tmp_path / "report").glob("curves_cql*.png"))
     # Re-running the sweep finds every run finished and reuses the recorded data.
     capsys.readouterr()
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     out, err = capsys.readouterr()
     assert "4 runs: 4 done, 0 to run" in err, err
     assert err.count("[local_data] cache exists") == 2, err

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from offline_moe import rundir as rundir_lib
 from offline_moe.bench.learner import ale_cache
 from offline_moe.configs import cql, cql_c51
-from offline_moe.train_offline import build, train_and_evaluate
+from offline_moe.train import rundir as rundir_lib
+from offline_moe.train.offline import build, train_and_evaluate
 
 
 class NaNTorso(nn.Module):
@@ -175,8 +175,8 @@ def test_training_path_imports_no_tensorflow():
     import sys
 
     code = (
-        "import sys, offline_moe.train_offline, offline_moe.evaluate, offline_moe.bench.learner, "
-        "offline_moe.default_benchmark; "
+        "import sys, offline_moe.train_offline, offline_moe.train_online, "
+        "offline_moe.envs.evaluate, offline_moe.bench.learner, offline_moe.default_benchmark; "
         "bad = [m for m in ('tensorflow', 'tensorflow_datasets', 'rlds') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -184,7 +184,7 @@ def test_training_path_imports_no_tensorflow():
 
 
 def test_default_configs_are_the_papers():
-    from offline_moe.train_offline import unpack
+    from offline_moe.train.offline import unpack
 
     for module, lr, eps, n in ((cql, 5e-5, 3.125e-4, 1), (cql_c51, 6.25e-5, 1.5e-4, 3)):
         c = module.get_config("game=Breakout")

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from offline_moe import rundir as rundir_lib
+from offline_moe.train import rundir as rundir_lib
 
 
 def test_truncate_logs_drops_later_iterations_and_broken_lines(tmp_path):

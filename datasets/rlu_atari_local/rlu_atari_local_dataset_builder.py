@@ -27,7 +27,7 @@ import dataclasses
 import tensorflow_datasets as tfds
 
 from offline_moe.data import games, rlu_format
-from offline_moe.record import record_split, split_budget
+from offline_moe.data.record import record_split, split_budget
 
 
 @dataclasses.dataclass

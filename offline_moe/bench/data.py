@@ -57,7 +57,7 @@ def build_bench_dataset(workdir: str, game: str, steps: int, splits: int, seed: 
     import tensorflow_datasets as tfds
 
     from offline_moe.data import rlu_format
-    from offline_moe.record import record
+    from offline_moe.data.record import record
 
     rec_dir = os.path.join(workdir, "recorded")
     summary = record(game, steps, rec_dir, seed=seed, progress=True)
@@ -88,7 +88,7 @@ def build_bench_dataset(workdir: str, game: str, steps: int, splits: int, seed: 
 
 def bench_ingest(source: str, data_dir: str | None, out: str, percent: float) -> dict:
     from offline_moe.data import tfds_source
-    from offline_moe.ingest import ingest
+    from offline_moe.data.ingest import ingest
 
     if not source.startswith("dqn_replay:"):
         tfds_source._tfds()  # import TF before timing: a one-off cost, not a rate
@@ -117,7 +117,7 @@ def build_dqn_replay_logs(cache_dir: str, replay_dir: str, checkpoints: int) -> 
 
     import numpy as np
 
-    from offline_moe.cache import load_cache
+    from offline_moe.replay.cache import load_cache
 
     arrays, _ = load_cache(cache_dir)
     os.makedirs(replay_dir, exist_ok=True)
@@ -139,7 +139,7 @@ def build_dqn_replay_logs(cache_dir: str, replay_dir: str, checkpoints: int) -> 
 
 
 def bench_cache(cache_dir: str) -> dict:
-    from offline_moe.cache import read_meta
+    from offline_moe.replay.cache import read_meta
 
     meta = read_meta(cache_dir)
     total = _cache_bytes(cache_dir)
@@ -157,7 +157,7 @@ def bench_cache(cache_dir: str) -> dict:
 def bench_replay(cache_dir: str, batch_size: int, iters: int, n_steps: list[int]) -> list[dict]:
     import jax
 
-    from offline_moe.replay import DeviceReplay, benchmark_sampling
+    from offline_moe.replay.device import DeviceReplay, benchmark_sampling
 
     out = []
     for n in n_steps:

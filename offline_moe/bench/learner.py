@@ -34,7 +34,7 @@ def synthetic_cache(
     seed: int = 0,
 ) -> str:
     """Writes a cache of random frames/actions/rewards (terminated episodes) and returns its dir."""
-    from offline_moe.cache import CacheWriter
+    from offline_moe.replay.cache import CacheWriter
 
     rng = np.random.default_rng(seed)
     meta = {
@@ -70,8 +70,8 @@ def ale_cache(
 
     Episodes longer than `max_episode_steps` are truncated (final frame stored). No TF.
     """
-    from offline_moe.cache import CacheWriter
     from offline_moe.envs.atari import AtariEnv
+    from offline_moe.replay.cache import CacheWriter
 
     env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=max_episode_steps)
     rng = np.random.default_rng(seed)
@@ -140,7 +140,7 @@ def bench_one(
         seed_keys,
     )
     from offline_moe.networks import filter_torso_kwargs, make_torso
-    from offline_moe.replay import DeviceReplay
+    from offline_moe.replay.device import DeviceReplay
 
     lc = LearnerConfig(agent=agent, batch_size=batch, n_step=1 if agent == "cql" else 3)
     if replay is None:

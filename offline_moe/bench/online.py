@@ -18,8 +18,8 @@ import time
 import jax
 import numpy as np
 
-from offline_moe import train_online
 from offline_moe.configs import der, drq_eps
+from offline_moe.train import online as train_online
 
 CONFIGS = {"der": der, "drq_eps": drq_eps}
 

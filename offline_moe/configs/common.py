@@ -90,7 +90,7 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.learner.v_min = -10.0  # CQL+C51: lowest atom
     c.learner.v_max = 10.0  # CQL+C51: highest atom
 
-    # Offline data: a replay cache (offline_moe.cache). If `cache_dir` is empty it is derived
+    # Offline data: a replay cache (offline_moe.replay.cache). If `cache_dir` is empty it is derived
     # as data/cache/{game}_run{run}_{percent}pct; ingest it first with `python -m
     # offline_moe.ingest` (see README) or let the default benchmark record one locally.
     c.data = ml_collections.ConfigDict()

@@ -1,4 +1,4 @@
-"""Data ingest: public offline-RL formats -> replay cache (`offline_moe.cache`).
+"""Data ingest: public offline-RL formats -> replay cache (`offline_moe.replay.cache`).
 
 The only package that touches TensorFlow, tensorflow-datasets and rlds, and only inside
 functions (lazy imports), so `import offline_moe` and the training path stay TF-free.

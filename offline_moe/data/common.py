@@ -15,7 +15,7 @@ class IngestError(ValueError):
 
 @dataclasses.dataclass
 class Episode:
-    """One episode in replay-cache row form (see `offline_moe.cache` for the row rules).
+    """One episode in replay-cache row form (see `offline_moe.replay.cache` for the row rules).
 
     Attributes:
       observations: uint8 [T, 84, 84]; observations[t] is the frame action t was taken on.

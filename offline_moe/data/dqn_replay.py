@@ -11,7 +11,7 @@ replay buffer as gzip-compressed `np.save` files::
     invalid_range_ckpt.N.gz         int [k]                   indices near the write cursor
 
 Row i holds the frame action i was taken on, its reward and terminal flag: the replay-cache
-row semantics already (`offline_moe.cache`). The terminal (game-over) frame is never stored.
+row semantics already (`offline_moe.replay.cache`). The terminal (game-over) frame is never stored.
 
 Subsampling, as batch_rl's `FixedReplayBuffer` with `replay_capacity = percent * 10,000`
 does: keep the first n = int(percent / 100 * min(add_count, buffer length)) rows of each

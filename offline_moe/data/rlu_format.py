@@ -32,7 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from offline_moe.cache import install_dir
+from offline_moe.replay.cache import install_dir
 
 DEFAULT_NAME = "rlu_atari_local"
 PUBLIC_NAME = "rlu_atari_checkpoints_ordered"

@@ -22,7 +22,7 @@ Decoding: steps are read as one batch per episode with `tfds.decode.SkipDecoding
 RLDS FAQ's recipe), and the PNG frames are decoded with OpenCV in a small thread pool:
 about 1.6x less CPU per frame than `tf.io.decode_png` under `tf.map_fn` on this machine.
 
-Row mapping (RLDS episode of L = T + 1 steps -> cache rows, see `offline_moe.cache`):
+Row mapping (RLDS episode of L = T + 1 steps -> cache rows, see `offline_moe.replay.cache`):
 steps 0..T-1 are the T transitions (frame, action, reward). The final step (`is_last`)
 carries only a frame: if it `is_terminal` the frame is dropped (a terminal target never
 bootstraps) and the last transition is terminal; otherwise the episode was truncated and the

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from offline_moe import losses
+from offline_moe.learners import losses
 from offline_moe.learners.core import Batch, Learner, Metrics
 from offline_moe.networks.heads import DuelingC51Head, QHead, QNetwork
 

@@ -30,11 +30,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from offline_moe import losses, online_replay
-from offline_moe.augment import drq_augment
+from offline_moe.learners import losses
+from offline_moe.learners.augment import drq_augment
 from offline_moe.learners.core import TrainState
 from offline_moe.networks import make_torso, preprocess_obs
 from offline_moe.networks.noisy import NOISE_RNG, RainbowHead
+from offline_moe.replay import online as online_replay
 
 Array = jax.Array
 

@@ -35,7 +35,7 @@ import numpy as np
 
 # baselines/ sits at the repository root (data, not code); override for installed copies.
 BASELINES_DIR = Path(
-    os.environ.get("OFFLINE_MOE_BASELINES", Path(__file__).resolve().parents[1] / "baselines")
+    os.environ.get("OFFLINE_MOE_BASELINES", Path(__file__).resolve().parents[2] / "baselines")
 )
 SCORES_CSV = "atari_scores.csv"
 

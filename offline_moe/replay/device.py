@@ -1,6 +1,6 @@
 """DeviceReplay: a replay cache held on the accelerator, sampled inside jit (no TensorFlow).
 
-A cache (see `offline_moe.cache`) is loaded onto the default JAX device once. Frame stacking,
+A cache (see `offline_moe.replay.cache`) is loaded onto the default JAX device once. Frame stacking,
 zero padding at episode starts and n-step returns all happen inside `sample`, which is pure,
 so it runs inside the jitted update and the training loop never waits on the host.
 
@@ -68,7 +68,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from offline_moe.cache import CacheError, load_cache
+from offline_moe.replay.cache import CacheError, load_cache
 
 # ---------------------------------------------------------------------------------------------
 # Host-side (numpy) index helpers.
@@ -233,7 +233,7 @@ class DeviceReplay:
     def load(
         cls, cache_dir: str, *, stack: int = 4, n_step: int = 1, gamma: float = 0.99
     ) -> DeviceReplay:
-        """Loads a cache directory onto the default device (see `offline_moe.cache`)."""
+        """Loads a cache directory onto the default device (see `offline_moe.replay.cache`)."""
         arrays, meta = load_cache(cache_dir, mmap=True)
         return cls.from_arrays(
             arrays, meta, stack=stack, n_step=n_step, gamma=gamma, name=str(cache_dir)

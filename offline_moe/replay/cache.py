@@ -1,7 +1,7 @@
 """Replay cache: a directory of flat `.npy` arrays plus `meta.json` (no TensorFlow).
 
 Every data source (TFDS RLDS episodes, DQN-Replay logs, the local ALE recorder) is ingested
-into this one format, which `offline_moe.replay.DeviceReplay` loads onto the accelerator.
+into this one format, which `offline_moe.replay.device.DeviceReplay` loads onto the accelerator.
 
 Layout of a cache directory (FORMAT_VERSION = 1), N rows::
 

@@ -1,0 +1,343 @@
+"""Expand a (game x agent x torso x seed group) grid into run directories and run them.
+
+The command is `python -m offline_moe.sweep` (`--help` lists its flags).
+
+One run directory per (game, agent, torso variant, seed group):
+``ROOT/<agent>/<game>/<variant>/seeds_<first>-<last>``. The seeds of a group train together in
+one process (the trainer vmaps them via ``config.num_seeds``); ``--seeds_per_run`` splits them
+into several groups. A torso variant is a registered name or ``'pkg.module:Name'``, optionally
+with keyword overrides after ``@``: ``soft_moe@num_experts=4`` (several: ``@a=1@b=2``), which
+is how a sweep over the number of experts is written.
+
+A finished run (``summary.json`` with ``"done": true``) is skipped. Any other run is started,
+or resumed: the trainer resumes from the last checkpoint when re-invoked with the same
+``--workdir``. ``--print`` writes one shell command per run (the whole grid, finished or
+not) to stdout instead of running, for a cluster scheduler; commands use paths relative to the
+repository root, so run them from there. Logs of local runs go to ``ROOT/_logs/``; the grid is
+recorded in ``ROOT/sweep_grid.json`` so the report can name runs that never started.
+
+Offline agents read replay caches. Without the public DQN-Replay data at hand (e.g. the smoke
+suite on a laptop), ``--local_data_steps=N`` records N random-policy steps of every game in
+real ALE, ingests them (``offline_moe.local_data``) and points each offline run at its game's
+cache; ``--smoke`` turns this on with N = 3000 unless ``--local_data_steps=0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from offline_moe.analysis import suites
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAINERS = {
+    **{a: "offline_moe.train_offline" for a in suites.OFFLINE_AGENTS},
+    **{a: "offline_moe.train_online" for a in suites.ONLINE_AGENTS},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TorsoVariant:
+    """A torso name plus keyword overrides, e.g. soft_moe@num_experts=4.
+
+    Attributes:
+      name: registered torso name or 'pkg.module:Name'.
+      kwargs: (key, value-string) pairs passed as --config.torso.<key>=<value>.
+    """
+
+    name: str
+    kwargs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str) -> TorsoVariant:
+        name, *pairs = spec.split("@")
+        kwargs = []
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ValueError(f"torso variant {spec!r}: expected name@key=value, got {pair!r}")
+            kwargs.append((key, value))
+        if not name:
+            raise ValueError(f"torso variant {spec!r} has no torso name")
+        return cls(name, tuple(kwargs))
+
+    @property
+    def label(self) -> str:
+        """Directory-safe label: soft_moe, soft_moe__num_experts-4, my.mod-Net."""
+        base = self.name.replace(":", "-").replace("/", "-")
+        extra = "".join(f"__{k}-{v}" for k, v in self.kwargs)
+        return base + extra
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid.
+
+    Attributes:
+      game: CamelCase game name.
+      agent: 'cql', 'cql_c51', 'der' or 'drq_eps'.
+      torso: torso variant.
+      seed: first seed of the group (config.seed).
+      num_seeds: seeds trained together (config.num_seeds).
+      workdir: run directory.
+      smoke: use the agent's `smoke` config.
+      overrides: extra 'config.x=y' flags, passed as --config.x=y.
+    """
+
+    game: str
+    agent: str
+    torso: TorsoVariant
+    seed: int
+    num_seeds: int
+    workdir: Path
+    smoke: bool = False
+    overrides: tuple[str, ...] = ()
+
+
+def seed_groups(num_seeds: int, seeds_per_run: int | None, first_seed: int = 0):
+    """[(seed, count), ...]: consecutive groups of at most `seeds_per_run` seeds."""
+    per = seeds_per_run or num_seeds
+    if num_seeds < 1 or per < 1:
+        raise ValueError(f"need seeds >= 1 and seeds_per_run >= 1, got {num_seeds}, {per}")
+    return [(first_seed + s, min(per, num_seeds - s)) for s in range(0, num_seeds, per)]
+
+
+def expand_grid(
+    games: Sequence[str],
+    agents: Sequence[str],
+    torsos: Sequence[str | TorsoVariant],
+    *,
+    root: str | os.PathLike,
+    seeds: int = 5,
+    seeds_per_run: int | None = None,
+    first_seed: int = 0,
+    smoke: bool = False,
+    overrides: Sequence[str] = (),
+) -> list[RunSpec]:
+    """All runs of the grid, in (agent, game, torso, seed group) order."""
+    for agent in agents:
+        if agent not in TRAINERS:
+            raise ValueError(f"unknown agent {agent!r}; valid agents: {', '.join(TRAINERS)}")
+    for ov in overrides:
+        if not ov.startswith("config.") or "=" not in ov:
+            raise ValueError(f"override {ov!r}: expected config.<field>=<value>")
+    variants = [t if isinstance(t, TorsoVariant) else TorsoVariant.parse(t) for t in torsos]
+    labels = [v.label for v in variants]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"duplicate torso variants: {labels}")
+    root = Path(root)
+    specs = []
+    for agent in agents:
+        for game in games:
+            for variant in variants:
+                for seed, count in seed_groups(seeds, seeds_per_run, first_seed):
+                    workdir = (
+                        root / agent / game / variant.label / f"seeds_{seed}-{seed + count - 1}"
+                    )
+                    specs.append(
+                        RunSpec(game, agent, variant, seed, count, workdir, smoke, tuple(overrides))
+                    )
+    return specs
+
+
+def with_local_data(
+    specs: Sequence[RunSpec], steps: int, data_dir: str = "data", *, prepare: bool = True
+) -> list[RunSpec]:
+    """Points the offline runs at local caches of `steps` recorded steps per game.
+
+    With `prepare`, records and ingests the caches that do not exist yet (in subprocesses).
+    """
+    from offline_moe.data.local import ensure_local_cache, local_cache_dir
+
+    caches: dict[str, str] = {}
+    out = []
+    for spec in specs:
+        if spec.agent in suites.OFFLINE_AGENTS:
+            if spec.game not in caches:
+                caches[spec.game] = (
+                    ensure_local_cache(spec.game, steps, data_dir)
+                    if prepare
+                    else local_cache_dir(spec.game, steps, data_dir)
+                )
+            extra = f"config.data.cache_dir={caches[spec.game]}"
+            spec = dataclasses.replace(spec, overrides=(*spec.overrides, extra))
+        out.append(spec)
+    return out
+
+
+def trainer_command(
+    spec: RunSpec, *, python: str = sys.executable, trainer_module: str | None = None
+) -> list[str]:
+    """The trainer's command line for one run (argv list)."""
+    module = trainer_module or TRAINERS[spec.agent]
+    config_arg = ",".join((["smoke"] if spec.smoke else []) + [f"game={spec.game}"])
+    cmd = [
+        python,
+        "-m",
+        module,
+        f"--config=offline_moe/configs/{spec.agent}.py:{config_arg}",
+        f"--workdir={spec.workdir}",
+        f"--config.torso.name={spec.torso.name}",
+        f"--config.num_seeds={spec.num_seeds}",
+        f"--config.seed={spec.seed}",
+    ]
+    cmd += [f"--config.torso.{k}={v}" for k, v in spec.torso.kwargs]
+    cmd += [f"--{ov}" for ov in spec.overrides]
+    return cmd
+
+
+def run_status(workdir: str | os.PathLike) -> str:
+    """'done' (summary.json says done), 'partial' (directory has content) or 'new'."""
+    workdir = Path(workdir)
+    summary = workdir / "summary.json"
+    if summary.is_file():
+        try:
+            if json.loads(summary.read_text()).get("done"):
+                return "done"
+        except (OSError, ValueError):
+            pass
+    if workdir.is_dir() and any(workdir.iterdir()):
+        return "partial"
+    return "new"
+
+
+_LOCK = threading.Lock()
+_CHILDREN: set[subprocess.Popen] = set()
+
+
+def _run_one(cmd: list[str], log_path: Path, env: dict | None) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so an interrupt ends all of it
+        )
+        with _LOCK:
+            _CHILDREN.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with _LOCK:
+                _CHILDREN.discard(proc)
+
+
+def _stop_children() -> None:
+    with _LOCK:
+        children = list(_CHILDREN)
+    for proc in children:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def run_sweep(
+    specs: Sequence[RunSpec],
+    *,
+    workers: int = 1,
+    python: str = sys.executable,
+    trainer_module: str | None = None,
+    env: dict | None = None,
+    log=print,
+) -> dict[str, list[RunSpec]]:
+    """Runs every unfinished spec through a local process pool.
+
+    Returns:
+      {'skipped': finished before, 'ok': ran and finished, 'failed': non-zero exit or no
+      summary.json afterwards}.
+    """
+    result = {"skipped": [], "ok": [], "failed": []}
+    todo = []
+    for spec in specs:
+        status = run_status(spec.workdir)
+        if status == "done":
+            result["skipped"].append(spec)
+        else:
+            todo.append((spec, status))
+    log(f"[sweep] {len(specs)} runs: {len(result['skipped'])} done, {len(todo)} to run")
+    if not todo:
+        return result
+
+    def job(item):
+        spec, status = item
+        cmd = trainer_command(spec, python=python, trainer_module=trainer_module)
+        log_path = log_path_for(spec)
+        verb = "resume" if status == "partial" else "start"
+        log(f"[sweep] {verb} {spec.workdir}")
+        rc = _run_one(cmd, log_path, env)
+        ok = rc == 0 and run_status(spec.workdir) == "done"
+        log(f"[sweep] {'ok' if ok else f'FAILED (rc={rc}, log {log_path})'} {spec.workdir}")
+        return spec, ok
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        for spec, ok in pool.map(job, todo):
+            result["ok" if ok else "failed"].append(spec)
+    except BaseException:  # Ctrl-C or an error: stop queued jobs and end running trainers,
+        pool.shutdown(wait=False, cancel_futures=True)  # which resume on the next sweep.
+        _stop_children()
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
+    log(
+        f"[sweep] finished: {len(result['ok'])} ok, {len(result['failed'])} failed, "
+        f"{len(result['skipped'])} skipped"
+    )
+    return result
+
+
+GRID_FILE = "sweep_grid.json"
+
+
+def record_grid(root: str | os.PathLike, specs: Sequence[RunSpec]) -> Path:
+    """Adds the specs' run directories to ROOT/sweep_grid.json (merged with earlier sweeps).
+
+    The report reads this file to warn about runs of the grid that never started.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / GRID_FILE
+    try:
+        entries = {e["workdir"]: e for e in json.loads(path.read_text()).get("runs", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = {}
+    for spec in specs:
+        rel = os.path.relpath(spec.workdir, root)
+        entries[rel] = {
+            "workdir": rel,
+            "agent": spec.agent,
+            "game": spec.game,
+            "torso": spec.torso.name,
+            "torso_kwargs": dict(spec.torso.kwargs),
+            "seed": spec.seed,
+            "num_seeds": spec.num_seeds,
+        }
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(
+        json.dumps({"runs": sorted(entries.values(), key=lambda e: e["workdir"])}, indent=1)
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def log_path_for(spec: RunSpec) -> Path:
+    """ROOT/_logs/<agent>__<game>__<variant>__<seeds>.log (workdir = ROOT/a/g/v/seeds)."""
+    workdir = Path(spec.workdir)
+    root = workdir.parents[3] if len(workdir.parents) >= 4 else workdir.parent
+    return root / "_logs" / ("__".join(workdir.parts[-4:]) + ".log")

@@ -1,0 +1,306 @@
+"""Ingest offline Atari data into a replay cache.
+
+Sources:
+  tfds:NAME        a TFDS RLDS dataset by name, e.g. `tfds:rlu_atari_checkpoints_ordered/Pong_run_1`
+                   (or `rlu_atari/Pong_run_1`, or `rlu_atari_local/Pong_run_1` from
+                   `offline_moe.record`), read from `--data_dir`.
+  rlds_dir:DIR     any prepared TFDS/RLDS dataset directory with the RL Unplugged Atari step
+                   features (`tfds.builder_from_directory`).
+  dqn_replay:DIR   the original DQN-Replay logs, `.../{Game}/{run}/replay_logs/`.
+
+The command is `python -m offline_moe.ingest`; its flags map one to one onto `ingest(...)`. Only the
+`tfds:` and `rlds_dir:` sources import TensorFlow (lazily, in `offline_moe.data`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from offline_moe.replay.cache import CacheWriter
+from offline_moe.data import games as games_lib
+from offline_moe.data.common import (
+    Episode,
+    IngestError,
+    check_percent,
+    format_checkpoints,
+    parse_checkpoints,
+)
+
+SOURCE_KINDS = ("tfds", "rlds_dir", "dqn_replay")
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """'tfds:NAME' -> ('tfds', 'NAME'); raises IngestError on other forms."""
+    kind, sep, rest = str(source).partition(":")
+    if not sep or kind not in SOURCE_KINDS or not rest:
+        raise IngestError(
+            f"--source: expected tfds:NAME, rlds_dir:DIR or dqn_replay:DIR, got {source!r}"
+        )
+    return kind, os.path.expanduser(rest) if kind != "tfds" else rest
+
+
+def env_num_actions(game: str) -> int | None:
+    """Actions of `game` under the DQN-Replay protocol, from offline_moe.envs (None if n/a)."""
+    try:
+        from offline_moe.envs.atari import num_actions
+    except ImportError:
+        return None
+    try:
+        return int(num_actions(game, protocol="dqn_replay"))
+    except Exception:  # noqa: BLE001 (unknown to the env module: fall back to the data)
+        return None
+
+
+class Progress:
+    """A one-line progress display on stderr: transitions, transitions/s, checkpoint."""
+
+    def __init__(self, total: int | None, enabled: bool = True, interval: float = 0.5):
+        self.total = total
+        self.enabled = enabled
+        self.interval = interval
+        self.count = 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+        self.label = ""
+
+    def update(self, transitions: int, label: str = "") -> None:
+        self.count += transitions
+        self.label = label or self.label
+        now = time.perf_counter()
+        if self.enabled and now - self._last >= self.interval:
+            self._last = now
+            self._draw(now)
+
+    def rate(self) -> float:
+        return self.count / max(time.perf_counter() - self.start, 1e-9)
+
+    def _draw(self, now: float, end: str = "") -> None:
+        rate = self.count / max(now - self.start, 1e-9)
+        if self.total:
+            frac = min(self.count / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            head = f"[{bar:<30s}] {self.count:,}/{self.total:,}"
+        else:
+            head = f"{self.count:,}"
+        line = f"\r[ingest] {head} transitions  {rate:,.0f}/s  {self.label}"
+        sys.stderr.write(line.ljust(100) + end)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.perf_counter(), end="\n")
+
+
+def _clip(episode: Episode, clip_rewards: bool) -> Episode:
+    if clip_rewards:
+        episode.rewards = np.clip(episode.rewards, -1.0, 1.0).astype(np.float32)
+    return episode
+
+
+def _resolve_game(game: str | None, found: str | None, *, where: str, games, label) -> str | None:
+    if game is not None:
+        try:
+            games_lib.check_game(game, games=games, label=label)
+        except ValueError as e:
+            raise IngestError(str(e)) from e
+        if found is not None and found != game:
+            raise IngestError(f"--game={game} disagrees with {where}, which holds {found}")
+        return game
+    if found is not None:
+        try:
+            games_lib.check_game(found, games=games, option=where, label=label)
+        except ValueError as e:
+            raise IngestError(str(e)) from e
+    return found
+
+
+def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent):
+    from offline_moe.data import tfds_source
+
+    builder = tfds_source.open_builder(kind, name, data_dir)
+    tfds_source.check_features(builder)
+    found_game, found_run = tfds_source.builder_game_run(builder)
+    game = _resolve_game(
+        game,
+        found_game,
+        where=f"the dataset config of {name}",
+        games=games_lib.RLU_GAMES,
+        label="RL Unplugged",
+    )
+    if run is not None and found_run is not None and int(run) != found_run:
+        raise IngestError(
+            f"--run={run} disagrees with the dataset config of {name} (run {found_run})"
+        )
+    run = found_run if run is None else int(run)
+    splits = tfds_source.select_splits(builder, checkpoints)
+    split_plan = tfds_source.plan(builder, splits, percent)
+    chosen = [c for _, c, _, _ in split_plan if c is not None] or checkpoints
+
+    def episodes() -> Iterator[Episode]:
+        yield from tfds_source.iter_episodes(builder, split_plan, checkpoints=checkpoints)
+
+    detail = {
+        "dataset": builder.info.name,
+        "config": builder.info.config_name,
+        "version": str(builder.info.version),
+        "data_dir": os.fspath(builder.data_dir),
+        "episodes_per_split": {s: [n, total] for s, _, n, total in split_plan},
+    }
+    return game, run, chosen, None, episodes, detail
+
+
+def _dqn_plan(replay_dir, *, game, run, checkpoints, percent):
+    from offline_moe.data import dqn_replay
+
+    present = dqn_replay.list_checkpoints(replay_dir)
+    if checkpoints is None:
+        if not present:
+            raise IngestError(
+                f"--source dqn_replay:{replay_dir}: no $store$_observation_ckpt.N.gz files"
+            )
+        checkpoints = present
+    else:
+        missing = [c for c in checkpoints if c not in present]
+        if missing:
+            raise IngestError(
+                f"--checkpoints: checkpoint(s) {missing} not in {replay_dir} (no "
+                f"$store$_observation_ckpt.N.gz); present: {format_checkpoints(present) or 'none'}"
+            )
+    # Dopamine layout .../{Game}/{run}/replay_logs: read game and run from the path if unset.
+    parts = os.path.normpath(os.path.abspath(replay_dir)).split(os.sep)
+    path_game = path_run = None
+    if len(parts) >= 3 and parts[-1] == "replay_logs" and parts[-2].isdigit():
+        path_game, path_run = parts[-3], int(parts[-2])
+    if game is None and path_game in games_lib.DQN_REPLAY_GAMES:
+        game = path_game
+    elif game is not None:
+        game = _resolve_game(
+            game, None, where="", games=games_lib.DQN_REPLAY_GAMES, label="DQN-Replay"
+        )
+    if run is None:
+        run = path_run
+    plans = [dqn_replay.checkpoint_plan(replay_dir, c, percent) for c in checkpoints]
+    total = sum(p["keep"] for p in plans)
+
+    def episodes() -> Iterator[Episode]:
+        for p in plans:
+            yield from dqn_replay.iter_checkpoint_episodes(replay_dir, p)
+
+    detail = {"transitions_per_checkpoint": {str(p["checkpoint"]): p["keep"] for p in plans}}
+    return game, run, checkpoints, total, episodes, detail
+
+
+def ingest(
+    source: str,
+    out: str,
+    *,
+    data_dir: str | None = None,
+    game: str | None = None,
+    run: int | None = None,
+    checkpoints: str | Iterable[int] | None = None,
+    percent: float = 5.0,
+    clip_rewards: bool = True,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Reads `source` and writes the replay cache `out`; returns the cache's meta dict.
+
+    Args:
+      source: 'tfds:NAME', 'rlds_dir:DIR' or 'dqn_replay:DIR' (see module docstring).
+      out: cache directory to create (atomically; see `offline_moe.replay.cache`).
+      data_dir: TFDS data dir for 'tfds:' sources.
+      game: the game; checked against the 46 RLU games (60 for DQN-Replay). Read from the
+        dataset config / the replay-log path when not given, and must agree with it if given.
+      run: run index (metadata; checked against the dataset config).
+      checkpoints: '0-49'-style ranges or a list of ints; default all present.
+      percent: in (0, 100]: the first `percent`% of the episodes of each TFDS checkpoint
+        split, or of the transitions of each DQN-Replay checkpoint.
+      clip_rewards: clip rewards to [-1, 1] (recorded in meta.json).
+      overwrite: replace an existing cache at `out`.
+      progress: draw a progress line with transitions/s on stderr.
+
+    Returns:
+      The meta dict written to `out/meta.json`.
+
+    Raises:
+      IngestError: bad option, unknown game, missing split / checkpoint / file, corrupt or
+        truncated data, arrays of unequal length, or an empty result. Nothing is written.
+      CacheError: `out` exists and `overwrite` is false.
+    """
+    percent = check_percent(percent)
+    kind, name = parse_source(source)
+    out = os.path.expanduser(os.fspath(out))
+    data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else data_dir
+    checkpoints = parse_checkpoints(
+        checkpoints if isinstance(checkpoints, str | None) else list(checkpoints)
+    )
+    if os.path.exists(out) and not overwrite:
+        from offline_moe.replay.cache import CacheError
+
+        raise CacheError(f"--out: {out} already exists; pass --overwrite to replace it")
+    if kind == "dqn_replay":
+        game, run, checkpoints, total, episodes, detail = _dqn_plan(
+            name, game=game, run=run, checkpoints=checkpoints, percent=percent
+        )
+    else:
+        game, run, checkpoints, total, episodes, detail = _tfds_plan(
+            kind,
+            name,
+            data_dir=data_dir,
+            game=game,
+            run=run,
+            checkpoints=checkpoints,
+            percent=percent,
+        )
+    num_actions = env_num_actions(game) if game else None
+    meta = {
+        "source": source,
+        "game": game,
+        "run": run,
+        "checkpoints": list(checkpoints) if checkpoints is not None else None,
+        "percent": percent,
+        "clip_rewards": bool(clip_rewards),
+        "num_actions": num_actions,
+        "source_detail": detail,
+    }
+    bar = Progress(total, enabled=progress)
+    max_action = -1
+    writer = CacheWriter(out, meta=meta, overwrite=overwrite)
+    try:
+        for episode in episodes():
+            episode = _clip(episode, clip_rewards)
+            max_action = max(max_action, int(episode.actions.max()))
+            if num_actions is not None and max_action >= num_actions:
+                raise IngestError(
+                    f"{source}: checkpoint {episode.checkpoint} holds action {max_action}, but "
+                    f"{game} has {num_actions} actions under the DQN-Replay protocol"
+                )
+            writer.add_episode(
+                episode.observations,
+                episode.actions,
+                episode.rewards,
+                terminated=episode.terminated,
+                final_observation=episode.final_observation,
+            )
+            bar.update(episode.num_transitions, label=f"checkpoint {episode.checkpoint}")
+        if writer.num_transitions == 0:
+            raise IngestError(
+                f"{source}: empty result: no transitions at --percent={percent} of checkpoints "
+                f"{format_checkpoints(list(checkpoints or [])) or 'all'}"
+            )
+        if num_actions is None:  # no action count known for this game: infer it from the data
+            writer.update_meta(num_actions=max_action + 1)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        bar.close()
+        raise
+    bar.close()
+    from offline_moe.replay.cache import read_meta
+
+    return read_meta(out)

@@ -1,0 +1,270 @@
+"""Record Atari episodes from real ALE games into an RL Unplugged-layout RLDS dataset.
+
+Plays `offline_moe.envs.atari.AtariEnv(game, protocol='dqn_replay')` (Dopamine
+preprocessing: frame-skip 4, max-pool of the last two frames, grayscale, 84x84 area resize,
+sticky actions 0.25, minimal action set as DQN-Replay, 27,000-step cap) and writes the
+episodes with the `rlu_atari_checkpoints_ordered` features and splits (see
+`offline_moe.data.rlu_format`), to `DATA_DIR/<name>/<Game>_run_<run>/1.1.0/`. The result
+loads with `tfds.builder_from_directory` or `tfds.builder('<name>/<Game>_run_<run>',
+data_dir=DATA_DIR)`, and `offline_moe.ingest` reads it unchanged::
+
+    python -m offline_moe.record ... --out=data/rlds   # see `python -m offline_moe.record --help`
+    python -m offline_moe.ingest --source=tfds:rlu_atari_local/Pong_run_1 \\
+        --data_dir=data/rlds --percent=100 --out=data/Pong_local
+
+`--steps` counts agent steps (transitions) in total; they are split evenly over
+`--checkpoints` splits `checkpoint_00, checkpoint_01, ...`. Each split is played by its own
+environment and policy, seeded from (`--seed`, split index), so splits are independent and
+reproducible one by one. An episode never spans two splits: when a split's budget runs out
+mid-episode that episode is truncated (is_last without is_terminal). Episodes that reach the
+step cap are truncated the same way.
+
+Policies (`--policy`):
+  random      uniform over the minimal action set.
+  eps_greedy  epsilon-greedy on a running estimate of each action's mean immediate reward
+              (a bandit: it knows nothing of the screen): with probability `--eps` a uniform
+              action, else the action with the highest estimate (ties broken at random).
+              It is a cheap, deterministic-given-seed stand-in for a learning agent's
+              data: not uniform, yet still exploring.
+
+Rewards are stored unclipped in `steps/reward` (as the TFDS converter fills it from the
+source's unclipped rewards); `episode_return` is their sum. Everything is seeded by `--seed`
+(ALE's sticky actions and the policy), so a recording can be replayed exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from offline_moe.data import games as games_lib
+from offline_moe.data import rlu_format
+
+POLICIES = ("random", "eps_greedy")
+
+
+class RandomPolicy:
+    """Uniform random actions."""
+
+    def __init__(self, num_actions: int, rng: np.random.Generator):
+        self.num_actions = num_actions
+        self.rng = rng
+
+    def act(self) -> int:
+        return int(self.rng.integers(self.num_actions))
+
+    def observe(self, action: int, reward: float) -> None:
+        del action, reward
+
+
+class EpsGreedyBanditPolicy:
+    """Epsilon-greedy on per-action mean immediate reward (see module docstring)."""
+
+    def __init__(self, num_actions: int, rng: np.random.Generator, eps: float):
+        self.num_actions = num_actions
+        self.rng = rng
+        self.eps = eps
+        self.sums = np.zeros(num_actions)
+        self.counts = np.zeros(num_actions)
+
+    def act(self) -> int:
+        if self.rng.random() < self.eps:
+            return int(self.rng.integers(self.num_actions))
+        means = self.sums / np.maximum(self.counts, 1)
+        best = np.flatnonzero(means == means.max())
+        return int(self.rng.choice(best))
+
+    def observe(self, action: int, reward: float) -> None:
+        self.sums[action] += reward
+        self.counts[action] += 1
+
+
+def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: float):
+    if name == "random":
+        return RandomPolicy(num_actions, rng)
+    if name == "eps_greedy":
+        if not 0.0 <= eps <= 1.0:
+            raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
+        return EpsGreedyBanditPolicy(num_actions, rng, eps)
+    raise ValueError(f"--policy: unknown policy {name!r}; valid: {', '.join(POLICIES)}")
+
+
+def split_budget(steps: int, checkpoints: int) -> list[int]:
+    """Agent steps per split: `steps` spread as evenly as possible (earlier splits get more)."""
+    base, extra = divmod(int(steps), int(checkpoints))
+    return [base + (1 if k < extra else 0) for k in range(int(checkpoints))]
+
+
+def split_seed(seed: int, checkpoint: int) -> int:
+    """Seed of ALE and the policy for one checkpoint split (independent streams per split)."""
+    return int(np.random.SeedSequence([int(seed), int(checkpoint)]).generate_state(1)[0] >> 1)
+
+
+def record_split(
+    game: str,
+    checkpoint: int,
+    budget: int,
+    *,
+    policy: str = "random",
+    seed: int = 0,
+    eps: float = 0.1,
+    max_episode_steps: int | None = None,
+    with_clipped: bool = False,
+) -> Iterator[dict]:
+    """Plays `budget` agent steps for split `checkpoint`; yields RLDS episode dicts.
+
+    One fresh environment and policy per split, seeded by `split_seed(seed, checkpoint)`, so
+    a split can be generated (and replayed) on its own. The last episode is truncated when
+    the budget runs out.
+    """
+    from offline_moe.envs.atari import AtariEnv
+
+    games_lib.check_game(game)
+    sub_seed = split_seed(seed, checkpoint)
+    env = AtariEnv(game, protocol="dqn_replay", seed=sub_seed, max_episode_steps=max_episode_steps)
+    agent = make_policy(policy, env.num_actions, np.random.default_rng(sub_seed), eps)
+    episode_id = 0
+    while budget > 0:
+        frames = [env.reset()]
+        actions: list[int] = []
+        rewards: list[float] = []
+        terminated = False
+        while budget > 0:
+            action = agent.act()
+            result = env.step(action)
+            agent.observe(action, result.reward)
+            actions.append(action)
+            rewards.append(result.reward)
+            frames.append(result.obs)
+            budget -= 1
+            if result.terminated or result.truncated:
+                terminated = result.terminated
+                break
+        yield rlu_format.make_episode(
+            np.stack(frames),
+            np.asarray(actions),
+            np.asarray(rewards, np.float32),
+            terminated=terminated,
+            checkpoint_id=checkpoint,
+            episode_id=episode_id,
+            with_clipped=with_clipped,
+        )
+        episode_id += 1
+
+
+def record(
+    game: str,
+    steps: int,
+    out: str,
+    *,
+    policy: str = "random",
+    checkpoints: int = 1,
+    run: int = 1,
+    seed: int = 0,
+    eps: float = 0.1,
+    name: str = rlu_format.DEFAULT_NAME,
+    max_episode_steps: int | None = None,
+    with_clipped: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Plays `steps` agent steps of `game` and writes them as an RLDS dataset under `out`.
+
+    Args:
+      game: one of the 46 RL Unplugged games.
+      steps: total agent steps (transitions) to record, >= checkpoints.
+      out: TFDS data dir; the dataset goes to `out/<name>/<game>_run_<run>/1.1.0`.
+      policy: 'random' or 'eps_greedy' (module docstring).
+      checkpoints: number of splits `checkpoint_00..`; steps are divided evenly.
+      run: run index in the config name.
+      seed: seeds ALE and the policy (per split: `split_seed(seed, checkpoint)`).
+      eps: exploration probability of 'eps_greedy'.
+      name: dataset name (default 'rlu_atari_local'; use 'rlu_atari_checkpoints_ordered' to
+        stand in for the public dataset under a separate data dir).
+      max_episode_steps: step cap per episode (default the protocol's 27,000).
+      with_clipped: also write the older schema's clipped fields.
+      overwrite: replace an existing dataset.
+      progress: print a progress line on stderr.
+
+    Returns:
+      A summary dict: dataset_dir, game, run, steps, episodes (per split), terminated
+      episodes, returns (per episode, in order), num_actions.
+    """
+    from offline_moe.envs.atari import num_actions
+
+    games_lib.check_game(game)
+    make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
+    out = os.path.expanduser(os.fspath(out))
+    if checkpoints < 1:
+        raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
+    if steps < checkpoints:
+        raise ValueError(f"--steps: expected at least one step per split (>= {checkpoints})")
+    actions = num_actions(game, protocol="dqn_replay")
+    description = json.dumps(
+        {
+            "recorder": "offline_moe.record",
+            "game": game,
+            "run": run,
+            "policy": policy,
+            "eps": eps if policy == "eps_greedy" else None,
+            "seed": seed,
+            "steps": steps,
+            "protocol": "dqn_replay",
+            "num_actions": actions,
+        }
+    )
+    returns: list[float] = []
+    terminated_count = 0
+    done_steps = 0
+    start = time.perf_counter()
+    with rlu_format.RLDSWriter(
+        out,
+        game=game,
+        run=run,
+        splits=list(range(checkpoints)),
+        name=name,
+        with_clipped=with_clipped,
+        overwrite=overwrite,
+        description=description,
+    ) as writer:
+        for ckpt, budget in enumerate(split_budget(steps, checkpoints)):
+            for episode in record_split(
+                game,
+                ckpt,
+                budget,
+                policy=policy,
+                seed=seed,
+                eps=eps,
+                max_episode_steps=max_episode_steps,
+                with_clipped=with_clipped,
+            ):
+                writer.add_episode(ckpt, episode)
+                t = len(episode["steps"]["action"]) - 1
+                done_steps += t
+                returns.append(float(episode["steps"]["reward"][:t].sum()))
+                terminated_count += int(episode["steps"]["is_terminal"][-1])
+                if progress:
+                    rate = done_steps / max(time.perf_counter() - start, 1e-9)
+                    sys.stderr.write(
+                        f"\r[record] {done_steps:,}/{steps:,} steps  {rate:,.0f}/s  "
+                        f"checkpoint {ckpt}  episodes {len(returns)}".ljust(80)
+                    )
+                    sys.stderr.flush()
+        episodes = dict(writer.episodes_per_split)
+    if progress:
+        sys.stderr.write("\n")
+    return {
+        "dataset_dir": writer.target,
+        "game": game,
+        "run": run,
+        "steps": done_steps,
+        "episodes": episodes,
+        "terminated_episodes": terminated_count,
+        "returns": returns,
+        "num_actions": actions,
+    }

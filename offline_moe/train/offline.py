@@ -1,0 +1,351 @@
+r"""Train CQL / CQL+C51 offline from a replay cache, evaluate in ALE, write a run directory.
+
+The command `python -m offline_moe.train_offline` parses flags and calls
+`train_and_evaluate(config, workdir)`. The run directory layout and crash-safety rules are in
+`offline_moe.train.rundir`.
+
+Per iteration: `updates_per_iteration` gradient updates per seed, run as jitted calls of
+`scan_steps` fused updates that sample from the DeviceReplay on device; metrics leave the
+device every `log_interval` updates; then (every `eval.interval` iterations and after the last)
+an ALE evaluation and representation metrics on a fixed replay batch; then the iteration's log
+lines are appended and its checkpoint saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from offline_moe.envs.evaluate import EvalConfig, evaluate
+from offline_moe.learners import (
+    LearnerConfig,
+    effective_scan_steps,
+    init_seeds,
+    make_act_fn,
+    make_features_fn,
+    make_learner,
+    make_train_fn,
+    num_params,
+    seed_keys,
+)
+from offline_moe.train import rundir as rundir_lib
+from offline_moe.train.repr_metrics import representation_metrics
+
+# fold_in tags of the independent random streams of a seed: seed s of a run with base seed b
+# uses fold_in(PRNGKey(b + s), stream) (see learners.seed_keys), so every seed is reproducible
+# on its own. The representation batch is the same for every run on the same cache.
+TRAIN_STREAM, EVAL_STREAM, REPR_STREAM = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Top-level run settings (unpacked from the config; nothing inside jit reads a config).
+
+    Attributes: see `offline_moe.configs.common` for the meaning of every field.
+    """
+
+    agent: str
+    game: str
+    seed: int
+    num_seeds: int
+    num_iterations: int
+    updates_per_iteration: int
+    scan_steps: int
+    log_interval: int
+    cache_dir: str
+    stack: int
+    repr_batch_size: int
+    srank_threshold: float
+    max_to_keep: int
+
+    def __post_init__(self):
+        if self.num_seeds < 1 or self.num_iterations < 1:
+            raise ValueError("config: num_seeds and num_iterations must be >= 1")
+        if self.updates_per_iteration % self.scan_steps:
+            raise ValueError(
+                f"config: updates_per_iteration ({self.updates_per_iteration}) must be a multiple "
+                f"of scan_steps ({self.scan_steps})"
+            )
+        if self.log_interval % self.scan_steps:
+            raise ValueError(
+                f"config: log_interval ({self.log_interval}) must be a multiple of scan_steps "
+                f"({self.scan_steps})"
+            )
+
+
+def default_cache_dir(config: Mapping) -> str:
+    d = config["data"]
+    pct = d["percent"]
+    pct = int(pct) if float(pct).is_integer() else pct
+    return os.path.join("data", "cache", f"{config['game']}_run{d['run']}_{pct}pct")
+
+
+def unpack(config: Mapping) -> tuple[TrainConfig, LearnerConfig, EvalConfig]:
+    """Config dict -> frozen dataclasses (the boundary between configs and code)."""
+    learner_block = dict(config["learner"])
+    if learner_block.get("agent", config["agent"]) != config["agent"]:
+        raise ValueError(
+            f"config.agent ({config['agent']!r}) and config.learner.agent "
+            f"({learner_block['agent']!r}) disagree"
+        )
+    learner_block["agent"] = config["agent"]
+    tc = TrainConfig(
+        agent=config["agent"],
+        game=config["game"],
+        seed=int(config["seed"]),
+        num_seeds=int(config["num_seeds"]),
+        num_iterations=int(config["num_iterations"]),
+        updates_per_iteration=int(config["updates_per_iteration"]),
+        scan_steps=int(config["scan_steps"]),
+        log_interval=int(config["log_interval"]),
+        cache_dir=config["data"]["cache_dir"] or default_cache_dir(config),
+        stack=int(config["data"]["stack"]),
+        repr_batch_size=int(config["repr"]["batch_size"]),
+        srank_threshold=float(config["repr"]["srank_threshold"]),
+        max_to_keep=int(config["checkpoint"]["max_to_keep"]),
+    )
+    return tc, LearnerConfig.from_config(learner_block), EvalConfig.from_config(config["eval"])
+
+
+def _to_dict(config: Any) -> dict:
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    return json.loads(json.dumps(config))
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _log(msg: str) -> None:
+    print(f"[train_offline] {msg}", flush=True)
+
+
+def _mean_over_calls(pending: list[dict]) -> dict[str, np.ndarray]:
+    """Averages fetched per-call metrics ([S] or [S, n] each) over calls."""
+    fetched = jax.device_get(pending)
+    return {k: np.mean(np.stack([m[k] for m in fetched]), axis=0) for k in fetched[0]}
+
+
+def build(config: Mapping):
+    """Builds (train config, learner, replay, torso meta) for a config dict."""
+    from offline_moe.networks import filter_torso_kwargs, make_torso
+    from offline_moe.replay.device import DeviceReplay
+
+    tc, lc, ec = unpack(config)
+    if not os.path.isdir(tc.cache_dir):
+        raise FileNotFoundError(
+            f"replay cache {tc.cache_dir!r} not found (config.data.cache_dir). Create it with "
+            f"`python -m offline_moe.ingest ... --out={tc.cache_dir}` (see README, 'Offline "
+            "training') or run `./run.sh` for a small locally recorded dataset."
+        )
+    replay = DeviceReplay.load(tc.cache_dir, stack=tc.stack, n_step=lc.n_step, gamma=lc.gamma)
+    cache_game = replay.meta.get("game")
+    if cache_game and str(cache_game).lower() != str(tc.game).lower():
+        raise ValueError(
+            f"config.game is {tc.game!r} but the replay cache {tc.cache_dir!r} holds {cache_game!r}"
+        )
+    clipped = replay.meta.get("clip_rewards")
+    if clipped is not None and bool(clipped) != bool(config["data"]["clip_rewards"]):
+        raise ValueError(
+            f"config.data.clip_rewards is {config['data']['clip_rewards']} but the replay cache "
+            f"{tc.cache_dir!r} was ingested with clip_rewards={clipped}; re-ingest or change "
+            "the config"
+        )
+    torso_block = dict(config["torso"])
+    torso_name = torso_block["name"]
+    torso_kwargs = filter_torso_kwargs(torso_name, torso_block)
+    torso = make_torso(torso_name, **torso_kwargs)
+    learner = make_learner(lc, torso, replay.num_actions)
+    torso_meta = {"name": torso_name, "kwargs": torso_kwargs}
+    return tc, lc, ec, learner, replay, torso_meta
+
+
+def train_and_evaluate(
+    config: Any, workdir: str, *, max_iterations: int | None = None, log=_log
+) -> dict | None:
+    """Trains (or resumes) the run in `workdir`; returns summary.json's content when done.
+
+    Args:
+      config: ConfigDict or dict (see `offline_moe.configs.common`).
+      workdir: run directory (see `offline_moe.train.rundir`).
+      max_iterations: stop after this many iterations in THIS call (checkpointed, no summary);
+        a later call resumes. For job schedulers with time limits, and for tests.
+      log: progress printer.
+
+    Returns:
+      The summary dict, or None if stopped by `max_iterations` before the end.
+    """
+    config = _to_dict(config)
+    rd = rundir_lib.RunDir(workdir, max_to_keep=int(config["checkpoint"]["max_to_keep"]))
+    if rd.is_done():
+        log(f"{workdir}: run already finished (summary.json); not re-running")
+        return rd.read_summary()
+    if rd.has_config():
+        stored = rd.read_config()
+        if stored != json.loads(json.dumps(config)):
+            diff = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
+            raise ValueError(
+                f"{rd.path(rundir_lib.CONFIG)} differs from the given config in {diff}; resume "
+                "with --workdir alone (the stored config is used) or pick a new --workdir"
+            )
+    else:
+        rd.write_config(config)
+
+    tc, lc, ec, learner, replay, torso_meta = build(config)
+    s_ = tc.num_seeds
+    obs0 = jnp.zeros((1, 84, 84, tc.stack), jnp.uint8)
+    state = init_seeds(learner, seed_keys(tc.seed, s_, TRAIN_STREAM), obs0)
+    n_params = num_params(jax.tree.map(lambda x: x[0], state.params))
+
+    last = rd.latest_checkpoint()
+    if last is not None:
+        state, meta = rd.restore_checkpoint(state, last)
+        start = int(meta["iteration"]) + 1
+        log(f"resuming {workdir} after iteration {meta['iteration']} (update {meta['step']})")
+    else:
+        start = 0
+    rd.truncate_logs(last)  # drop lines of iterations after the last checkpoint
+
+    scan_steps = effective_scan_steps(tc.scan_steps)  # smaller on CPU only
+    train_fn = make_train_fn(learner, lc.batch_size, scan_steps)
+    act_fn = make_act_fn(learner)
+    features_fn = make_features_fn(learner)
+    repr_key = jax.random.fold_in(jax.random.PRNGKey(0), REPR_STREAM)
+    repr_batch = replay.sample(repr_key, tc.repr_batch_size)
+    calls = tc.updates_per_iteration // scan_steps
+    total_updates = tc.num_iterations * tc.updates_per_iteration
+    log(
+        f"{tc.agent} on {tc.game}: torso {torso_meta['name']} ({n_params:,} params), "
+        f"{s_} seed(s), {replay.num_valid:,} transitions in {tc.cache_dir}; "
+        f"{tc.num_iterations} x {tc.updates_per_iteration:,} updates, K={scan_steps}"
+    )
+    run_t0 = time.time()
+    timed_updates, timed_s = 0, 0.0
+    stop = tc.num_iterations
+    if max_iterations is not None:
+        stop = min(stop, start + max_iterations)
+    for it in range(start, stop):
+        pending: list[dict] = []
+        metric_lines = []
+        t_block = time.time()
+        for call in range(calls):
+            state, m = train_fn(state, replay)
+            pending.append(m)
+            done = (call + 1) * scan_steps
+            if done % tc.log_interval == 0 or call == calls - 1:
+                metrics = _mean_over_calls(pending)  # blocks: the only device -> host copy
+                step = it * tc.updates_per_iteration + done
+                rundir_lib.check_finite(
+                    {"loss": metrics["loss"]}, iteration=it, step=step, rundir=rd
+                )
+                now = time.time()
+                block_updates = len(pending) * scan_steps
+                rate = block_updates / max(now - t_block, 1e-9)
+                if not (it == start and len(metric_lines) == 0):  # first block includes compile
+                    timed_updates += block_updates
+                    timed_s += now - t_block
+                # The first block of a process includes compilation: no ETA from it.
+                eta = (total_updates - step) * timed_s / timed_updates if timed_s else None
+                metric_lines.append(
+                    {
+                        "iteration": it,
+                        "step": step,
+                        "updates_per_s": rate,
+                        "time_s": now - run_t0,
+                        **{k: v.tolist() for k, v in metrics.items()},
+                    }
+                )
+                log(
+                    f"it {it + 1}/{tc.num_iterations} update {step:,}/{total_updates:,} "
+                    f"loss {float(np.mean(metrics['loss'])):.4f} {rate:,.1f} updates/s "
+                    f"(x{s_} seeds{', incl. compile' if eta is None else ''}) "
+                    f"ETA {'?' if eta is None else _fmt_time(eta)}"
+                )
+                pending, t_block = [], time.time()
+        eval_record = None
+        if (it + 1) % ec.interval == 0 or it == tc.num_iterations - 1:
+            eval_record = _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec)
+            log(
+                f"eval it {it + 1}: returns {[round(r, 2) for r in eval_record['returns']]} "
+                f"({eval_record['episodes']} episodes, {eval_record['eval_s']:.1f}s)"
+            )
+        # Log lines first, then the checkpoint: on resume, lines past the checkpoint are dropped.
+        for line in metric_lines:
+            rd.append_metrics(line)
+        if eval_record is not None:
+            rd.append_eval(eval_record)
+        rd.save_checkpoint(
+            it,
+            state,
+            {
+                "step": (it + 1) * tc.updates_per_iteration,
+                "agent": tc.agent,
+                "game": tc.game,
+                "num_seeds": s_,
+                "seed": tc.seed,
+                "torso": torso_meta,
+                "num_actions": replay.num_actions,
+                "params": n_params,
+            },
+        )
+    if stop < tc.num_iterations:
+        rd.close()
+        return None
+    evals = rd.read_evals()
+    summary = {
+        "final_return": evals[-1]["returns"] if evals else None,
+        "best_return": np.max([e["returns"] for e in evals], axis=0).tolist() if evals else None,
+        "iterations": tc.num_iterations,
+        "updates": total_updates,
+        "agent": tc.agent,
+        "game": tc.game,
+        "torso": torso_meta["name"],
+        "num_seeds": s_,
+        "params": n_params,
+        "updates_per_s": timed_updates / timed_s if timed_s else None,
+        "wall_s": time.time() - run_t0,
+    }
+    rd.write_summary(summary)
+    rd.close()
+    log(f"done: final returns {summary['final_return']} -> {rd.path(rundir_lib.SUMMARY)}")
+    return rd.read_summary()
+
+
+def _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec) -> dict:
+    s_ = tc.num_seeds
+    result = evaluate(
+        act_fn,
+        state.params,
+        game=tc.game,
+        cfg=ec,
+        keys=jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+            seed_keys(tc.seed, s_, EVAL_STREAM), it
+        ),
+        env_seeds=[(tc.seed + s) * 100_003 + it for s in range(s_)],
+        stack=tc.stack,
+    )
+    out = features_fn(state.params, repr_batch["obs"])
+    reprs = [
+        representation_metrics(
+            out["features"][s],
+            {k: v[s] for k, v in out["aux"].items()},
+            srank_threshold=tc.srank_threshold,
+        )
+        for s in range(s_)
+    ]
+    record = {"iteration": it, "step": (it + 1) * tc.updates_per_iteration, **result}
+    for key in reprs[0]:
+        record[f"repr/{key}"] = [r[key] for r in reprs]
+    return record

@@ -1,0 +1,560 @@
+"""Online training on the Atari 100k protocol: DER and DrQ(eps) with any torso.
+
+The command is `python -m offline_moe.train_online` (flags: --config, --workdir).
+
+Protocol (Dopamine's DataEfficientAtariRunner; REFERENCE.md 5.1): no sticky actions, 0..29
+random no-ops at each reset, a life loss is terminal for learning only (the game and its
+return go on, the frame stack restarts), rewards clipped to [-1, 1] for learning only, 27k
+agent-step episode cap, 100k agent steps as 10 iterations of 10k, evaluation over 100 episodes
+(one per parallel environment) with eps = 0.001 and the noisy head's noise off.
+
+Each agent step is one jitted call (store + update + act, `offline_moe.learners.online`) plus
+the emulator step. Seeds train side by side (`config.num_seeds`), each with its own emulator.
+
+Run directory (`offline_moe.train.rundir`): config.json, metrics.jsonl, eval.jsonl, checkpoints/
+(the whole OnlineState incl. the replay, plus the emulators' exact states in the JSON meta),
+summary.json. A run stopped at any moment resumes from its last iteration checkpoint with
+`--workdir` alone and ends with the same parameters as an uninterrupted run. A non-finite
+loss stops the run and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from offline_moe.envs import atari
+from offline_moe.envs.pool import EmulatorPool, worker_count
+from offline_moe.learners import online
+from offline_moe.networks import filter_torso_kwargs
+from offline_moe.train.rundir import RunDir, check_finite, to_jsonable
+
+FRAME = (atari.SCREEN_SIZE, atari.SCREEN_SIZE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config -> frozen dataclasses.
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The run-loop part of a config (everything that is not the agent's hyper-parameters)."""
+
+    agent: str
+    game: str
+    protocol: str
+    seed: int
+    num_seeds: int
+    total_steps: int
+    iteration_steps: int
+    eval_every_iterations: int
+    eval_episodes: int
+    eval_max_steps: int
+    eval_workers: int
+    max_episode_steps: int
+    log_every: int
+    export_replay: str
+
+    @property
+    def num_iterations(self) -> int:
+        return -(-self.total_steps // self.iteration_steps)
+
+
+def run_config(config: ml_collections.ConfigDict) -> RunConfig:
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    rc = RunConfig(**{k: config[k] for k in fields})
+    if rc.agent not in online.AGENTS:
+        raise ValueError(f"config.agent {rc.agent!r}; valid: {', '.join(online.AGENTS)}")
+    return rc
+
+
+def agent_config(config: ml_collections.ConfigDict, num_actions: int) -> online.OnlineAgentConfig:
+    """Unpacks the agent's hyper-parameters; the torso block is filtered for the torso."""
+    torso = dict(config.torso)
+    name = torso.pop("name")
+    kwargs = filter_torso_kwargs(name, torso)
+    fields = {f.name for f in dataclasses.fields(online.OnlineAgentConfig)}
+    skip = {"agent", "num_actions", "torso_name", "torso_kwargs", "stack"}
+    values = {k: config[k] for k in fields - skip if k in config}
+    return online.OnlineAgentConfig(
+        agent=config.agent,
+        num_actions=num_actions,
+        torso_name=name,
+        torso_kwargs=tuple(sorted(kwargs.items())),
+        **values,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_fns(agent: online.OnlineAgent, num_seeds: int):
+    """(init, step, eval_act) jitted functions, cached per agent so repeated runs reuse them."""
+    return (
+        online.make_init_fn(agent, num_seeds),
+        online.make_step_fn(agent),
+        online.make_eval_act_fn(agent),
+    )
+
+
+def env_seed(seed: int, index: int, stream: str) -> int:
+    """Reproducible emulator seed of seed `index` of a run with base `seed` ('train'/'eval-k')."""
+    entropy = [seed, index, *map(ord, stream)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact emulator snapshots (for resume). They read AtariEnv's documented state: the ALE
+# machine state (with its RNG), the no-op generator, the two screens of the max-pool, lives,
+# the episode step counter and whether a reset is due.
+
+
+def _b64(a: np.ndarray | bytes) -> str:
+    return base64.b64encode(bytes(a) if isinstance(a, bytes) else a.tobytes()).decode("ascii")
+
+
+def env_snapshot(env: atari.AtariEnv) -> dict:
+    return {
+        "ale": _b64(env._ale.cloneState(include_rng=True).serialize()),
+        "rng": env._rng.bit_generator.state,
+        "screens": [_b64(s) for s in env._screens],
+        "lives": int(env.lives),
+        "episode_step": int(env.episode_step),
+        "needs_reset": bool(env._needs_reset),
+    }
+
+
+def env_restore(env: atari.AtariEnv, snap: dict) -> None:
+    import ale_py
+
+    env._ale.restoreState(ale_py.ALEState(base64.b64decode(snap["ale"])))
+    env._rng.bit_generator.state = snap["rng"]
+    for screen, data in zip(env._screens, snap["screens"]):
+        screen[...] = np.frombuffer(base64.b64decode(data), np.uint8).reshape(screen.shape)
+    env.lives = snap["lives"]
+    env.episode_step = snap["episode_step"]
+    env._needs_reset = snap["needs_reset"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The actor loop.
+
+
+@dataclasses.dataclass
+class Actors:
+    """Host side of the training seeds: one emulator each, and what the next call needs."""
+
+    envs: list
+    frame: np.ndarray  # uint8 [S, 84, 84], o_t
+    first: np.ndarray  # bool [S]
+    reward: np.ndarray  # float32 [S], reward after a_{t-1}
+    terminal: np.ndarray  # bool [S], learning terminal after a_{t-1}
+    ep_return: np.ndarray  # float64 [S], running unclipped game return
+    ep_length: np.ndarray  # int64 [S]
+    finished: list  # per seed: returns of games finished since the last log line
+    t: int = 0  # agent steps taken (= replay rows written)
+    game_starts: list = dataclasses.field(default_factory=list)  # per seed: rows of new games
+    game_overs: list = dataclasses.field(default_factory=list)  # per seed: rows ending a game
+
+    @classmethod
+    def create(cls, rc: RunConfig, game: str) -> Actors:
+        s = rc.num_seeds
+        envs = [
+            atari.AtariEnv(
+                game,
+                protocol=rc.protocol,
+                seed=env_seed(rc.seed, i, "train"),
+                max_episode_steps=rc.max_episode_steps,
+            )
+            for i in range(s)
+        ]
+        frame = np.stack([env.reset() for env in envs])
+        return cls(
+            envs=envs,
+            frame=frame,
+            first=np.ones(s, bool),
+            reward=np.zeros(s, np.float32),
+            terminal=np.zeros(s, bool),
+            ep_return=np.zeros(s, np.float64),
+            ep_length=np.zeros(s, np.int64),
+            finished=[[] for _ in range(s)],
+            game_starts=[[0] for _ in range(s)],
+            game_overs=[[] for _ in range(s)],
+        )
+
+    def step(self, actions: np.ndarray) -> None:
+        """Steps every emulator; resets finished games; prepares the next call's inputs."""
+        for i, env in enumerate(self.envs):
+            st = env.step(int(actions[i]))
+            self.reward[i] = st.reward
+            self.terminal[i] = st.terminal
+            self.ep_return[i] += st.reward
+            self.ep_length[i] += 1
+            if st.terminated or st.truncated:
+                # Row t ended this game; the reset frame becomes row t + 1.
+                self.game_starts[i].append(self.t + 1)
+                if st.terminated:
+                    self.game_overs[i].append(self.t)
+                self.finished[i].append(float(self.ep_return[i]))
+                self.ep_return[i] = 0.0
+                self.ep_length[i] = 0
+                self.frame[i] = env.reset()
+                self.first[i] = True
+            else:
+                self.frame[i] = st.obs
+                # A life loss (terminal for learning) starts a new learning episode.
+                self.first[i] = st.terminal
+        self.t += 1
+
+    def snapshot(self) -> dict:
+        return {
+            "envs": [env_snapshot(env) for env in self.envs],
+            "frame": [_b64(f) for f in self.frame],
+            "first": self.first.tolist(),
+            "reward": self.reward.tolist(),
+            "terminal": self.terminal.tolist(),
+            "ep_return": self.ep_return.tolist(),
+            "ep_length": self.ep_length.tolist(),
+            "finished": self.finished,
+            "t": self.t,
+            "game_starts": self.game_starts,
+            "game_overs": self.game_overs,
+        }
+
+    def restore(self, snap: dict) -> None:
+        for env, es in zip(self.envs, snap["envs"]):
+            env_restore(env, es)
+        self.frame = np.stack(
+            [np.frombuffer(base64.b64decode(f), np.uint8).reshape(FRAME) for f in snap["frame"]]
+        )
+        self.first = np.asarray(snap["first"], bool)
+        self.reward = np.asarray(snap["reward"], np.float32)
+        self.terminal = np.asarray(snap["terminal"], bool)
+        self.ep_return = np.asarray(snap["ep_return"], np.float64)
+        self.ep_length = np.asarray(snap["ep_length"], np.int64)
+        self.finished = [list(x) for x in snap["finished"]]
+        self.t = int(snap["t"])
+        self.game_starts = [list(x) for x in snap["game_starts"]]
+        self.game_overs = [list(x) for x in snap["game_overs"]]
+
+
+def evaluate(
+    eval_act,
+    params: Any,
+    *,
+    game: str,
+    rc: RunConfig,
+    iteration: int,
+    num_episodes: int,
+    workers: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plays `num_episodes` games per seed, one per parallel emulator, eps_eval, noise off.
+
+    Args:
+      eval_act: `make_eval_act_fn` output.
+      params: online parameters, seeds stacked.
+      game, rc: the game and the run config.
+      iteration: seeds the emulators (`eval-{iteration}`) and the eps-greedy key.
+      num_episodes: games per seed.
+      workers: processes stepping the emulators (0 = this process; same results either way).
+
+    Returns:
+      (mean unclipped return per seed [S], episodes per seed [S]). A game that reaches
+      `eval_max_steps` is cut there and counted with its return so far.
+    """
+    s, e = rc.num_seeds, num_episodes
+    seeds = [env_seed(rc.seed, k, f"eval-{iteration}") for k in range(s * e)]
+    group = EmulatorPool(
+        game, rc.protocol, seeds, max_episode_steps=rc.eval_max_steps, workers=workers
+    )
+    try:
+        stacks = np.zeros((s * e, *FRAME, 4), np.uint8)
+        stacks[..., -1] = group.reset()
+        returns = np.zeros(s * e)
+        active = np.ones(s * e, bool)
+        key = jax.random.fold_in(jax.random.PRNGKey(rc.seed), 1_000_003 + iteration)
+        t = 0
+        while active.any():
+            obs = stacks.reshape(s, e, *FRAME, 4)
+            actions = np.asarray(eval_act(params, obs, jax.random.fold_in(key, t))).reshape(-1)
+            t += 1
+            st = group.step(actions, active)
+            frames, rewards, terminal = st.obs, st.reward, st.terminal
+            ended = st.terminated | st.truncated
+            returns += np.where(active, rewards, 0.0)
+            # Life loss: the frame stack restarts while the game goes on.
+            restart = active & terminal & ~ended
+            shift = active & ~terminal & ~ended
+            stacks[shift, ..., :-1] = stacks[shift, ..., 1:]
+            stacks[restart] = 0
+            stacks[shift | restart, ..., -1] = frames[shift | restart]
+            active &= ~ended
+    finally:
+        group.close()
+    return returns.reshape(s, e).mean(axis=1), np.full(s, e)
+
+
+def interval_means(sums: dict, count: np.ndarray, prev_sums: dict, prev_count: np.ndarray):
+    """Per-seed means of the update metrics since the previous log line.
+
+    Args:
+      sums: running metric sums, each [S] or [S, ...] (vector metrics such as expert_usage).
+      count: int [S] updates summed so far.
+      prev_sums, prev_count: the same at the previous log line.
+
+    Returns:
+      dict of [S] / [S, ...] means (zeros when no update happened in between).
+    """
+    n = np.maximum(np.asarray(count) - np.asarray(prev_count), 1)
+    return {
+        k: (np.asarray(v) - np.asarray(prev_sums[k])) / n.reshape(-1, *[1] * (np.ndim(v) - 1))
+        for k, v in sums.items()
+    }
+
+
+def _host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[RunConfig, str, online.OnlineAgent]:
+    """(run config, canonical game name, agent) from a full config."""
+    rc = run_config(config)
+    game = atari.canonical_game(rc.game)
+    num_actions = atari.num_actions(game, rc.protocol)
+    return rc, game, online.OnlineAgent(agent_config(config, num_actions))
+
+
+def restore_state(workdir: str, iteration: int | None = None) -> tuple[online.OnlineState, dict]:
+    """The OnlineState (seeds stacked) and meta of a run's checkpoint (default: the latest)."""
+    rd = RunDir(workdir)
+    rc, _, agent = build(ml_collections.ConfigDict(rd.read_config()))
+    init_fn, _, _ = compiled_fns(agent, rc.num_seeds)
+    template = init_fn(jax.random.PRNGKey(rc.seed))
+    try:
+        return rd.restore_checkpoint(template, iteration)
+    finally:
+        rd.close()
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict | None,
+    workdir: str,
+    *,
+    stop_after_iterations: int | None = None,
+) -> dict:
+    """Trains (or resumes) one online run in `workdir`; returns the summary.
+
+    Args:
+      config: the full config, or None to resume from `workdir/config.json`.
+      workdir: the run directory.
+      stop_after_iterations: stop (as if killed) after this many iterations of THIS call have
+        been checkpointed; for tests of resumption. The summary is then {"done": False}.
+    """
+    # One checkpoint kept: each holds the whole replay (~0.7 GB per seed for a 100k run).
+    rd = RunDir(workdir, max_to_keep=1)
+    if rd.is_done():
+        logging.info("run in %s is finished; not re-running", workdir)
+        return rd.read_summary()
+    if rd.has_config():
+        saved = ml_collections.ConfigDict(rd.read_config())
+        if config is not None and json.loads(config.to_json()) != json.loads(saved.to_json()):
+            raise ValueError(
+                f"{rd.path('config.json')} differs from the given config; resume with "
+                "--workdir alone or use a fresh workdir"
+            )
+        config = saved
+    elif config is None:
+        raise ValueError(f"no config given and no config.json in {workdir}")
+    else:
+        rd.write_config(json.loads(config.to_json()))
+
+    rc, game, agent = build(config)
+    init_fn, step_fn, eval_act = compiled_fns(agent, rc.num_seeds)
+
+    state = init_fn(jax.random.PRNGKey(rc.seed))
+    actors = Actors.create(rc, game)
+    last = rd.latest_checkpoint()
+    start_iteration = 0
+    metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
+    if last is not None:
+        state, meta = rd.restore_checkpoint(state, last)
+        actors.restore(meta["actors"])
+        start_iteration = int(meta["iteration"])
+        metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
+        logging.info("resumed %s at iteration %d", workdir, start_iteration)
+    rd.truncate_logs(start_iteration if last is not None else None)
+
+    torso_meta = {"name": agent.config.torso_name, "kwargs": dict(agent.config.torso_kwargs)}
+    done_this_call = 0
+    log_time = time.time()
+    log_step = start_iteration * rc.iteration_steps
+    for it in range(start_iteration, rc.num_iterations):
+        iteration = it + 1
+        end = min(iteration * rc.iteration_steps, rc.total_steps)
+        for t in range(it * rc.iteration_steps, end):
+            state, actions = step_fn(
+                state,
+                actors.frame,
+                actors.first,
+                actors.reward,
+                actors.terminal,
+                t >= agent.config.min_replay,
+            )
+            actors.step(np.asarray(actions))
+            if (t + 1) % rc.log_every == 0 or t + 1 == end:
+                sums, count = _host(state.metric_sums), np.asarray(state.metric_count)
+                means = interval_means(sums, count, *metric_snapshot)
+                metric_snapshot = (sums, count)
+                check_finite(means, iteration=iteration, step=t + 1, rundir=rd)
+                now = time.time()
+                record = {
+                    "iteration": iteration,
+                    "step": t + 1,
+                    "steps_per_sec": (t + 1 - log_step) / max(now - log_time, 1e-9),
+                    "updates": count,
+                    "train_episode_returns": actors.finished,
+                    **{k: v for k, v in means.items()},
+                }
+                log_time, log_step = now, t + 1
+                actors.finished = [[] for _ in range(rc.num_seeds)]
+                rd.append_metrics(record)
+        if iteration % rc.eval_every_iterations == 0 or iteration == rc.num_iterations:
+            returns, episodes = evaluate(
+                eval_act,
+                state.train.params,
+                game=game,
+                rc=rc,
+                iteration=iteration,
+                num_episodes=rc.eval_episodes,
+                workers=worker_count(rc.eval_workers, rc.num_seeds * rc.eval_episodes),
+            )
+            rd.append_eval(
+                {
+                    "iteration": iteration,
+                    "step": end,
+                    "returns": returns,
+                    "episodes": episodes,
+                    "updates": np.asarray(state.train.step),
+                }
+            )
+            logging.info("iteration %d step %d eval returns %s", iteration, end, returns)
+        rd.save_checkpoint(
+            iteration,
+            state,
+            {"torso": torso_meta, "agent": rc.agent, "game": game, "actors": actors.snapshot()},
+        )
+        done_this_call += 1
+        if stop_after_iterations is not None and done_this_call >= stop_after_iterations:
+            if iteration < rc.num_iterations:
+                rd.close()
+                return {"done": False, "iteration": iteration}
+
+    evals = rd.read_evals()
+    final = evals[-1]["returns"] if evals else [float("nan")] * rc.num_seeds
+    best = np.max(np.asarray([e["returns"] for e in evals]), axis=0) if evals else final
+    summary = {
+        "final_return": final,
+        "best_return": best,
+        "agent": rc.agent,
+        "game": game,
+        "torso": torso_meta,
+        "total_steps": rc.total_steps,
+        "num_seeds": rc.num_seeds,
+    }
+    if rc.export_replay:
+        summary["export_replay"] = export_replay(state, rc, game, actors)
+    rd.write_summary(to_jsonable(summary))
+    rd.close()
+    return rd.read_summary()
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay export to RLDS (rlu_atari_checkpoints_ordered layout).
+
+
+def replay_episodes(
+    state: online.OnlineState, seed_index: int, game_starts: list[int], game_overs: list[int]
+) -> list[dict]:
+    """The replay of one seed cut into GAME episodes (numpy, host side).
+
+    Life losses stay inside their game (the DQN-Replay / RL Unplugged data were recorded
+    without life-loss terminals). Each episode is a dict with `observations` uint8
+    [T + 1, 84, 84], `actions` int64 [T], `rewards` float32 [T] (raw, unclipped) and
+    `terminated`, i.e. the arguments of `offline_moe.data.rlu_format.make_episode`:
+      * a game that ended by game over: all its rows are transitions; the final frame is not
+        in the replay (nothing reads the frame after a game over), so a zero frame stands in;
+      * a game cut by the step cap or still running when training stopped: its last stored
+        frame is the final, observation-only step (truncated, not terminal).
+
+    Args:
+      state: the run's OnlineState (seeds stacked).
+      seed_index: which seed.
+      game_starts: rows where a new game began (from `Actors`).
+      game_overs: rows whose action ended a game by game over.
+    """
+    replay = jax.tree.map(lambda x: np.asarray(x[seed_index]), state.replay)
+    count = int(replay.count)
+    cap = replay.frames.shape[0]
+    if count > cap:
+        raise ValueError(
+            f"replay of seed {seed_index} wrapped ({count} rows > capacity {cap}); export needs "
+            "the whole run in the buffer (replay_capacity >= total_steps)"
+        )
+    overs = set(game_overs)
+    bounds = [b for b in game_starts if b < count] + [count]
+    episodes = []
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if b1 - 1 in overs:
+            frames = np.concatenate([replay.frames[b0:b1], np.zeros((1, *FRAME), np.uint8)])
+            last = b1  # rows b0..b1-1 are transitions
+        else:
+            frames = replay.frames[b0:b1]
+            last = b1 - 1  # the last row is the observation-only step
+        if last <= b0:
+            continue
+        episodes.append(
+            {
+                "observations": frames,
+                "actions": replay.action[b0:last].astype(np.int64),
+                "rewards": replay.reward[b0:last].astype(np.float32),
+                "terminated": b1 - 1 in overs,
+            }
+        )
+    return episodes
+
+
+def export_replay(state: online.OnlineState, rc: RunConfig, game: str, actors: Actors) -> str:
+    """Writes each seed's replay as an RLDS dataset in the RL Unplugged Atari layout.
+
+    Seed i becomes config `{Game}_run_{i+1}` of dataset `rlu_atari_local` under
+    `rc.export_replay`, all episodes in split `checkpoint_00`, so the offline track ingests it
+    with `--source=tfds:rlu_atari_local/{Game}_run_1 --data_dir=DIR`. Imports TensorFlow
+    (lazily; only here).
+
+    Returns:
+      The export directory.
+    """
+    from offline_moe.data import rlu_format  # TF side, lazily
+
+    out = os.path.abspath(rc.export_replay)
+    for s in range(rc.num_seeds):
+        episodes = replay_episodes(state, s, actors.game_starts[s], actors.game_overs[s])
+        with rlu_format.RLDSWriter(
+            out,
+            game=game,
+            run=s + 1,
+            splits=[0],
+            overwrite=True,
+            description=f"replay of an online {rc.agent} run (seed {s}) on {game}, Atari 100k",
+        ) as writer:
+            for k, ep in enumerate(episodes):
+                writer.add_episode(0, rlu_format.make_episode(**ep, checkpoint_id=0, episode_id=k))
+    return out
