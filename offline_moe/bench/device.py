@@ -148,7 +148,7 @@ def synthetic_replay(rows: int, n_step: int, *, episode_len: int = 1000, seed: i
     import jax.numpy as jnp
     import numpy as np
 
-    from offline_moe.replay import DeviceReplay, episode_start_rows, valid_indices
+    from offline_moe.replay.device import DeviceReplay, episode_start_rows, valid_indices
 
     rng = np.random.default_rng(seed)
     episode_start = np.arange(rows) % episode_len == 0
@@ -189,7 +189,7 @@ def with_n_step(replay, n_step: int):
     import jax
     import numpy as np
 
-    from offline_moe.replay import DeviceReplay, valid_indices
+    from offline_moe.replay.device import DeviceReplay, valid_indices
 
     if replay.n_step == n_step:
         return replay
@@ -422,7 +422,7 @@ class Check:
         import jax
 
         from offline_moe.envs import vector
-        from offline_moe.evaluate import EvalConfig, evaluate
+        from offline_moe.envs.evaluate import EvalConfig, evaluate
         from offline_moe.learners import (
             LearnerConfig,
             init_seeds,
