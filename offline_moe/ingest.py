@@ -1,9 +1,9 @@
 """Command: ingest offline Atari data (TFDS, RLDS directory, DQN-Replay logs) into a replay cache.
 
     python -m offline_moe.ingest --source=tfds:rlu_atari_checkpoints_ordered/Pong_run_1 \
-        --data_dir=~/tensorflow_datasets --percent=5 --out=data/Pong_run_1_5pct
+        --data_dir=~/tensorflow_datasets --percent=5 --out=data/cache/Pong_run1_5pct
     python -m offline_moe.ingest --source=dqn_replay:/data/dqn/Pong/1/replay_logs \
-        --game=Pong --run=1 --checkpoints=0-49 --percent=5 --out=data/Pong_run_1_5pct
+        --game=Pong --run=1 --checkpoints=0-49 --percent=5 --out=data/cache/Pong_run1_5pct
 
 The flags map one to one onto `offline_moe.data.ingest.ingest(...)`, where the sources are
 described.

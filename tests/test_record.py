@@ -9,7 +9,7 @@ import pytest
 from offline_moe.data import rlu_format
 from offline_moe.data.ingest import ingest
 from offline_moe.data.record import EpsGreedyBanditPolicy, record, split_budget, split_seed
-from offline_moe.replay.cache import load_cache
+from offline_moe.replay.cache import cache_identity, load_cache, source_kind
 
 STEPS, CAP, SEED = 300, 100, 7
 
@@ -82,6 +82,13 @@ def test_ingest_recording_frames_match_replay(recorded, tmp_path):
     assert meta["num_transitions"] == STEPS
     assert meta["num_episodes"] == 4 and meta["num_rows"] == STEPS + 4
     assert meta["game"] == "Pong" and meta["run"] == 3 and meta["num_actions"] == 6
+    # The cache states what made it: the recorder's policy, steps and seed (its identity).
+    assert cache_identity(meta) == {
+        "source": "tfds:rlu_atari_local/Pong_run_3", "game": "Pong", "run": 3,
+        "checkpoints": [0, 1], "percent": 100.0, "policy": "eps_greedy_0.1", "steps": STEPS,
+        "seed": SEED,
+    }  # fmt: skip
+    assert source_kind(meta) == "record"
     starts = np.flatnonzero(arrays["episode_start"]).tolist()
     assert starts == [0, CAP + 1, 152, 152 + CAP + 1]
     assert np.flatnonzero(arrays["observation_only"]).tolist() == [CAP, 151, 152 + CAP, 303]

@@ -199,8 +199,8 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
     assert code == 0, logs
     # One cache per game, one run directory per (game, torso), each finished with 2 seeds.
     assert sorted(p.name for p in (data / "cache").iterdir()) == [
-        "Breakout_local_1000",
-        "Pong_local_1000",
+        "Breakout_random_1000steps_seed0",
+        "Pong_random_1000steps_seed0",
     ]
     summaries = sorted(root.glob("cql/*/*/seeds_0-1/summary.json"))
     assert len(summaries) == 4, logs

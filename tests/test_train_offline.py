@@ -170,6 +170,19 @@ def test_config_mismatch_and_missing_cache_are_clear_errors(cache_dir, tmp_path)
         cql.get_config("smok")
 
 
+def test_cache_percent_and_source_are_checked_against_the_config(cache_dir):
+    # The fixture's cache holds 100% of a local recording (meta.json); the paper config says 5%
+    # of DQN-Replay.
+    config = tiny(cql.get_config("game=Pong"), cache_dir)
+    with pytest.raises(ValueError, match=r"config.data.percent is 5 but .* holds 100% of its"):
+        build(config.to_dict())
+    config.data.percent = 100.0
+    with pytest.raises(ValueError, match=r"config.data.source is 'tfds' .* holds 'record' data"):
+        build(config.to_dict())
+    config.data.source = "record"
+    assert build(config.to_dict())[4].meta["percent"] == 100.0
+
+
 def test_training_path_imports_no_tensorflow():
     import subprocess
     import sys

@@ -75,14 +75,17 @@ def ale_cache(
 
     env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=max_episode_steps)
     rng = np.random.default_rng(seed)
-    meta = {
-        "source": "ale_random",
+    meta = {  # a local recording of all its steps (offline_moe.replay.cache identity)
+        "source": "ale:offline_moe.bench.learner.ale_cache",
         "game": env.game,
         "num_actions": env.num_actions,
-        "percent": None,
+        "percent": 100.0,
         "clip_rewards": clip_rewards,
         "run": None,
         "checkpoints": None,
+        "policy": "random",
+        "steps": steps,
+        "seed": seed,
     }
     done_steps = 0
     with CacheWriter(out_dir, meta=meta, overwrite=True) as w:

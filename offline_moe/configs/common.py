@@ -90,12 +90,13 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.learner.v_min = -10.0  # CQL+C51: lowest atom
     c.learner.v_max = 10.0  # CQL+C51: highest atom
 
-    # Offline data: a replay cache (offline_moe.replay.cache). If `cache_dir` is empty it is derived
-    # as data/cache/{game}_run{run}_{percent}pct; ingest it first with `python -m
-    # offline_moe.ingest` (see README) or let the default benchmark record one locally.
+    # Offline data: a replay cache (offline_moe.replay.cache). If `cache_dir` is empty it is
+    # derived as data/cache/{game}_run{run}_{percent}pct (`cache_dir_for`); ingest it first
+    # with `python -m offline_moe.ingest` (see README). `source` and `percent` must agree with
+    # what the cache's meta.json says it holds (the trainer checks).
     c.data = ml_collections.ConfigDict()
     c.data.cache_dir = ""  # directory of the replay cache ('' = derived, see above)
-    c.data.source = "tfds"  # where the cache came from: tfds | dqn_replay | record (for the README)
+    c.data.source = "tfds"  # what the cache holds: tfds | dqn_replay (DQN-Replay) | record (local)
     c.data.run = 1  # DQN-Replay run (1..5)
     c.data.percent = float(values.get("percent", 5.0))  # % of the 50M transitions (paper: 5, 10)
     c.data.clip_rewards = True  # rewards clipped to [-1, 1] for learning (Table 3)
@@ -143,7 +144,7 @@ def apply_smoke(c: ml_collections.ConfigDict) -> None:
     c.torso.width = 0.125
     c.learner.batch_size = 16
     c.learner.target_update_period = 50
-    c.data.percent = 0.0  # a locally recorded dataset, not a fraction of DQN-Replay
+    c.data.percent = 100.0  # all of a locally recorded dataset, not a fraction of DQN-Replay
     c.data.source = "record"
     c.num_iterations = 2
     c.updates_per_iteration = 100

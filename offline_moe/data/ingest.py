@@ -144,7 +144,11 @@ def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent):
     def episodes() -> Iterator[Episode]:
         yield from tfds_source.iter_episodes(builder, split_plan, checkpoints=checkpoints)
 
+    from offline_moe.data.record import description_identity
+
     detail = {
+        # What a recording by offline_moe.record states about itself (None for public data).
+        "recorder": description_identity(builder.info.description),
         "dataset": builder.info.name,
         "config": builder.info.config_name,
         "version": str(builder.info.version),
@@ -258,6 +262,7 @@ def ingest(
             percent=percent,
         )
     num_actions = env_num_actions(game) if game else None
+    recorded = detail.pop("recorder", None) or {}
     meta = {
         "source": source,
         "game": game,
@@ -266,6 +271,9 @@ def ingest(
         "percent": percent,
         "clip_rewards": bool(clip_rewards),
         "num_actions": num_actions,
+        "policy": recorded.get("policy"),
+        "steps": recorded.get("steps"),
+        "seed": recorded.get("seed"),
         "source_detail": detail,
     }
     bar = Progress(total, enabled=progress)

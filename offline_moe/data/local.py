@@ -7,16 +7,34 @@ Used by the default benchmark (`./run.sh`) and by `offline_moe.sweep --local_dat
 the smoke suite, where the public DQN-Replay data is not at hand. Recording
 (`offline_moe.record`, uniformly random policy, DQN-Replay protocol) and ingesting
 (`offline_moe.ingest`, 100% of the episodes, rewards clipped) both run in subprocesses, so
-TensorFlow never enters the calling (training) process. Existing datasets and caches are reused.
+TensorFlow never enters the calling (training) process.
+
+Where things go, named by what made them (`recording_identity`):
+DATA_DIR/rlds/{Game}_random_{steps}steps_seed{seed}/rlu_atari_local/{Game}_run_1/ (the RLDS
+dataset) and DATA_DIR/cache/{Game}_random_{steps}steps_seed{seed} (its cache; the path
+convention of `offline_moe.replay.cache.cache_dir_for`). An existing dataset or cache is
+reused only when the identity it records (the recorder's description, the cache's meta.json)
+matches the one asked for; otherwise it is refused with both values named.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+from offline_moe.replay.cache import (
+    CacheError,
+    cache_dir_for,
+    cache_identity,
+    check_identity,
+    read_meta,
+)
+
 DATASET_NAME = "rlu_atari_local"
+POLICY = "random"
+RUN = 1
 
 
 def _log(message: str) -> None:
@@ -24,16 +42,66 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
-    """Records `steps` random-policy agent steps of `game` as an RLDS dataset (the recorder).
+def recording_identity(game: str, steps: int, seed: int = 0) -> dict:
+    """The identity of the local recording of `steps` random-policy steps of `game` and of its
+    cache (all of it: percent 100)."""
+    return {
+        "source": f"tfds:{DATASET_NAME}/{game}_run_{RUN}",
+        "game": game,
+        "run": RUN,
+        "checkpoints": [0],
+        "percent": 100.0,
+        "policy": POLICY,
+        "steps": int(steps),
+        "seed": int(seed),
+    }
 
-    Returns the TFDS source string for `offline_moe.ingest`. Skipped if the dataset exists.
+
+def local_dataset_dir(game: str, steps: int, data_dir: str = "data", seed: int = 0) -> str:
+    """The TFDS data dir of the recording (the dataset sits below it, in the RLU layout)."""
+    name = os.path.basename(cache_dir_for(recording_identity(game, steps, seed)))
+    return os.path.join(data_dir, "rlds", name)
+
+
+def local_cache_dir(game: str, steps: int, data_dir: str = "data", seed: int = 0) -> str:
+    """Where `ensure_local_cache` puts the cache of `steps` recorded steps of `game`."""
+    return cache_dir_for(recording_identity(game, steps, seed), data_dir)
+
+
+def recorded_identity(dataset_dir: str) -> dict:
+    """The identity a recorded dataset states (the recorder's description in dataset_info.json).
+
+    Raises:
+      CacheError: no readable dataset_info.json, or no recorder description in it.
     """
-    source = f"tfds:{DATASET_NAME}/{game}_run_1"
-    target = os.path.join(data_dir, DATASET_NAME, f"{game}_run_1")
+    from offline_moe.data.record import description_identity  # no TensorFlow
+
+    path = os.path.join(dataset_dir, "dataset_info.json")
+    try:
+        with open(path) as f:
+            description = json.load(f).get("description", "")
+    except (OSError, ValueError) as e:
+        raise CacheError(f"{path}: unreadable ({e}); remove {dataset_dir} to record again") from e
+    identity = description_identity(description)
+    if identity is None:
+        raise CacheError(f"{path}: not written by offline_moe.record (no recorder description)")
+    return identity
+
+
+def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
+    """Records `steps` random-policy agent steps of `game` as an RLDS dataset under `data_dir`.
+
+    Returns the TFDS source string for `offline_moe.ingest`. An existing dataset is reused
+    when it states the same identity, and refused (CacheError naming both) otherwise.
+    """
+    from offline_moe.data.rlu_format import dataset_dir  # no TensorFlow at import
+
+    wanted = {**recording_identity(game, steps, seed), "percent": None}  # a dataset has none
+    target = dataset_dir(data_dir, game, RUN, DATASET_NAME)
     if os.path.isdir(target) and any(os.scandir(target)):
+        check_identity(f"recorded dataset {target}", wanted, recorded_identity(target))
         _log(f"[local_data] dataset exists: {target}")
-        return source
+        return wanted["source"]
     cmd = [
         sys.executable,
         "-m",
@@ -41,18 +109,25 @@ def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
         f"--game={game}",
         f"--steps={steps}",
         "--checkpoints=1",
+        f"--run={RUN}",
+        f"--policy={POLICY}",
         f"--seed={seed}",
         f"--out={data_dir}",
         "--overwrite",
     ]
     _log(f"[local_data] recording: {' '.join(cmd[1:])}")
     subprocess.run(cmd, check=True)
-    return source
+    return wanted["source"]
 
 
-def ingest_dataset(source: str, data_dir: str, cache_dir: str) -> str:
-    """Ingests the recorded dataset (100% of it, rewards clipped) into a replay cache."""
+def ingest_dataset(source: str, data_dir: str, cache_dir: str, wanted: dict) -> str:
+    """Ingests the recorded dataset (100% of it, rewards clipped) into a replay cache.
+
+    An existing cache is reused when its meta.json states the `wanted` identity, and refused
+    (CacheError naming both) otherwise.
+    """
     if os.path.exists(os.path.join(cache_dir, "meta.json")):
+        check_identity(f"replay cache {cache_dir}", wanted, cache_identity(read_meta(cache_dir)))
         _log(f"[local_data] cache exists: {cache_dir}")
         return cache_dir
     cmd = [
@@ -70,13 +145,9 @@ def ingest_dataset(source: str, data_dir: str, cache_dir: str) -> str:
     return cache_dir
 
 
-def local_cache_dir(game: str, steps: int, data_dir: str = "data") -> str:
-    """Where `ensure_local_cache` puts the cache of `steps` recorded steps of `game`."""
-    return os.path.join(data_dir, "cache", f"{game}_local_{steps}")
-
-
 def ensure_local_cache(game: str, steps: int, data_dir: str = "data", seed: int = 0) -> str:
     """Records (if needed) and ingests (if needed) `steps` steps of `game`; returns the cache."""
-    rlds_dir = os.path.join(data_dir, "rlds")
+    wanted = recording_identity(game, steps, seed)
+    rlds_dir = local_dataset_dir(game, steps, data_dir, seed)
     source = record_dataset(game, steps, rlds_dir, seed=seed)
-    return ingest_dataset(source, rlds_dir, local_cache_dir(game, steps, data_dir))
+    return ingest_dataset(source, rlds_dir, local_cache_dir(game, steps, data_dir, seed), wanted)

@@ -94,6 +94,39 @@ def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: floa
     raise ValueError(f"--policy: unknown policy {name!r}; valid: {', '.join(POLICIES)}")
 
 
+RECORDER = "offline_moe.record"
+
+
+def policy_identity(policy: str, eps: float | None) -> str:
+    """The policy as identities name it: 'random' or 'eps_greedy_0.1' (its epsilon)."""
+    return f"eps_greedy_{float(eps):g}" if policy == "eps_greedy" else policy
+
+
+def description_identity(description: str) -> dict | None:
+    """The identity (`offline_moe.replay.cache.IDENTITY_FIELDS`) a recording states in its
+    dataset description, or None when the description is not this recorder's.
+
+    Recordings carry no percent (None): a cache states the percent of them it holds.
+    """
+    try:
+        d = json.loads(description)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(d, dict) or d.get("recorder") != RECORDER:
+        return None
+    splits = d.get("checkpoints")
+    return {
+        "source": f"tfds:{d.get('name', rlu_format.DEFAULT_NAME)}/{d['game']}_run_{d['run']}",
+        "game": d["game"],
+        "run": d["run"],
+        "checkpoints": list(range(splits)) if splits is not None else None,
+        "percent": None,
+        "policy": policy_identity(d["policy"], d.get("eps")),
+        "steps": d["steps"],
+        "seed": d["seed"],
+    }
+
+
 def split_budget(steps: int, checkpoints: int) -> list[int]:
     """Agent steps per split: `steps` spread as evenly as possible (earlier splits get more)."""
     base, extra = divmod(int(steps), int(checkpoints))
@@ -207,9 +240,11 @@ def record(
     actions = num_actions(game, protocol="dqn_replay")
     description = json.dumps(
         {
-            "recorder": "offline_moe.record",
+            "recorder": RECORDER,
+            "name": name,
             "game": game,
             "run": run,
+            "checkpoints": checkpoints,
             "policy": policy,
             "eps": eps if policy == "eps_greedy" else None,
             "seed": seed,

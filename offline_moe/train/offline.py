@@ -36,6 +36,7 @@ from offline_moe.learners import (
     num_params,
     seed_keys,
 )
+from offline_moe.replay.cache import cache_dir_for, cache_identity, source_kind
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.repr_metrics import representation_metrics
 
@@ -82,10 +83,47 @@ class TrainConfig:
 
 
 def default_cache_dir(config: Mapping) -> str:
+    """data/cache/{game}_run{run}_{percent}pct (`cache_dir_for`) for DQN-Replay data.
+
+    Raises:
+      ValueError: config.data.source is 'record': a recording's cache is named by how it was
+        recorded (steps, policy, seed), so it has no default; the message says how to make one.
+    """
     d = config["data"]
-    pct = d["percent"]
-    pct = int(pct) if float(pct).is_integer() else pct
-    return os.path.join("data", "cache", f"{config['game']}_run{d['run']}_{pct}pct")
+    if d["source"] == "record":
+        raise ValueError(
+            "config.data.cache_dir is empty and config.data.source is 'record': a recorded cache "
+            "is named by its recording, so there is no default. Make one with `python -m "
+            f"offline_moe.local_data --games={config['game']} --steps=3000` (it prints the path, "
+            f"e.g. data/cache/{config['game']}_random_3000steps_seed0) and pass "
+            "--config.data.cache_dir=PATH"
+        )
+    identity = {"source": d["source"], "game": config["game"], "run": d["run"],
+                "percent": d["percent"]}  # fmt: skip
+    return cache_dir_for(identity)
+
+
+def check_cache_data(data: Mapping, identity: Mapping, cache_dir: str) -> None:
+    """config.data.percent and .source against what the cache's meta.json says it holds.
+
+    A field the cache does not record (null) is not compared.
+    """
+    held = identity.get("percent")
+    if held is not None and float(held) != float(data["percent"]):
+        raise ValueError(
+            f"config.data.percent is {float(data['percent']):g} but the replay cache "
+            f"{cache_dir!r} holds {float(held):g}% of its source ({identity.get('source')}, "
+            f"meta.json); pass --config.data.percent={float(held):g}, or point "
+            f"config.data.cache_dir at a {float(data['percent']):g}% cache"
+        )
+    kind = source_kind(identity)
+    if kind is not None and kind != data["source"]:
+        raise ValueError(
+            f"config.data.source is {data['source']!r} but the replay cache {cache_dir!r} holds "
+            f"{kind!r} data (source {identity.get('source')}, meta.json); pass "
+            f"--config.data.source={kind} or use another cache (valid sources: tfds, "
+            "dqn_replay, record)"
+        )
 
 
 def unpack(config: Mapping) -> tuple[TrainConfig, LearnerConfig, EvalConfig]:
@@ -163,6 +201,7 @@ def build(config: Mapping):
             f"{tc.cache_dir!r} was ingested with clip_rewards={clipped}; re-ingest or change "
             "the config"
         )
+    check_cache_data(config["data"], cache_identity(replay.meta), tc.cache_dir)
     torso_block = dict(config["torso"])
     torso_name = torso_block["name"]
     torso_kwargs = filter_torso_kwargs(torso_name, torso_block)
