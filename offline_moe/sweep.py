@@ -10,6 +10,7 @@ Run-directory naming, torso variants (``soft_moe@num_experts=4``), resume and lo
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -95,16 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 "[sweep] the offline runs read local caches; make them first with: python -m "
                 f"offline_moe.local_data --games={','.join(games_offline)} "
-                f"--steps={local_steps} --data_dir={args.data_dir}",
+                f"--steps={local_steps} --data_dir={os.path.abspath(args.data_dir)}",
                 file=sys.stderr,
             )
-    record_grid(args.root, specs)
-    if args.print_only:
+    if args.print_only:  # a dry run: commands on stdout, nothing on disk
         for spec in specs:
             python = args.python or "python"
             cmd = trainer_command(spec, python=python, trainer_module=args.trainer_module)
             print(shlex.join(cmd))
         return 0
+    record_grid(os.path.abspath(args.root), specs)
     try:
         result = run_sweep(
             specs,

@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -94,11 +95,37 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
         for t in ("baseline", "soft_moe", "top1_moe")
     }
     assert len(lines) == len(expected) == 12 and got == expected
-    # The grid is recorded, so the report names the runs that never started.
-    grid = json.loads((root / sweep.GRID_FILE).read_text())["runs"]
-    assert len(grid) == 12
-    text = report.write_report(root, tmp_path / "report", reps=10, plots=False)
-    assert "missing runs: 12 of the 12 runs" in text
+
+
+def test_print_writes_nothing(tmp_path, capsys):
+    root, data = tmp_path / "runs", tmp_path / "data"
+    argv = ["sweep", "--suite=smoke", "--agents=cql", "--torsos=baseline", "--seeds=2",
+            f"--root={root}", f"--data_dir={data}", "--print", "--smoke"]  # fmt: skip
+    assert sweep_cli.main(argv) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    assert not root.exists() and not data.exists()  # no grid file, no data, no directories
+
+
+def test_sweep_started_from_another_directory(tmp_path, fake_env, monkeypatch):
+    """Relative paths are made absolute before runs start: runs land where the user is."""
+    monkeypatch.setenv("PYTHONPATH", fake_env["PYTHONPATH"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    name = f"runs_rel_{os.getpid()}"
+    argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--seeds=1",
+            f"--root={name}", "--trainer_module=fake_trainer",
+            "--override=config.export_replay=exported"]  # fmt: skip
+    try:
+        assert sweep_cli.main(argv) == 0
+        workdir = elsewhere / name / "drq_eps" / "Pong" / "baseline" / "seeds_0-0"
+        assert sweep.run_status(workdir) == "done"
+        call = (workdir / "invocations.txt").read_text()
+        assert f"--workdir={workdir}" in call
+        assert f"--config.export_replay={elsewhere / 'exported'}" in call
+        assert not (sweep.REPO_ROOT / name).exists()
+    finally:  # the old behaviour put the runs into the package's checkout
+        shutil.rmtree(sweep.REPO_ROOT / name, ignore_errors=True)
 
 
 def test_seed_groups_and_torso_variants(tmp_path):
@@ -169,7 +196,14 @@ def test_sweep_main_runs_the_fake_trainer(tmp_path, fake_env, monkeypatch):
     argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--seeds=1",
             f"--root={root}", "--trainer_module=fake_trainer"]  # fmt: skip
     assert sweep_cli.main(argv) == 0
-    assert sweep.run_status(root / "drq_eps" / "Pong" / "baseline" / "seeds_0-0") == "done"
+    workdir = root / "drq_eps" / "Pong" / "baseline" / "seeds_0-0"
+    assert sweep.run_status(workdir) == "done"
+    # A sweep that runs records its grid, so the report names runs that never started.
+    grid = json.loads((root / sweep.GRID_FILE).read_text())["runs"]
+    assert [e["workdir"] for e in grid] == ["drq_eps/Pong/baseline/seeds_0-0"]
+    shutil.rmtree(workdir)
+    text = report.write_report(root, tmp_path / "report", reps=10, plots=False)
+    assert "missing runs: 1 of the 1 runs" in text
 
 
 @pytest.mark.slow

@@ -11,10 +11,13 @@ is how a sweep over the number of experts is written.
 
 A finished run (``summary.json`` with ``"done": true``) is skipped. Any other run is started,
 or resumed: the trainer resumes from the last checkpoint when re-invoked with the same
-``--workdir``. ``--print`` writes one shell command per run (the whole grid, finished or
-not) to stdout instead of running, for a cluster scheduler; commands use paths relative to the
-repository root, so run them from there. Logs of local runs go to ``ROOT/_logs/``; the grid is
-recorded in ``ROOT/sweep_grid.json`` so the report can name runs that never started.
+``--workdir``. Paths given to the sweep (``--root``, ``--data_dir``, path overrides such as
+``config.data.cache_dir``) are made absolute before any run starts, so a sweep started from any
+directory puts its runs where its paths say, and checks them there. ``--print`` is a dry run:
+it writes one shell command per run (the whole grid, finished or not) to stdout for a cluster
+scheduler and nothing to disk; the config path in the commands is relative to the repository
+root, so run them from there. Logs of local runs go to ``ROOT/_logs/``; a sweep that runs
+records its grid in ``ROOT/sweep_grid.json`` so the report can name runs that never started.
 
 Offline agents read replay caches. Without the public DQN-Replay data at hand (e.g. the smoke
 suite on a laptop), ``--local_data_steps=N`` records N random-policy steps of every game in
@@ -112,6 +115,18 @@ def seed_groups(num_seeds: int, seeds_per_run: int | None, first_seed: int = 0):
     return [(first_seed + s, min(per, num_seeds - s)) for s in range(0, num_seeds, per)]
 
 
+# Overrides whose value is a path: made absolute like --root (the trainers run elsewhere).
+PATH_OVERRIDES = ("config.data.cache_dir", "config.export_replay")
+
+
+def absolute_override(override: str) -> str:
+    """'config.data.cache_dir=rel' -> 'config.data.cache_dir=/abs/rel' (other overrides as is)."""
+    key, _, value = override.partition("=")
+    if key in PATH_OVERRIDES and value:
+        return f"{key}={os.path.abspath(os.path.expanduser(value))}"
+    return override
+
+
 def expand_grid(
     games: Sequence[str],
     agents: Sequence[str],
@@ -124,7 +139,11 @@ def expand_grid(
     smoke: bool = False,
     overrides: Sequence[str] = (),
 ) -> list[RunSpec]:
-    """All runs of the grid, in (agent, game, torso, seed group) order."""
+    """All runs of the grid, in (agent, game, torso, seed group) order.
+
+    `root` and path overrides (`PATH_OVERRIDES`) become absolute here, relative to the
+    current directory.
+    """
     for agent in agents:
         if agent not in TRAINERS:
             raise ValueError(f"unknown agent {agent!r}; valid agents: {', '.join(TRAINERS)}")
@@ -135,7 +154,8 @@ def expand_grid(
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         raise ValueError(f"duplicate torso variants: {labels}")
-    root = Path(root)
+    root = Path(os.path.abspath(os.path.expanduser(root)))
+    overrides = [absolute_override(ov) for ov in overrides]
     specs = []
     for agent in agents:
         for game in games:
@@ -155,10 +175,12 @@ def with_local_data(
 ) -> list[RunSpec]:
     """Points the offline runs at local caches of `steps` recorded steps per game.
 
-    With `prepare`, records and ingests the caches that do not exist yet (in subprocesses).
+    With `prepare`, records and ingests the caches that do not exist yet (in subprocesses);
+    without it, nothing is written. `data_dir` becomes absolute.
     """
     from offline_moe.data.local import ensure_local_cache, local_cache_dir
 
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))
     caches: dict[str, str] = {}
     out = []
     for spec in specs:
