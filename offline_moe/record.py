@@ -22,7 +22,9 @@ def _define_flags():
     flags.DEFINE_string("game", "Pong", "Game to play (one of the 46 RL Unplugged games).")
     flags.DEFINE_integer("steps", 10_000, "Total agent steps (transitions) to record.")
     flags.DEFINE_enum("policy", "random", list(POLICIES), "Behaviour policy (see module doc).")
-    flags.DEFINE_float("eps", 0.1, "Exploration probability of --policy=eps_greedy.")
+    flags.DEFINE_float(
+        "eps", 0.1, "Random-action probability of --policy=eps_greedy and --policy=scripted."
+    )
     flags.DEFINE_integer("checkpoints", 1, "Number of checkpoint_XX splits to spread steps over.")
     flags.DEFINE_integer("run", 1, "Run index: the config is named {Game}_run_{run}.")
     flags.DEFINE_integer("seed", 0, "Seed of ALE (sticky actions) and of the policy.")

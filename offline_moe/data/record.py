@@ -26,6 +26,9 @@ Policies (`--policy`):
               action, else the action with the highest estimate (ties broken at random).
               It is a cheap, deterministic-given-seed stand-in for a learning agent's
               data: not uniform, yet still exploring.
+  scripted    a controller that reads the emulator RAM (`offline_moe.envs.scripted`; Pong),
+              with probability `--eps` replaced by a uniform action: --eps=0 expert,
+              e.g. 0.3 medium, 1 exactly the random policy (D4RL-style dataset qualities).
 
 Rewards are stored unclipped in `steps/reward` (as the TFDS converter fills it from the
 source's unclipped rewards); `episode_return` is their sum. Everything is seeded by `--seed`
@@ -45,7 +48,7 @@ import numpy as np
 from offline_moe.data import games as games_lib
 from offline_moe.data import rlu_format
 
-POLICIES = ("random", "eps_greedy")
+POLICIES = ("random", "eps_greedy", "scripted")
 
 
 class RandomPolicy:
@@ -84,13 +87,22 @@ class EpsGreedyBanditPolicy:
         self.counts[action] += 1
 
 
-def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: float):
+def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: float, env=None):
+    """The behaviour policy; `scripted` reads `env`'s RAM (without an env only checks `eps`)."""
     if name == "random":
         return RandomPolicy(num_actions, rng)
     if name == "eps_greedy":
         if not 0.0 <= eps <= 1.0:
             raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
         return EpsGreedyBanditPolicy(num_actions, rng, eps)
+    if name == "scripted":
+        from offline_moe.envs import scripted
+
+        if env is None:
+            if not 0.0 <= eps <= 1.0:
+                raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
+            return None
+        return scripted.ScriptedPolicy(env, rng, eps)
     raise ValueError(f"--policy: unknown policy {name!r}; valid: {', '.join(POLICIES)}")
 
 
@@ -160,7 +172,7 @@ def record_split(
     games_lib.check_game(game)
     sub_seed = split_seed(seed, checkpoint)
     env = AtariEnv(game, protocol="dqn_replay", seed=sub_seed, max_episode_steps=max_episode_steps)
-    agent = make_policy(policy, env.num_actions, np.random.default_rng(sub_seed), eps)
+    agent = make_policy(policy, env.num_actions, np.random.default_rng(sub_seed), eps, env=env)
     episode_id = 0
     while budget > 0:
         frames = [env.reset()]
@@ -212,11 +224,11 @@ def record(
       game: one of the 46 RL Unplugged games.
       steps: total agent steps (transitions) to record, >= checkpoints.
       out: TFDS data dir; the dataset goes to `out/<name>/<game>_run_<run>/1.1.0`.
-      policy: 'random' or 'eps_greedy' (module docstring).
+      policy: 'random', 'eps_greedy' or 'scripted' (module docstring).
       checkpoints: number of splits `checkpoint_00..`; steps are divided evenly.
       run: run index in the config name.
       seed: seeds ALE and the policy (per split: `split_seed(seed, checkpoint)`).
-      eps: exploration probability of 'eps_greedy'.
+      eps: exploration probability of 'eps_greedy' and 'scripted'.
       name: dataset name (default 'rlu_atari_local'; use 'rlu_atari_checkpoints_ordered' to
         stand in for the public dataset under a separate data dir).
       max_episode_steps: step cap per episode (default the protocol's 27,000).
@@ -232,6 +244,10 @@ def record(
 
     games_lib.check_game(game)
     make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
+    if policy == "scripted":
+        from offline_moe.envs import atari, scripted
+
+        scripted.check_game(atari.canonical_game(game))
     out = os.path.expanduser(os.fspath(out))
     if checkpoints < 1:
         raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
@@ -246,7 +262,7 @@ def record(
             "run": run,
             "checkpoints": checkpoints,
             "policy": policy,
-            "eps": eps if policy == "eps_greedy" else None,
+            "eps": eps if policy in ("eps_greedy", "scripted") else None,
             "seed": seed,
             "steps": steps,
             "protocol": "dqn_replay",

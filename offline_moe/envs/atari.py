@@ -255,6 +255,10 @@ class AtariEnv:
         self.last_noops = int(state["last_noops"])
         self._needs_reset = bool(state["needs_reset"])
 
+    def ram(self) -> np.ndarray:
+        """The console's 128-byte RAM now (uint8 [128]; scripted controllers read it)."""
+        return self._ale.getRAM()
+
     def reset(self) -> np.ndarray:
         """Starts a new episode (plus random no-ops under atari100k). Returns uint8 [84, 84]."""
         self._ale.reset_game()
