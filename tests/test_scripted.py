@@ -108,7 +108,9 @@ def test_epsilon_mix():
 
 
 def test_record_scripted_eps1_is_random_and_refuses_other_games():
-    from offline_moe.data.record import record, record_split
+    from offline_moe.data.record import policy_identity, record, record_split
+
+    assert policy_identity("scripted", 0.25) == "scripted_0.25"  # caches name the quality
 
     def actions(policy, eps):
         eps_iter = record_split("Pong", 0, 120, policy=policy, seed=3, eps=eps)

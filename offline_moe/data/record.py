@@ -110,8 +110,8 @@ RECORDER = "offline_moe.record"
 
 
 def policy_identity(policy: str, eps: float | None) -> str:
-    """The policy as identities name it: 'random' or 'eps_greedy_0.1' (its epsilon)."""
-    return f"eps_greedy_{float(eps):g}" if policy == "eps_greedy" else policy
+    """The policy as identities name it: 'random', 'eps_greedy_0.1', 'scripted_0.25' (eps)."""
+    return f"{policy}_{float(eps):g}" if policy in ("eps_greedy", "scripted") else policy
 
 
 def description_identity(description: str) -> dict | None:
