@@ -165,10 +165,22 @@ def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     config = _tiny(drq_eps, learning_rate=float("nan"))
     config.torso.name = "tests.toy_torso:ToyTorso"
     workdir = str(tmp_path / "nan")
-    with pytest.raises(NonFiniteLossError, match="non-finite"):
+    with pytest.raises(NonFiniteLossError, match="non-finite") as e:
         train_online.train_and_evaluate(config, workdir)
+    assert "for seed 0 at iteration 1" in str(e.value)
+    assert "No checkpoint was saved before it" in str(e.value) and "None" not in str(e.value)
     rd = RunDir(workdir)
     assert rd.latest_checkpoint() is None and not rd.is_done()
+    # The protocol block was written when the run was built (the same fields as offline).
+    block = rd.read_protocol()
+    assert block["track"] == "online" and block["games"] == ["Breakout"]
+    assert block["data"] == {"source": "online", "percent": None, "cache": None}
+    assert block["torso"] == {"name": "tests.toy_torso:ToyTorso", "kwargs": {}}
+    assert block["budget"] == {"iterations": 2, "steps_per_iteration": 40,
+                               "unit": "agent_steps", "updates_per_step": 1}  # fmt: skip
+    assert block["eval"]["max_episode_steps"] == 15 and block["eval"]["episodes"] == 1
+    assert block["eval"]["standard_max_episode_steps"] == 27_000
+    assert block["sticky_actions"] == 0.0 and block["eval"]["protocol"] == "atari100k"
 
 
 def test_noop_start_equals_that_many_noop_steps():

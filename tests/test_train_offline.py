@@ -141,6 +141,18 @@ def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
     workdir = str(tmp_path / "toy")
     summary = train_and_evaluate(config, workdir)
     assert summary["torso"] == "tests.toy_torso:ToyTorso"
+    # The protocol block states the data the cache holds (its meta.json), not the config's
+    # word for it, plus the torso, budget and evaluation caps (smoke: episodes cut at 10).
+    block = rundir_lib.RunDir(workdir).read_protocol()
+    assert block["track"] == "offline" and block["agent"] == "cql_c51"
+    assert block["games"] == ["Pong"]
+    assert block["data"]["source"] == "record" and block["data"]["percent"] == 100.0
+    assert block["data"]["cache"]["steps"] == 200 and block["data"]["cache"]["seed"] == 3
+    assert block["torso"] == {"name": "tests.toy_torso:ToyTorso", "kwargs": {}}
+    assert block["budget"] == {"iterations": 1, "steps_per_iteration": 4, "unit": "updates"}
+    assert block["eval"]["max_episode_steps"] == 10 and block["eval"]["min_steps"] == 10
+    assert block["eval"]["standard_max_episode_steps"] == 27_000
+    assert block["sticky_actions"] == 0.25
     state, meta = final_params(workdir)
     assert meta["torso"] == {"name": "tests.toy_torso:ToyTorso", "kwargs": {}}
     assert int(state.step[0]) == 4
@@ -151,8 +163,12 @@ def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
 def test_nan_loss_stops_with_clear_message(cache_dir, tmp_path):
     config = tiny(cql.get_config("smoke,torso=tests.test_train_offline:NaNTorso"), cache_dir)
     workdir = str(tmp_path / "nan")
-    with pytest.raises(rundir_lib.NonFiniteLossError, match="non-finite training metric 'loss'"):
+    with pytest.raises(
+        rundir_lib.NonFiniteLossError, match="non-finite training metric 'loss'"
+    ) as e:
         train_and_evaluate(config, workdir)
+    assert "for seed 0 at iteration 0" in str(e.value)
+    assert "No checkpoint was saved before it" in str(e.value) and "None" not in str(e.value)
     assert rundir_lib.RunDir(workdir).latest_checkpoint() is None
     assert not os.path.exists(os.path.join(workdir, "summary.json"))
 

@@ -58,6 +58,14 @@ def games() -> tuple[str, ...]:
     return (*KNOWN_ANSWER, *atari.games())
 
 
+def env_protocol(game: str, protocol: str | atari.Protocol = "dqn_replay") -> atari.Protocol:
+    """What `protocol` means for `game`: the Atari protocol, or a known-answer env's reading
+    of it (sticky actions, cap; e.g. `catch.catch_protocol`)."""
+    if known_answer_game(game) == catch.GAME:
+        return catch.catch_protocol(protocol)
+    return atari.get_protocol(protocol)
+
+
 def make_env(
     game: str,
     *,

@@ -211,6 +211,43 @@ def build(config: Mapping):
     return tc, lc, ec, learner, replay, torso_meta
 
 
+def run_protocol(config: Mapping, tc: TrainConfig, ec: EvalConfig, meta: Mapping, torso_meta):
+    """The run's protocol block (`rundir.protocol_block`): the data the cache holds (its
+    meta.json identity), the torso, the update budget and the evaluation settings."""
+    from offline_moe.envs.registry import env_protocol
+
+    identity = cache_identity(meta)
+    percent = identity["percent"] if identity["percent"] is not None else config["data"]["percent"]
+    protocol = env_protocol(tc.game, ec.protocol)
+    return rundir_lib.protocol_block(
+        track="offline",
+        agent=tc.agent,
+        game=tc.game,
+        data={
+            "source": source_kind(identity) or config["data"]["source"],
+            "percent": percent,
+            "cache": identity,
+        },
+        encoder=torso_meta["kwargs"].get("encoder"),
+        torso=torso_meta,
+        budget={
+            "iterations": tc.num_iterations,
+            "steps_per_iteration": tc.updates_per_iteration,
+            "unit": "updates",
+        },
+        evaluation={
+            "protocol": ec.protocol,
+            "epsilon": ec.epsilon,
+            "max_episode_steps": ec.max_episode_steps,
+            "standard_max_episode_steps": protocol.max_episode_steps,
+            "min_steps": ec.steps,
+            "episodes": None,
+            "interval": ec.interval,
+        },
+        sticky_actions=protocol.sticky_action_prob,
+    )
+
+
 def train_and_evaluate(
     config: Any, workdir: str, *, max_iterations: int | None = None, log=_log
 ) -> dict | None:
@@ -243,7 +280,9 @@ def train_and_evaluate(
         rd.write_config(config)
 
     tc, lc, ec, learner, replay, torso_meta = build(config)
+    rd.write_protocol(run_protocol(config, tc, ec, replay.meta, torso_meta))
     s_ = tc.num_seeds
+    seeds = list(range(tc.seed, tc.seed + s_))  # seed s of the run is tc.seed + s
     obs0 = jnp.zeros((1, 84, 84, tc.stack), jnp.uint8)
     state = init_seeds(learner, seed_keys(tc.seed, s_, TRAIN_STREAM), obs0)
     n_params = num_params(jax.tree.map(lambda x: x[0], state.params))
@@ -287,7 +326,7 @@ def train_and_evaluate(
                 metrics = _mean_over_calls(pending)  # blocks: the only device -> host copy
                 step = it * tc.updates_per_iteration + done
                 rundir_lib.check_finite(
-                    {"loss": metrics["loss"]}, iteration=it, step=step, rundir=rd
+                    {"loss": metrics["loss"]}, iteration=it, step=step, rundir=rd, seeds=seeds
                 )
                 now = time.time()
                 block_updates = len(pending) * scan_steps

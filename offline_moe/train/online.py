@@ -35,9 +35,10 @@ from absl import logging
 
 from offline_moe.envs import atari
 from offline_moe.envs.pool import EmulatorPool, worker_count
+from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import online
 from offline_moe.networks import filter_torso_kwargs
-from offline_moe.train.rundir import RunDir, check_finite, to_jsonable
+from offline_moe.train.rundir import RunDir, check_finite, protocol_block, to_jsonable
 
 FRAME = (atari.SCREEN_SIZE, atari.SCREEN_SIZE)
 
@@ -332,6 +333,36 @@ def build(config: ml_collections.ConfigDict) -> tuple[RunConfig, str, online.Onl
     return rc, game, online.OnlineAgent(agent_config(config, num_actions))
 
 
+def run_protocol(rc: RunConfig, game: str, cfg: online.OnlineAgentConfig) -> dict:
+    """The run's protocol block (`rundir.protocol_block`): online interaction, the torso, the
+    agent-step budget and the evaluation settings."""
+    protocol = env_protocol(game, rc.protocol)
+    return protocol_block(
+        track="online",
+        agent=rc.agent,
+        game=game,
+        data={"source": "online", "percent": None, "cache": None},
+        encoder=dict(cfg.torso_kwargs).get("encoder"),
+        torso={"name": cfg.torso_name, "kwargs": dict(cfg.torso_kwargs)},
+        budget={
+            "iterations": rc.num_iterations,
+            "steps_per_iteration": rc.iteration_steps,
+            "unit": "agent_steps",
+            "updates_per_step": cfg.updates_per_step,
+        },
+        evaluation={
+            "protocol": rc.protocol,
+            "epsilon": cfg.epsilon_eval,
+            "max_episode_steps": rc.eval_max_steps,
+            "standard_max_episode_steps": protocol.max_episode_steps,
+            "min_steps": None,
+            "episodes": rc.eval_episodes,
+            "interval": rc.eval_every_iterations,
+        },
+        sticky_actions=protocol.sticky_action_prob,
+    )
+
+
 def restore_state(workdir: str, iteration: int | None = None) -> tuple[online.OnlineState, dict]:
     """The OnlineState (seeds stacked) and meta of a run's checkpoint (default: the latest)."""
     rd = RunDir(workdir)
@@ -377,6 +408,7 @@ def train_and_evaluate(
         rd.write_config(json.loads(config.to_json()))
 
     rc, game, agent = build(config)
+    rd.write_protocol(run_protocol(rc, game, agent.config))
     init_fn, step_fn, eval_act = compiled_fns(agent, rc.num_seeds)
 
     state = init_fn(jax.random.PRNGKey(rc.seed))
@@ -393,6 +425,7 @@ def train_and_evaluate(
     rd.truncate_logs(start_iteration if last is not None else None)
 
     torso_meta = {"name": agent.config.torso_name, "kwargs": dict(agent.config.torso_kwargs)}
+    seeds = list(range(rc.seed, rc.seed + rc.num_seeds))
     done_this_call = 0
     log_time = time.time()
     log_step = start_iteration * rc.iteration_steps
@@ -413,7 +446,7 @@ def train_and_evaluate(
                 sums, count = _host(state.metric_sums), np.asarray(state.metric_count)
                 means = interval_means(sums, count, *metric_snapshot)
                 metric_snapshot = (sums, count)
-                check_finite(means, iteration=iteration, step=t + 1, rundir=rd)
+                check_finite(means, iteration=iteration, step=t + 1, rundir=rd, seeds=seeds)
                 now = time.time()
                 record = {
                     "iteration": iteration,

@@ -10,6 +10,12 @@ Layout (shared by the offline and online tracks; `offline_moe.report` reads only
     checkpoints/     Orbax CheckpointManager; one step per saved iteration, each holding
                      `state` (the TrainState pytree, seeds stacked on axis 0) and `meta` (JSON:
                      iteration, torso name + kwargs, host RNG state, anything the trainer adds)
+    protocol.json    the run's protocol, written by both trainers once the run is built
+                     (`protocol_block`): track, agent, games, data {source, percent, cache
+                     identity}, encoder, torso {name, kwargs}, budget {iterations,
+                     steps_per_iteration, unit}, eval {protocol, epsilon, max_episode_steps,
+                     standard_max_episode_steps, min_steps, episodes, interval},
+                     sticky_actions. The report groups runs and matches the paper on it.
     summary.json     written last: {"done": true, "final_return": [per seed],
                      "best_return": [per seed], ...}
 
@@ -18,7 +24,7 @@ Crash safety (a run may be SIGKILLed at any instant):
     checkpoint. On resume, `truncate_logs(last_checkpointed_iteration)` drops every line of a
     later iteration (and any half-written line), so an iteration is neither repeated nor lost.
   * Orbax finalises a checkpoint step by an atomic rename; unfinished steps are ignored.
-  * config.json and summary.json are written to a temporary file and renamed.
+  * config.json, protocol.json and summary.json are written to a temporary file and renamed.
   * A finished run (summary.json with "done": true) is never re-run.
 """
 
@@ -27,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -38,6 +44,9 @@ METRICS = "metrics.jsonl"
 EVAL = "eval.jsonl"
 CHECKPOINTS = "checkpoints"
 SUMMARY = "summary.json"
+PROTOCOL = "protocol.json"
+PROTOCOL_VERSION = 1
+TRACKS = ("offline", "online")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -84,6 +93,72 @@ def read_jsonl(path: str) -> list[dict]:
     return out
 
 
+def protocol_block(
+    *,
+    track: str,
+    agent: str,
+    game: str,
+    data: Mapping[str, Any],
+    encoder: str | None,
+    torso: Mapping[str, Any],
+    budget: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    sticky_actions: float,
+) -> dict:
+    """The run's protocol: what a reader must know to compare runs like with like.
+
+    Written by both trainers to protocol.json; `offline_moe.analysis.report` groups runs and
+    matches the paper's findings on it, never on keys searched in the config.
+
+    Args:
+      track: 'offline' or 'online'.
+      agent: 'cql', 'cql_c51', 'der', 'drq_eps'.
+      game: the game (a run's game list is [game]).
+      data: {'source': kind ('tfds', 'dqn_replay', 'record', 'online', ...), 'percent': percent
+        of the source in the cache (None: not a fraction), 'cache': the cache's identity
+        (`offline_moe.replay.cache.cache_identity`) or None}.
+      encoder: the torso's encoder ('impala', 'nature'), None if it has none.
+      torso: {'name': ..., 'kwargs': {...}} as the torso received them.
+      budget: {'iterations', 'steps_per_iteration', 'unit': 'updates' | 'agent_steps'} plus
+        anything else the track counts (e.g. 'updates_per_step').
+      evaluation: {'protocol', 'epsilon', 'max_episode_steps', 'standard_max_episode_steps',
+        'min_steps' (full episodes until this many steps; or None), 'episodes' (or None),
+        'interval' (iterations between evaluations)}.
+      sticky_actions: sticky-action probability of the emulators the run steps.
+
+    Returns:
+      The block (JSON-ready); raises ValueError naming a missing field.
+    """
+    if track not in TRACKS:
+        raise ValueError(f"protocol track {track!r}; valid: {', '.join(TRACKS)}")
+    need = {
+        "data": ("source", "percent", "cache"),
+        "torso": ("name", "kwargs"),
+        "budget": ("iterations", "steps_per_iteration", "unit"),
+        "evaluation": ("protocol", "epsilon", "max_episode_steps", "standard_max_episode_steps",
+                       "min_steps", "episodes", "interval"),
+    }  # fmt: skip
+    given = {"data": data, "torso": torso, "budget": budget, "evaluation": evaluation}
+    for name, fields in need.items():
+        missing = [f for f in fields if f not in given[name]]
+        if missing:
+            raise ValueError(f"{PROTOCOL}: {name} block lacks {missing}")
+    return to_jsonable(
+        {
+            "version": PROTOCOL_VERSION,
+            "track": track,
+            "agent": agent,
+            "games": [game],
+            "data": dict(data),
+            "encoder": encoder,
+            "torso": {"name": torso["name"], "kwargs": dict(torso["kwargs"])},
+            "budget": dict(budget),
+            "eval": dict(evaluation),
+            "sticky_actions": float(sticky_actions),
+        }
+    )
+
+
 class RunDir:
     """One run directory (see the module docstring for the layout and crash-safety rules).
 
@@ -124,6 +199,16 @@ class RunDir:
 
     def write_summary(self, summary: Mapping) -> None:
         _atomic_write_json(self.path(SUMMARY), {"done": True, **dict(summary)})
+
+    def write_protocol(self, block: Mapping) -> None:
+        """Writes protocol.json (`protocol_block`), atomically."""
+        _atomic_write_json(self.path(PROTOCOL), block)
+
+    def read_protocol(self) -> dict | None:
+        if not os.path.exists(self.path(PROTOCOL)):
+            return None
+        with open(self.path(PROTOCOL)) as f:
+            return json.load(f)
 
     # ----- jsonl logs -----
     def _append(self, name: str, record: Mapping) -> None:
@@ -247,15 +332,50 @@ class RunDir:
             self._manager = None
 
 
-def check_finite(metrics: Mapping, *, iteration: int, step: int, rundir: RunDir | None = None):
-    """Raises NonFiniteLossError naming the metric if any loss-like value is NaN/inf."""
+def check_finite(
+    metrics: Mapping,
+    *,
+    iteration: int,
+    step: int,
+    rundir: RunDir | None = None,
+    seeds: Sequence[int] | None = None,
+):
+    """Raises NonFiniteLossError if any float metric is NaN/inf, naming the metric, the seeds
+    whose values diverged and the last good checkpoint.
+
+    Args:
+      metrics: {name: value}; values of shape [S, ...] are per seed (seeds on axis 0).
+      iteration: the iteration being trained (as the trainer numbers its checkpoints).
+      step: the update (offline) or agent step (online) count.
+      rundir: the run directory, for the last checkpoint.
+      seeds: the seed of each member of axis 0 (config seed .. seed + num_seeds - 1).
+    """
     for name, value in metrics.items():
         arr = np.asarray(value)
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            last = rundir.latest_checkpoint() if rundir is not None else None
-            raise NonFiniteLossError(
-                f"non-finite training metric {name!r} = {arr.tolist()} at iteration {iteration}, "
-                f"update {step}; stopping. The last good checkpoint (iteration {last}) is kept"
-                + (f" in {rundir.path(CHECKPOINTS)}" if rundir is not None else "")
-                + ". Lower the learning rate or check the data for NaNs."
+        if arr.dtype.kind != "f" or np.all(np.isfinite(arr)):
+            continue
+        where = ""
+        if seeds is not None and arr.ndim >= 1 and arr.shape[0] == len(seeds):
+            finite = np.isfinite(arr.reshape(len(seeds), -1)).all(axis=1)
+            bad = [s for s, ok in zip(seeds, finite) if not ok]
+            where = f" for seed{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}"
+            if len(bad) < len(seeds):
+                where += (
+                    f" (the other seed{'s' if len(seeds) - len(bad) > 1 else ''} of this run "
+                    "stop with it: the seeds train in one program)"
+                )
+        last = rundir.latest_checkpoint() if rundir is not None else None
+        if rundir is None:
+            kept = ""
+        elif last is None:
+            kept = " No checkpoint was saved before it, so the run restarts from scratch."
+        else:
+            kept = (
+                f" The last good checkpoint, iteration {last}, is kept in "
+                f"{rundir.path(CHECKPOINTS)}; a resume restarts after it."
             )
+        raise NonFiniteLossError(
+            f"non-finite training metric {name!r} = {arr.tolist()}{where} at iteration "
+            f"{iteration}, step {step}; stopping.{kept} Lower the learning rate or check the "
+            "data for NaNs."
+        )
