@@ -10,15 +10,41 @@ import numpy as np
 import pytest
 
 import offline_moe.report as report_cli
-from offline_moe.analysis import report, stats
+from offline_moe.analysis import report, stats, suites
+from offline_moe.train import rundir as rundir_lib
 
 # Reference pairs used below: Pong (-20.7, 14.6), Breakout (1.7, 30.5).
 
 
-def make_run(root, agent, game, torso, seed, returns, *, done=True, percent=5, extra_torso=None):
-    """Writes a run dir; returns is [evaluations, seeds] of mean episode returns."""
+def make_run(
+    root,
+    agent,
+    game,
+    torso,
+    seed,
+    returns,
+    *,
+    done=True,
+    percent=5,
+    extra_torso=None,
+    source="tfds",
+    encoder="impala",
+    iterations=None,
+    per_iteration=62_500,
+    eval_cap=27_000,
+    config_extra=None,
+):
+    """Writes a run dir as the trainers do; returns is [evaluations, seeds] of mean returns.
+
+    The protocol block says what the run was (data, torso, budget, evaluation); evaluations
+    are spread evenly over `iterations` (default: one per iteration).
+    """
     returns = np.asarray(returns, dtype=float)
-    torso_cfg = {"name": torso, "num_experts": 8, "encoder": "impala", **(extra_torso or {})}
+    num_evals = returns.shape[0]
+    iterations = iterations or num_evals
+    kwargs = {"encoder": encoder}
+    kwargs.update({"width": 1.0} if torso == "baseline" else {"num_experts": 8})
+    kwargs.update(extra_torso or {})
     label = torso + "".join(f"_{k}{v}" for k, v in (extra_torso or {}).items())
     workdir = Path(root) / agent / game / label / f"seeds_{seed}"
     workdir.mkdir(parents=True)
@@ -27,15 +53,37 @@ def make_run(root, agent, game, torso, seed, returns, *, done=True, percent=5, e
         "game": game,
         "seed": seed,
         "num_seeds": returns.shape[1],
-        "torso": torso_cfg,
+        "torso": {"name": torso, **kwargs},
         "data": {"percent": percent},
+        **(config_extra or {}),
     }
     (workdir / "config.json").write_text(json.dumps(config))
+    block = rundir_lib.protocol_block(
+        track="offline",
+        agent=agent,
+        game=game,
+        data={"source": source, "percent": percent, "cache": None},
+        encoder=encoder,
+        torso={"name": torso, "kwargs": kwargs},
+        budget={"iterations": iterations, "steps_per_iteration": per_iteration, "unit": "updates"},
+        evaluation={
+            "protocol": "dqn_replay",
+            "epsilon": 0.001,
+            "max_episode_steps": eval_cap,
+            "standard_max_episode_steps": 27_000,
+            "min_steps": 125_000,
+            "episodes": None,
+            "interval": 1,
+        },
+        sticky_actions=0.25,
+    )
+    (workdir / "protocol.json").write_text(json.dumps(block))
     with open(workdir / "eval.jsonl", "w") as f:
         for i, r in enumerate(returns):
+            it = round((i + 1) * iterations / num_evals)
             rec = {
-                "iteration": i,
-                "step": (i + 1) * 100,
+                "iteration": it - 1,
+                "step": it * per_iteration,
                 "returns": list(r),
                 "episodes": [3] * len(r),
             }
@@ -73,7 +121,7 @@ def fabricated(tmp_path):
             hns = level + 0.05 * rng.standard_normal((3, 2))  # 3 evals x 2 seeds
             make_run(root, "cql", game, torso, 0, lo + hns * (hi - lo))
     # One unfinished run and one game without reference scores.
-    make_run(root, "cql", "Pong", "soft_moe", 2, [[0.0], [1.0]], done=False)
+    make_run(root, "cql", "Pong", "soft_moe", 2, [[0.0], [1.0]], done=False, iterations=3)
     make_run(root, "cql", "AirRaid", "baseline", 0, [[100.0, 200.0]] * 3)
     return root
 
@@ -83,11 +131,14 @@ def test_report_writes_every_file(fabricated, tmp_path):
     text = report.write_report(fabricated, out, reps=300)
     for name in ("results.md", "results.csv", "aggregates.csv"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
-    for png in ("iqm_cql_percent5.png", "curves_cql_percent5.png", "profile_cql_percent5.png"):
-        w, h = png_size(out / png)
+    label = "cql_tfds5pct_3x62500"
+    for kind in ("iqm_curve", "intervals", "curves", "profile"):
+        w, h = png_size(out / f"{kind}_{label}.png")
         assert w > 100 and h > 100
-        assert png_pixels_vary(out / png)
-    assert not (out / "iqm_vs_experts_cql_percent5.png").exists()  # experts never varied
+        assert png_pixels_vary(out / f"{kind}_{label}.png")
+        assert png_dpi(out / f"{kind}_{label}.png") == pytest.approx((150, 150), abs=0.1)
+        assert (out / f"{kind}_{label}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not (out / f"iqm_vs_experts_{label}.png").exists()  # experts never varied
     # Warnings: unfinished run, unknown game; the aggregate uses the two known games.
     assert "unfinished run" in text and "seeds_2" in text
     assert "AirRaid" in text and "reported raw only" in text
@@ -105,7 +156,7 @@ def test_report_numbers(tmp_path):
         make_run(root, "cql_c51", "Pong", torso, 0, pong)
         make_run(root, "cql_c51", "Breakout", torso, 0, brk)
     out = tmp_path / "out"
-    report.write_report(root, out, reps=200)
+    report.write_report(root, out, reps=200, plots=False)
     with open(out / "results.csv") as f:
         rows = {(r["game"], r["variant"]): r for r in csv.DictReader(f)}
     assert float(rows[("Pong", "baseline")]["final_hns"]) == pytest.approx(0.5)
@@ -130,7 +181,8 @@ def test_mixed_protocols_are_split_and_warned(tmp_path):
     make_run(root / "ten", "cql", "Pong", "baseline", 0, [[10.0]], percent=10)
     text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
     assert "mixed protocols for agent cql" in text
-    assert "## cql (percent=5)" in text and "## cql (percent=10)" in text
+    assert "## cql (5% of DQN-Replay (TFDS), 1 x 62,500 updates" in text
+    assert "## cql (10% of DQN-Replay (TFDS), 1 x 62,500 updates" in text
 
 
 def test_iqm_vs_experts_plot_and_variant_labels(tmp_path):
@@ -140,15 +192,19 @@ def test_iqm_vs_experts_plot_and_variant_labels(tmp_path):
         for n in (1, 2, 4):
             make_run(root, "cql", game, "soft_moe", 0, [[float(n), n + 1.0]],
                      extra_torso={"num_experts": n})  # fmt: skip
-    out = tmp_path / "out"
-    text = report.write_report(root, out, reps=100)
+    from offline_moe.analysis.report import plots
+
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
     assert "`soft_moe[num_experts=4]`" in text
-    w, h = png_size(out / "iqm_vs_experts_cql_percent5.png")
-    assert w > 100 and h > 100
+    res = _group(root, reps=100)
+    png, pdf = plots.save(plots.figure_iqm_vs_experts(res), tmp_path / "experts")
+    w, h = png_size(png)
+    assert w > 100 and h > 100 and pdf.is_file()
+    assert res.label == "cql_tfds5pct_1x62500"
 
 
 def test_print_report_and_cli(fabricated, tmp_path, capsys):
-    text = report.print_report(fabricated, tmp_path / "printed", reps=100)
+    text = report.print_report(fabricated, tmp_path / "printed", reps=100, plots=False)
     assert "## cql" in capsys.readouterr().out
     assert text.startswith("# offline_moe results")
     rc = report_cli.main(["report", f"--runs={fabricated}", f"--out={tmp_path / 'cli'}",
@@ -158,7 +214,8 @@ def test_print_report_and_cli(fabricated, tmp_path, capsys):
 
 
 def test_empty_root_warns(tmp_path):
-    text = report.write_report(tmp_path / "nothing", tmp_path / "out", reps=10)
+    (tmp_path / "empty").mkdir()
+    text = report.write_report(tmp_path / "empty", tmp_path / "out", reps=10)
     assert "no run directories" in text
 
 
@@ -181,8 +238,10 @@ def test_verdict_matches_paper_entry_by_agent_and_fraction(tmp_path):
             make_run(root, agent, game, "soft_moe", 0, [[5.0, 6.0]], percent=10.0)
     text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
     cql, c51 = text.split("## cql_c51")
-    assert "The paper states no finding for cql at percent=10.0" in cql
-    assert "Paper (Fig. 17 (appendix)): `soft_moe` best" in c51 and "**agrees**" in c51
+    assert "The paper states no finding for cql with 10% of DQN-Replay (TFDS)." in cql
+    # Two games trained for one iteration are no test of a 17-game, 200-iteration finding.
+    assert "Paper (Fig. 17 (appendix)): `soft_moe` best. -- **not comparable**: budget" in c51
+    assert "**agrees**" not in c51 and "**disagrees**" not in c51
 
 
 def test_scaled_baselines_pick_the_unscaled_one():
@@ -191,3 +250,166 @@ def test_scaled_baselines_pick_the_unscaled_one():
     )
     assert report.pick_baseline(["baseline", "soft_moe"]) == "baseline"
     assert report.pick_baseline(["soft_moe"]) is None
+
+
+def hns_to_raw(game, hns):
+    ref = stats.reference_score(game)
+    return ref.random + np.asarray(hns, dtype=float) * (ref.human - ref.random)
+
+
+def _group(root, reps=200, **kwargs):
+    warnings = []
+    runs = report.load_runs(root, warnings)
+    groups = report.build_groups(runs, include_unfinished=False, warnings=warnings)
+    (key, cells), *rest = groups.items()
+    assert not rest, list(groups)
+    return report.analyse_group(*key, cells, reps=reps, seed=0, warnings=warnings,
+                                scores=None, **kwargs)  # fmt: skip
+
+
+def test_iqm_curve_equals_iqm_of_each_iteration(tmp_path):
+    root = tmp_path / "runs"
+    # HNS [evaluation, seed] per game; evaluations at iterations 1, 2, 3 (x 100 updates).
+    pong = np.array([[0.0, 0.2, 0.4], [0.5, 0.5, 0.9], [1.0, 0.1, 0.3]])
+    brk = np.array([[1.0, 0.8, 0.6], [0.0, 0.7, 0.2], [0.4, 0.4, 0.4]])
+    for game, hns in (("Pong", pong), ("Breakout", brk)):
+        make_run(root, "cql", game, "soft_moe", 0, hns_to_raw(game, hns), per_iteration=100)
+    res = _group(root)
+    curve = res.curves["soft_moe"]
+    assert curve.iterations.tolist() == [1, 2, 3] and curve.runs == 3
+    # Iteration 1 pools {0, .2, .4, 1, .8, .6}: drop one score at each end -> mean(.2..0.8) = .5
+    assert curve.point[0] == pytest.approx(0.5)
+    for i in range(3):
+        m = np.stack([brk[i], pong[i]], axis=1)  # [seeds, games], games sorted
+        assert curve.point[i] == pytest.approx(float(stats.iqm(m)))
+        point, lo, hi = stats.stratified_bootstrap_ci(m, stats.iqm, reps=200, seed=0)
+        assert (curve.lower[i], curve.upper[i]) == pytest.approx((lo, hi))
+    # The last point of the curve is the final-score IQM of the aggregate table.
+    assert curve.point[-1] == pytest.approx(res.aggregates[("soft_moe", "final")]["iqm"][0])
+
+
+def _paper_suite(root, variants, *, games=suites.OFFLINE_PAPER, **kwargs):
+    """One run per (game, variant) with 3 seeds at HNS level + small per-seed offsets."""
+    for game in games:
+        for torso, extra, level in variants:
+            hns = level + np.array([[0.0, 0.01, 0.02]])
+            make_run(root, "cql", game, torso, 0, hns_to_raw(game, hns), extra_torso=extra,
+                     iterations=200, **kwargs)  # fmt: skip
+
+
+def test_verdict_uses_the_variant_with_the_papers_number_of_experts(tmp_path):
+    root = tmp_path / "runs"
+    variants = [("baseline", None, 0.3), ("soft_moe", {"num_experts": 1}, 0.1),
+                ("soft_moe", {"num_experts": 8}, 0.6)]  # fmt: skip
+    _paper_suite(root, variants)
+    text = report.write_report(root, tmp_path / "out", reps=200, plots=False)
+    section = text.split("### Verdict")[1]
+    assert "`soft_moe[num_experts=8]` P(improve over `baseline`) = 1.000" in section
+    assert "Paper (Fig. 11 (left)): `soft_moe` best." in section and "**agrees**" in section
+    assert "**disagrees**" not in section
+    # top1_moe was not run: that claim is not comparable, the others still are.
+    assert "Top1-MoE does not improve CQL. -- **not comparable**: no top1_moe runs." in section
+
+
+def test_verdict_not_comparable_when_settings_differ(tmp_path):
+    root = tmp_path / "runs"
+    variants = [("baseline", None, 0.3), ("soft_moe", {"num_experts": 2}, 0.6)]
+    _paper_suite(root, variants, games=suites.OFFLINE_PAPER[:6], encoder="nature",
+                 per_iteration=100)  # fmt: skip
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    section = text.split("### Verdict")[1]
+    assert "**agrees**" not in section and "**disagrees**" not in section
+    assert "**inconclusive**" not in section
+    lines = [x for x in section.splitlines() if "Paper (Fig. 11 (left))" in x]
+    assert len(lines) == 3 and all("**not comparable**" in x for x in lines)
+    assert "budget 200 x 100 updates vs the paper's 200 x 62,500 updates" in lines[0]
+    assert "6 games aggregated vs the paper's 17 (offline_paper)" in lines[0]
+    assert "no soft_moe run with encoder=impala, num_experts=8" in lines[0]
+    assert "encoder=nature, num_experts=2" in lines[0]
+
+
+def test_capped_evaluation_is_flagged_and_left_out_of_aggregates(tmp_path):
+    root = tmp_path / "runs"
+    # Pong -4 from episodes cut at 200 steps would read as HNS 0.473.
+    for torso in ("baseline", "soft_moe"):
+        make_run(root, "cql", "Pong", torso, 0, [[-4.0, -4.0]], eval_cap=200)
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    assert "capped at 200 agent steps" in text and "left out of normalised aggregates" in text
+    assert "No normalised aggregate" in text and "0.473" not in text
+    assert "| Pong | `baseline` | 2 | -4.0 +- 0.0 | -4.0 +- 0.0 | capped | capped |" in text
+    asked = report.write_report(root, tmp_path / "out2", reps=100, plots=False,
+                                include_capped=True)  # fmt: skip
+    assert "normalised anyway (--include_capped)" in asked and "0.473" in asked
+
+
+def test_groups_come_from_the_protocol_block_not_config_keys(tmp_path):
+    root = tmp_path / "runs"
+    # Configs that differ in keys the old report searched (percent, protocol, smoke) but
+    # share a protocol block: one table. Configs alike but protocols apart: two tables.
+    make_run(root / "a", "cql", "Pong", "baseline", 0, [[0.0]], percent=10,
+             config_extra={"data": {"percent": 5}, "smoke": True})  # fmt: skip
+    make_run(root / "b", "cql", "Breakout", "baseline", 0, [[2.0]], percent=10,
+             config_extra={"data": {"percent": 50}, "protocol": "atari100k"})  # fmt: skip
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    assert "mixed protocols" not in text
+    assert "## cql (10% of DQN-Replay (TFDS), 1 x 62,500 updates" in text
+    make_run(root / "c", "cql", "Pong", "baseline", 0, [[0.0]], percent=10, eval_cap=200)
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    assert "mixed protocols for agent cql" in text and "cap 200 steps (CAPPED)" in text
+
+
+def test_missing_runs_root_is_an_error(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="nothing is not a directory"):
+        report.write_report(tmp_path / "nothing", tmp_path / "out", reps=10)
+    assert not (tmp_path / "out").exists()
+    rc = report_cli.main(["report", f"--runs={tmp_path / 'nothing'}", f"--out={tmp_path / 'o'}"])
+    assert rc == 2 and "is not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def png_dpi(path):
+    """Dots per inch from the pHYs chunk (pixels per metre)."""
+    data = Path(path).read_bytes()
+    at = data.index(b"pHYs")
+    ppm_x, ppm_y, unit = struct.unpack(">IIB", data[at + 4 : at + 13])
+    assert unit == 1  # metres
+    return ppm_x * 0.0254, ppm_y * 0.0254
+
+
+def test_figure_titles_say_what_was_run_and_legends_stay_outside(fabricated):
+    from offline_moe.analysis.report import plots
+
+    res = _group(fabricated, reps=100)
+    figs = [plots.figure_iqm_curves(res), plots.figure_profiles(res, reps=100),
+            plots.figure_game_curves(res)]  # fmt: skip
+    head = figs[0].get_suptitle().splitlines()[0]
+    assert head == "CQL, 5% of DQN-Replay (TFDS), Impala encoder, 8 experts, 2 games, 2 seeds"
+    for fig in figs:
+        fig.canvas.draw()
+        (legend,) = fig.legends
+        box = legend.get_window_extent()
+        assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes if ax.axison)
+        plots._plt().close(fig)
+
+
+def test_profile_axis_spans_the_data_and_uses_rlibles_counts(fabricated, monkeypatch, tmp_path):
+    from offline_moe.analysis.report import plots
+
+    res = _group(fabricated, reps=100)
+    scores = np.concatenate([m.ravel() for (v, k), m in res.matrices.items() if k == "final"])
+    taus = plots.profile_taus(res)
+    span = scores.max() - scores.min()
+    assert taus[0] == pytest.approx(scores.min() - 0.05 * span)
+    assert taus[-1] == pytest.approx(scores.max() + 0.05 * span)
+    assert taus[-1] < 1.0  # fabricated scores stay below 0.7: no fixed [0, 2] axis
+    seen = []
+    real = stats.performance_profile_ci
+
+    def spy(m, t, *, reps, seed):
+        seen.append(reps)
+        return real(m, t, reps=reps, seed=seed)
+
+    monkeypatch.setattr(stats, "performance_profile_ci", spy)
+    monkeypatch.setattr(plots, "save", lambda fig, stem: plots._plt().close(fig) or [])
+    plots.write_figures(res, tmp_path, reps=50_000)
+    assert seen and set(seen) == {2_000}  # rliable's create_performance_profile count

@@ -34,6 +34,16 @@ FAKE_TRAINER = textwrap.dedent(
               "num_seeds": num_seeds, "torso": torso, "data": {"percent": 5},
               "smoke": "smoke" in cfg_arg.split(",")}
     (workdir / "config.json").write_text(json.dumps(config))
+    protocol = {"version": 1, "track": "offline", "agent": config["agent"], "games": [opts["game"]],
+                "data": {"source": "tfds", "percent": 5, "cache": None}, "encoder": "impala",
+                "torso": {"name": torso["name"],
+                          "kwargs": {k: v for k, v in torso.items() if k != "name"}},
+                "budget": {"iterations": 3, "steps_per_iteration": 100, "unit": "updates"},
+                "eval": {"protocol": "dqn_replay", "epsilon": 0.001, "max_episode_steps": 27000,
+                         "standard_max_episode_steps": 27000, "min_steps": 125000,
+                         "episodes": None, "interval": 1},
+                "sticky_actions": 0.25}
+    (workdir / "protocol.json").write_text(json.dumps(protocol))
     evals = workdir / "eval.jsonl"
     done = len(evals.read_text().splitlines()) if evals.exists() else 0
     base = {"Pong": -20.0, "Breakout": 2.0}[opts["game"]]
@@ -241,10 +251,13 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
     for path in summaries:
         summary = json.loads(path.read_text())
         assert summary["done"] is True and len(summary["final_return"]) == 2
+    # The smoke config cuts evaluation episodes at 200 steps: raw scores only by default.
     text = report.write_report(root, tmp_path / "report", reps=200)
+    assert "capped at 200 agent steps" in text and "No normalised aggregate" in text
+    text = report.write_report(root, tmp_path / "report", reps=200, include_capped=True)
     assert "Aggregated over 2 games: Breakout, Pong." in text
     assert "| `soft_moe` | final | 2 x 2 |" in text
-    assert list((tmp_path / "report").glob("iqm_cql*.png"))
+    assert list((tmp_path / "report").glob("iqm_curve_cql*.png"))
     assert list((tmp_path / "report").glob("curves_cql*.png"))
     # Re-running the sweep finds every run finished and reuses the recorded data.
     capsys.readouterr()

@@ -1,0 +1,193 @@
+"""The report's text: results.md sections and the rows of results.csv / aggregates.csv."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from offline_moe.analysis import stats
+from offline_moe.analysis.report.groups import BASELINE, METRICS, GroupResult, order_variants
+from offline_moe.analysis.report.verdict import fmt, fmt_ci, verdict
+
+METRIC_NAMES = {"iqm": "IQM", "median": "Median", "mean": "Mean", "optimality_gap": "Opt. gap"}
+AGGREGATE_FIELDS = [
+    "agent",
+    "protocol",
+    "variant",
+    "score",
+    "metric",
+    "point",
+    "ci_low",
+    "ci_high",
+    "games",
+]
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def intro(num_runs: int, num_done: int, reps: int) -> list[str]:
+    return [
+        "# offline_moe results",
+        "",
+        f"{num_runs} run directories, {num_done} finished. Scores are human-normalised "
+        "((score - random) / (human - random), baselines/atari_scores.csv). **final** = mean "
+        "return of the last evaluation; **best** = highest mean evaluation return over "
+        "training (optimistic: chosen on the evaluation itself). Aggregates: IQM, median, mean "
+        "and optimality gap over the games x seeds matrix with 95% stratified-bootstrap CIs "
+        f"({reps} replicates); P(> {BASELINE}) = probability of improvement over the baseline "
+        "torso (Agarwal et al. 2021). Runs are grouped by their protocol (protocol.json: data, "
+        "budget, evaluation); evaluations capped below the protocol's episode cap are left out "
+        "of normalised aggregates.",
+        "",
+    ]
+
+
+def aggregate_table(result: GroupResult) -> str:
+    rows = []
+    for v in result.variants:
+        for kind in ("final", "best"):
+            agg = result.aggregates[(v, kind)]
+            m = result.matrices[(v, kind)]
+            poi = result.poi.get((v, kind))
+            rows.append(
+                [f"`{v}`", kind, f"{m.shape[1]} x {m.shape[0]}"]
+                + [fmt_ci(*agg[name]) for name in METRIC_NAMES]
+                + [fmt_ci(*poi) if poi else "--"]
+            )
+    header = ["variant", "score", "games x seeds"] + list(METRIC_NAMES.values())
+    return md_table(header + [f"P(> {result.baseline or BASELINE})"], rows)
+
+
+def curve_table(result: GroupResult) -> str | None:
+    """IQM at every shared evaluation (the numbers behind the IQM curve figure)."""
+    curves = {v: c for v, c in result.curves.items() if len(c.iterations)}
+    if not curves:
+        return None
+    its = sorted({int(i) for c in curves.values() for i in c.iterations})
+    rows = []
+    for it in its:
+        row = [str(it)]
+        for v in result.variants:
+            c = curves.get(v)
+            hit = np.nonzero(c.iterations == it)[0] if c is not None else []
+            row.append(
+                fmt_ci(c.point[hit[0]], c.lower[hit[0]], c.upper[hit[0]]) if len(hit) else "--"
+            )
+        rows.append(row)
+    return md_table(["iteration"] + [f"`{v}` IQM" for v in result.variants], rows)
+
+
+def per_game_rows(result: GroupResult, scores) -> list[dict]:
+    """One results.csv row per (game, variant); HNS is NaN where normalising is not allowed."""
+    rows = []
+    for game in sorted(result.cells):
+        for v in order_variants(result.cells[game]):
+            cell = result.cells[game][v]
+            n = len(cell.final)
+            row = {
+                "agent": result.agent,
+                "protocol": result.protocol.describe(),
+                "game": game,
+                "variant": v,
+                "seeds": n,
+                "unfinished_seeds": cell.unfinished,
+                "final_mean": float(np.mean(cell.final)) if n else float("nan"),
+                "final_std": float(np.std(cell.final)) if n else float("nan"),
+                "best_mean": float(np.mean(cell.best)) if n else float("nan"),
+                "best_std": float(np.std(cell.best)) if n else float("nan"),
+                "final_hns": float("nan"),
+                "best_hns": float("nan"),
+            }
+            if n and not result.excluded:
+                try:
+                    row["final_hns"] = float(
+                        np.mean(stats.human_normalize(game, cell.final, scores))
+                    )
+                    row["best_hns"] = float(np.mean(stats.human_normalize(game, cell.best, scores)))
+                except stats.UnknownGameError:
+                    pass
+            if not n and cell.runs:  # unfinished only: show the last evaluation, marked
+                last = [r.final_scores() for r in cell.runs if r.evals]
+                if last:
+                    row["final_mean"] = float(np.mean(np.concatenate(last)))
+            rows.append(row)
+    return rows
+
+
+def per_game_table(rows: list[dict], excluded: str) -> str:
+    hns = "capped" if excluded else None
+    return md_table(
+        [
+            "game",
+            "variant",
+            "seeds",
+            "final (mean +- std)",
+            "best (mean +- std)",
+            "final HNS",
+            "best HNS",
+        ],
+        [
+            [
+                r["game"],
+                f"`{r['variant']}`",
+                str(r["seeds"])
+                + (f" (+{r['unfinished_seeds']} unfinished)" if r["unfinished_seeds"] else ""),
+                f"{fmt(r['final_mean'], 1)} +- {fmt(r['final_std'], 1)}",
+                f"{fmt(r['best_mean'], 1)} +- {fmt(r['best_std'], 1)}",
+                hns or fmt(r["final_hns"]),
+                hns or fmt(r["best_hns"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str]) -> list[str]:
+    """The markdown of one group: aggregates, IQM per iteration, per-game table, verdict."""
+    md = [f"## {result.agent} ({result.protocol.describe()})", ""]
+    if result.aggregates:
+        md += [f"Aggregated over {len(result.games)} games: {', '.join(result.games)}.", ""]
+        md += [aggregate_table(result), ""]
+        curve = curve_table(result)
+        if curve:
+            md += ["IQM of human-normalised scores per training iteration (95% CIs):", ""]
+            md += [curve, ""]
+    elif result.excluded:
+        md += [f"No normalised aggregate: {result.excluded}.", ""]
+    else:
+        md += ["No aggregate: no game has reference scores and finished runs of every variant.", ""]
+    md += [per_game_table(rows, result.excluded), ""]
+    if figures:
+        md += ["Figures: " + ", ".join(f"`{f}`" for f in figures), ""]
+    md += ["### Verdict", ""] + verdict(result) + [""]
+    return md
+
+
+def aggregate_rows(result: GroupResult) -> list[list]:
+    out = []
+    where = result.protocol.describe()
+    for (v, kind), agg in result.aggregates.items():
+        for metric in METRICS:
+            p, lo, hi = agg[metric]
+            out.append([result.agent, where, v, kind, metric, p, lo, hi, len(result.games)])
+        if (v, kind) in result.poi:
+            p, lo, hi = result.poi[(v, kind)]
+            out.append(
+                [
+                    result.agent,
+                    where,
+                    v,
+                    kind,
+                    f"poi_vs_{result.baseline}",
+                    p,
+                    lo,
+                    hi,
+                    len(result.games),
+                ]
+            )
+    return out
