@@ -120,3 +120,14 @@ def test_record_scripted_eps1_is_random_and_refuses_other_games():
     assert not np.array_equal(actions("scripted", 0.0), actions("random", 0.0))
     with pytest.raises(ValueError, match="no scripted controller for 'Breakout'; valid games: Pon"):
         record("Breakout", 10, "/nonexistent", policy="scripted")
+
+
+def test_local_data_names_scripted_recordings_by_quality():
+    from offline_moe.data import local
+    from offline_moe.replay import cache
+
+    path = local.local_cache_dir("Pong", 50000, policy="scripted", eps=0.25)
+    assert path == "data/cache/Pong_scripted_0.25_50000steps_seed0"
+    assert cache.CACHE_NAME_RE.fullmatch(path.split("/")[-1])
+    assert local.recording_identity("Pong", 10, policy="scripted", eps=0)["policy"] == "scripted_0"
+    assert local.local_cache_dir("Pong", 3000) == "data/cache/Pong_random_3000steps_seed0"

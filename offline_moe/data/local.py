@@ -9,6 +9,9 @@ the smoke suite, where the public DQN-Replay data is not at hand. Recording
 (`offline_moe.ingest`, 100% of the episodes, rewards clipped) both run in subprocesses, so
 TensorFlow never enters the calling (training) process.
 
+Other behaviour policies (`policy=`, `eps=`; e.g. 'scripted' with eps 0.25, a medium-quality
+Pong dataset) are recorded the same way, under names that state them ('scripted_0.25').
+
 Where things go, named by what made them (`recording_identity`):
 DATA_DIR/rlds/{Game}_random_{steps}steps_seed{seed}/rlu_atari_local/{Game}_run_1/ (the RLDS
 dataset) and DATA_DIR/cache/{Game}_random_{steps}steps_seed{seed} (its cache; the path
@@ -42,30 +45,37 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def recording_identity(game: str, steps: int, seed: int = 0) -> dict:
-    """The identity of the local recording of `steps` random-policy steps of `game` and of its
-    cache (all of it: percent 100)."""
+def recording_identity(
+    game: str, steps: int, seed: int = 0, *, policy: str = POLICY, eps: float | None = None
+) -> dict:
+    """The identity of the local recording of `steps` steps of `game` by `policy` (with its
+    `eps`, see `offline_moe.data.record`) and of its cache (all of it: percent 100)."""
+    from offline_moe.data.record import policy_identity  # no TensorFlow
+
     return {
         "source": f"tfds:{DATASET_NAME}/{game}_run_{RUN}",
         "game": game,
         "run": RUN,
         "checkpoints": [0],
         "percent": 100.0,
-        "policy": POLICY,
+        "policy": policy_identity(policy, eps),
         "steps": int(steps),
         "seed": int(seed),
     }
 
 
-def local_dataset_dir(game: str, steps: int, data_dir: str = "data", seed: int = 0) -> str:
-    """The TFDS data dir of the recording (the dataset sits below it, in the RLU layout)."""
-    name = os.path.basename(cache_dir_for(recording_identity(game, steps, seed)))
+def local_dataset_dir(
+    game: str, steps: int, data_dir: str = "data", seed: int = 0, **policy
+) -> str:
+    """The TFDS data dir of the recording (the dataset sits below it, in the RLU layout);
+    `policy`: `recording_identity`'s policy and eps."""
+    name = os.path.basename(cache_dir_for(recording_identity(game, steps, seed, **policy)))
     return os.path.join(data_dir, "rlds", name)
 
 
-def local_cache_dir(game: str, steps: int, data_dir: str = "data", seed: int = 0) -> str:
+def local_cache_dir(game: str, steps: int, data_dir: str = "data", seed: int = 0, **policy) -> str:
     """Where `ensure_local_cache` puts the cache of `steps` recorded steps of `game`."""
-    return cache_dir_for(recording_identity(game, steps, seed), data_dir)
+    return cache_dir_for(recording_identity(game, steps, seed, **policy), data_dir)
 
 
 def recorded_identity(dataset_dir: str) -> dict:
@@ -88,15 +98,17 @@ def recorded_identity(dataset_dir: str) -> dict:
     return identity
 
 
-def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
-    """Records `steps` random-policy agent steps of `game` as an RLDS dataset under `data_dir`.
+def record_dataset(
+    game: str, steps: int, data_dir: str, seed: int = 0, *, policy: str = POLICY, eps=None
+) -> str:
+    """Records `steps` agent steps of `game` by `policy` as an RLDS dataset under `data_dir`.
 
     Returns the TFDS source string for `offline_moe.ingest`. An existing dataset is reused
     when it states the same identity, and refused (CacheError naming both) otherwise.
     """
     from offline_moe.data.rlu_format import dataset_dir  # no TensorFlow at import
 
-    wanted = {**recording_identity(game, steps, seed), "percent": None}  # a dataset has none
+    wanted = {**recording_identity(game, steps, seed, policy=policy, eps=eps), "percent": None}
     target = dataset_dir(data_dir, game, RUN, DATASET_NAME)
     if os.path.isdir(target) and any(os.scandir(target)):
         check_identity(f"recorded dataset {target}", wanted, recorded_identity(target))
@@ -110,7 +122,8 @@ def record_dataset(game: str, steps: int, data_dir: str, seed: int = 0) -> str:
         f"--steps={steps}",
         "--checkpoints=1",
         f"--run={RUN}",
-        f"--policy={POLICY}",
+        f"--policy={policy}",
+        *([f"--eps={eps}"] if eps is not None else []),
         f"--seed={seed}",
         f"--out={data_dir}",
         "--overwrite",
@@ -145,9 +158,20 @@ def ingest_dataset(source: str, data_dir: str, cache_dir: str, wanted: dict) -> 
     return cache_dir
 
 
-def ensure_local_cache(game: str, steps: int, data_dir: str = "data", seed: int = 0) -> str:
-    """Records (if needed) and ingests (if needed) `steps` steps of `game`; returns the cache."""
-    wanted = recording_identity(game, steps, seed)
-    rlds_dir = local_dataset_dir(game, steps, data_dir, seed)
-    source = record_dataset(game, steps, rlds_dir, seed=seed)
-    return ingest_dataset(source, rlds_dir, local_cache_dir(game, steps, data_dir, seed), wanted)
+def ensure_local_cache(
+    game: str,
+    steps: int,
+    data_dir: str = "data",
+    seed: int = 0,
+    *,
+    policy: str = POLICY,
+    eps: float | None = None,
+) -> str:
+    """Records (if needed) and ingests (if needed) `steps` steps of `game` by `policy` (and its
+    `eps`); returns the cache."""
+    who = {"policy": policy, "eps": eps}
+    wanted = recording_identity(game, steps, seed, **who)
+    rlds_dir = local_dataset_dir(game, steps, data_dir, seed, **who)
+    source = record_dataset(game, steps, rlds_dir, seed=seed, **who)
+    cache_dir = local_cache_dir(game, steps, data_dir, seed, **who)
+    return ingest_dataset(source, rlds_dir, cache_dir, wanted)
