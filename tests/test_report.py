@@ -33,6 +33,7 @@ def make_run(
     per_iteration=62_500,
     eval_cap=27_000,
     config_extra=None,
+    online=False,
 ):
     """Writes a run dir as the trainers do; returns is [evaluations, seeds] of mean returns.
 
@@ -58,21 +59,24 @@ def make_run(
         **(config_extra or {}),
     }
     (workdir / "config.json").write_text(json.dumps(config))
+    unit = "agent_steps" if online else "updates"
     block = rundir_lib.protocol_block(
-        track="offline",
+        track="online" if online else "offline",
         agent=agent,
         game=game,
-        data={"source": source, "percent": percent, "cache": None},
+        data={"source": "online", "percent": None, "cache": None}
+        if online
+        else {"source": source, "percent": percent, "cache": None},
         encoder=encoder,
         torso={"name": torso, "kwargs": kwargs},
-        budget={"iterations": iterations, "steps_per_iteration": per_iteration, "unit": "updates"},
+        budget={"iterations": iterations, "steps_per_iteration": per_iteration, "unit": unit},
         evaluation={
             "protocol": "dqn_replay",
             "epsilon": 0.001,
             "max_episode_steps": eval_cap,
             "standard_max_episode_steps": 27_000,
-            "min_steps": 125_000,
-            "episodes": None,
+            "min_steps": None if online else 125_000,
+            "episodes": 100 if online else None,
             "interval": 1,
         },
         sticky_actions=0.25,
@@ -413,3 +417,16 @@ def test_profile_axis_spans_the_data_and_uses_rlibles_counts(fabricated, monkeyp
     monkeypatch.setattr(plots, "save", lambda fig, stem: plots._plt().close(fig) or [])
     plots.write_figures(res, tmp_path, reps=50_000)
     assert seen and set(seen) == {2_000}  # rliable's create_performance_profile count
+
+
+def test_online_verdict_and_published_iqm_say_how_the_runs_differ(tmp_path):
+    root = tmp_path / "runs"
+    for game in ("Pong", "Breakout"):
+        for torso, level in (("baseline", 0.2), ("soft_moe", 0.3)):
+            make_run(root, "der", game, torso, 0, hns_to_raw(game, [[level, level + 0.01]]),
+                     online=True, iterations=10, per_iteration=10_000)  # fmt: skip
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    assert "## der (online interaction, 10 x 10,000 agent steps, eval dqn_replay" in text
+    diff = "**not comparable**: 2 games aggregated vs the paper's 26 (atari100k)"
+    assert f"at 100k steps: no real difference between variants -- {diff}" in text
+    assert "Published Atari 100k IQM of DER: 0.183" in text and f"2 games -- {diff}" in text

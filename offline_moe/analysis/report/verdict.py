@@ -188,15 +188,17 @@ def verdict(result: GroupResult) -> list[str]:
 
 def _finding_lines(result: GroupResult, f: dict) -> list[str]:
     settings, fig = f["settings"], f.get("figure", "?")
+    shared = group_differences(result, settings)  # apply to every statement
     lines = []
+    # Statements without a measurable claim, shown for context (with how the runs differ).
     for key, when in (("claims_at_100k", "at 100k steps"), ("claims_long", "longer runs")):
         if f.get(key):
-            lines.append(f"- Paper ({fig}), {when}: {f[key]}.")
+            note = f" -- **not comparable**: {'; '.join(shared)}" if shared else ""
+            lines.append(f"- Paper ({fig}), {when}: {f[key]}{note}.")
     claims = f.get("claims", [])
     names = {c["variant"] for c in claims} | {c["vs"] for c in claims}
     if f.get("best"):
         names |= {f["best"], BASELINE}
-    shared = group_differences(result, settings)  # apply to every statement
     chosen, missing = {}, {}
     for name in sorted(names):
         chosen[name], missing[name] = matching_variant(result, name, settings)
