@@ -386,6 +386,14 @@ def test_figure_titles_say_what_was_run_and_legends_stay_outside(fabricated):
     res = _group(fabricated, reps=100)
     figs = [plots.figure_iqm_curves(res), plots.figure_profiles(res, reps=100),
             plots.figure_game_curves(res)]  # fmt: skip
+    # The interval-estimate bars span exactly the aggregate CIs, with the point marked.
+    intervals = plots.figure_intervals(res)
+    iqm_final = intervals.axes[0]
+    assert iqm_final.get_title() == "IQM (final)"
+    for bar, v in zip(iqm_final.patches, res.variants):
+        point, lo, hi = res.aggregates[(v, "final")]["iqm"]
+        assert (bar.get_x(), bar.get_width()) == pytest.approx((lo, hi - lo))
+    plots._plt().close(intervals)
     head = figs[0].get_suptitle().splitlines()[0]
     assert head == "CQL, 5% of DQN-Replay (TFDS), Impala encoder, 8 experts, 2 games, 2 seeds"
     for fig in figs:
