@@ -4,7 +4,7 @@
 which holds what the code produced when the reference was written. Regenerate it (only when a
 change of results is intended, and say why in the commit) with
 
-    PYTHONPATH=. python -m tests.agent_regression --write
+    PYTHONPATH=. python -m tests.agent_regression --write [--agents=drq_eps]
 
 Each agent trains the toy plug-in torso of tests/toy_torso.py on synthetic data: CQL and CQL+C51
 run 6 fused updates sampled from a DeviceReplay; DER and DrQ(eps) run 14 agent steps of the
@@ -131,9 +131,17 @@ def agent_record(agent: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {REFERENCE}")
+    parser.add_argument(
+        "--agents", default=",".join(AGENTS), help="comma list: recompute only these agents"
+    )
     args = parser.parse_args()
     jax.config.update("jax_disable_most_optimizations", True)  # as in tests/conftest.py
-    record = {agent: agent_record(agent) for agent in AGENTS}
+    record = {}
+    if os.path.exists(REFERENCE):
+        with open(REFERENCE) as f:
+            record = json.load(f)
+    for agent in args.agents.split(","):
+        record[agent] = agent_record(agent)
     text = json.dumps(record, indent=1, sort_keys=True)
     if args.write:
         with open(REFERENCE, "w") as f:

@@ -22,11 +22,12 @@ class FakeBatchedAtari:
     def reset(self):
         return np.zeros((2, 84, 84, 4), np.uint8)
 
-    def step(self, actions):
+    def step(self, actions, active=None):
         assert actions.shape == (2,)
-        self.t += 1
+        active = np.ones(2, bool) if active is None else active
+        self.t += active  # envs outside `active` are not stepped
         lengths = self.lengths
-        done = self.t == lengths
+        done = active & (self.t == lengths)
         self.t[done] = 0
 
         class S:

@@ -145,14 +145,11 @@ def test_eval_counts_whole_games_with_noise_off():
     config = _tiny(der, eval_episodes=2, eval_max_steps=10)
     rc, game, agent = train_online.build(config)
     init_fn, _, eval_act = train_online.compiled_fns(agent, rc.num_seeds)
-    state = init_fn(jax.random.PRNGKey(0))
-    returns, episodes = train_online.evaluate(
-        eval_act, state.train.params, game=game, rc=rc, iteration=1, num_episodes=2
-    )
+    state = init_fn(train_online.init_keys(rc))
+    kw = dict(game=game, rc=rc, iteration=1, num_episodes=2, epsilon=0.001)
+    returns, episodes = train_online.evaluate(eval_act, state.train.params, **kw)
     assert returns.shape == (1,) and episodes.tolist() == [2]
-    again, _ = train_online.evaluate(
-        eval_act, state.train.params, game=game, rc=rc, iteration=1, num_episodes=2
-    )
+    again, _ = train_online.evaluate(eval_act, state.train.params, **kw)
     np.testing.assert_array_equal(returns, again)  # deterministic given seed and iteration
     assert atari.num_actions(game, "atari100k") == agent.config.num_actions
 

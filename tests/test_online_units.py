@@ -288,18 +288,19 @@ def test_target_period_one_shortcut_equals_full_double_q():
         "discount": jnp.array([0.9, 0.0, 0.9, 0.9]),
     }
     p = state.train.params
-    a, _ = fast.loss_per_example(p, p, batch, jax.random.key(1))
-    b, _ = full.loss_per_example(p, p, batch, jax.random.key(1))
+    a, _ = fast.learner.loss(fast.learner.network, p, p, batch, jax.random.key(1))
+    b, _ = full.learner.loss(full.learner.network, p, p, batch, jax.random.key(1))
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
 
 def test_seeds_side_by_side_equal_single_seed_runs():
+    from offline_moe.learners import seed_keys
     from offline_moe.learners.online import make_init_fn, make_step_fn
 
     agent = _toy_agent()
     step = make_step_fn(agent)
-    two = make_init_fn(agent, 2)(jax.random.PRNGKey(0))
-    one = make_init_fn(agent, 1)(jax.random.PRNGKey(0))
+    two = make_init_fn(agent)(seed_keys(0, 2))
+    one = make_init_fn(agent)(seed_keys(0, 1))
     rng = np.random.default_rng(1)
     for t in range(12):
         frame = rng.integers(0, 255, (84, 84), dtype=np.uint8)

@@ -48,7 +48,7 @@ def run(args) -> dict:
     config.replay_capacity = max(args.capacity, args.min_replay + args.steps + 64)
     rc, game, agent = train_online.build(config)
     init_fn, step_fn, _ = train_online.compiled_fns(agent, rc.num_seeds)
-    state = init_fn(jax.random.PRNGKey(0))
+    state = init_fn(train_online.init_keys(rc))
     actors = train_online.Actors.create(rc, game)
 
     def one(state, t):

@@ -10,9 +10,9 @@ seed, seeded per seed; optionally split over `workers` processes by seed, since 
 hold the GIL); each step is ONE jitted call
 `act(params[S], obs[S, E, 84, 84, 4], keys[S], eps)`. For each seed,
 once its started episodes add up to `steps` agent steps, its environments stop starting new
-episodes and finish the ones they are in; an environment that is no longer counted is still
-stepped (the batch is rectangular) but its results are ignored. Every started episode is
-completed and counted, so the stopping rule does not favour short episodes.
+episodes and finish the ones they are in; an environment that is no longer counted is not
+stepped (its observation stays in the rectangular batch, its action is ignored). Every
+started episode is completed and counted, so the stopping rule does not favour short episodes.
 """
 
 from __future__ import annotations
@@ -115,8 +115,10 @@ def evaluate(
         t = 0
         while counted.any():
             actions = np.asarray(act_fn(params, obs, step_keys(keys, t), cfg.epsilon))  # [S, E]
-            obs, done, ret = envs.step(actions)
-            total_env_steps += s_ * e_
+            # Only counted envs are stepped: the others' results are ignored, and every env
+            # acts on its own observation and key, so skipping them changes no counted episode.
+            obs, done, ret = envs.step(actions, active=counted)
+            total_env_steps += int(counted.sum())
             started_steps += counted.sum(axis=1)
             for s, e in zip(*np.nonzero(done & counted)):
                 episode_returns[s].append(float(ret[s, e]))

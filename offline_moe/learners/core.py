@@ -1,4 +1,4 @@
-"""Shared learner machinery: TrainState, the one SGD step, fused K-step training, acting.
+"""Learner machinery shared by every agent: TrainState, the SGD step, seeds, fused steps, acting.
 
 A learner is a pair of pure functions, like an optax GradientTransformation:
 
@@ -6,18 +6,26 @@ A learner is a pair of pure functions, like an optax GradientTransformation:
     state = learner.init(rng, obs)                 # TrainState
     state, metrics = learner.update(state, batch)  # one gradient step
 
-Algorithms (CQL, CQL+C51) differ only by their network head and their `loss` object; the SGD
-step below is shared. The torso's `aux['aux_loss']` is always added to the loss, and learners
-never look at which torso they got.
+Agents (CQL and CQL+C51 in `learners.cql`, DER and DrQ(eps) in `learners.online`) differ only
+by their network head and their loss, a function with one signature (the shape of acme's
+`LossFn`, acme/agents/jax/dqn/learning_lib.py):
+
+    loss(network, params, target_params, batch, key) -> (per_example [B], extras)
+
+`extras` holds the loss's scalar metrics and, under 'aux', the torso's aux dict of the forward
+pass at `batch['obs']`. `Learner.sgd_step` is the one SGD step: it weights and averages the
+per-example values (importance weights of prioritised replay, or none), adds the torso's
+`aux['aux_loss']`, applies the optimizer, syncs the target with `optax.periodic_update` after
+the update that brings `step` to a multiple of `target_update_period`, and returns the
+per-example values too (they become the new priorities of prioritised replay). Learners never
+look at which torso they got.
 
 Seeds are a batch axis: `init_seeds` vmaps `init` over S keys, and `make_train_fn` builds one
 jitted function that, for every seed (vmap on accelerators, lax.map on CPU), runs K updates
-(lax.scan; unrolled on CPU, see `resolve_unroll`), each sampling its own
-batch from a `DeviceReplay` passed as an argument. Randomness: the key of update number k of a
-seed is `fold_in(state.rng, k)`, so a restored state continues exactly where it stopped.
-
-Target network: after the update that brings `step` to a multiple of `target_update_period`,
-target_params = params (a jnp.where inside jit; no host round trip).
+(lax.scan; unrolled on CPU, see `resolve_unroll`), each sampling its own batch from a
+`DeviceReplay` passed as an argument. Randomness: the key of update number k of a seed is
+`fold_in(state.rng, k)`, so a restored state continues exactly where it stopped. The seed
+rule of both tracks is `seed_keys`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+
+from offline_moe.networks.noisy import NOISE_RNG
 
 Array = jax.Array
 Batch = Mapping[str, Array]
@@ -55,34 +65,46 @@ class TrainState(struct.PyTreeNode):
     rng: Array
 
 
-class Loss(Protocol):
-    """A learner's loss: per-example values plus scalar metrics.
+def apply_network(
+    network: nn.Module, params: Any, obs: Array, *, train: bool, key: Array | None = None
+) -> dict:
+    """Forward pass of a `QNetwork`; `key` feeds a noisy head's noise (train=True only)."""
+    rngs = {NOISE_RNG: key} if key is not None else None
+    return network.apply({"params": params}, obs, train=train, rngs=rngs)
 
-    Attributes:
-      needs_online_next: whether the loss needs the online network at next_obs (double Q).
-    """
 
-    needs_online_next: bool
+class LossFn(Protocol):
+    """An agent's loss (see the module docstring): per-example values [B] and extras."""
 
     def __call__(
-        self, out_tm1: dict, out_t_target: dict, out_t_online: dict | None, batch: Batch
-    ) -> tuple[Array, Metrics]: ...
+        self, network: nn.Module, params: Any, target_params: Any, batch: Batch, key: Array
+    ) -> tuple[Array, dict]: ...
+
+
+def epsilon_greedy(key: Array, q_values: Array, epsilon: float | Array) -> Array:
+    """Epsilon-greedy actions int32 [B] for Q-values [B, A] (ties go to the lowest action)."""
+    greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
+    k_explore, k_action = jax.random.split(key)
+    explore = jax.random.uniform(k_explore, greedy.shape) < epsilon
+    num_actions = q_values.shape[-1]
+    random_action = jax.random.randint(k_action, greedy.shape, 0, num_actions, jnp.int32)
+    return jnp.where(explore, random_action, greedy)
 
 
 @dataclasses.dataclass(frozen=True)
 class Learner:
-    """init/update/act for one network + loss (see the module docstring).
+    """init / sgd_step / act for one network + loss (see the module docstring).
 
     Attributes:
-      network: a Flax module mapping uint8 obs [B, 84, 84, K] to a dict with 'q_values',
-        'features', 'aux' (see `offline_moe.networks.heads.QNetwork`).
-      loss: the algorithm's `Loss`.
+      network: a `offline_moe.networks.heads.QNetwork`: uint8 obs [B, 84, 84, K] to a dict
+        with 'q_values', 'features', 'aux'.
+      loss: the agent's `LossFn`.
       optimizer: an optax transformation.
       target_update_period: sync the target every this many updates.
     """
 
     network: nn.Module
-    loss: Loss
+    loss: LossFn
     optimizer: optax.GradientTransformation
     target_update_period: int
 
@@ -98,59 +120,77 @@ class Learner:
             rng=state_key,
         )
 
-    def apply(self, params: Any, obs: Array, *, train: bool) -> dict:
-        return self.network.apply({"params": params}, obs, train=train)
+    def apply(self, params: Any, obs: Array, *, train: bool, key: Array | None = None) -> dict:
+        return apply_network(self.network, params, obs, train=train, key=key)
 
-    def update(self, state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-        """One gradient step on `batch` (dict of obs, action, reward, discount, next_obs)."""
-        out_t_target = jax.lax.stop_gradient(
-            self.apply(state.target_params, batch["next_obs"], train=False)
-        )
-        out_t_online = None
-        if self.loss.needs_online_next:
-            out_t_online = jax.lax.stop_gradient(
-                self.apply(state.params, batch["next_obs"], train=False)
-            )
+    def sgd_step(
+        self, state: TrainState, batch: Batch, key: Array, weights: Array | None = None
+    ) -> tuple[TrainState, Array, Metrics]:
+        """One gradient step on `batch`.
 
-        def loss_fn(params):
-            out_tm1 = self.apply(params, batch["obs"], train=True)
-            per_example, metrics = self.loss(out_tm1, out_t_target, out_t_online, batch)
-            aux = out_tm1["aux"]
+        Args:
+          state: the seed's TrainState.
+          batch: dict of obs, action, reward, discount, next_obs ([B, ...] each).
+          key: randomness of the loss (augmentation, noise); unused by deterministic losses.
+          weights: optional float [B] per-example weights (prioritised replay).
+
+        Returns:
+          (new state, per-example loss [B] with the gradient stopped, metrics).
+        """
+
+        def total_loss(params):
+            per_example, extras = self.loss(self.network, params, state.target_params, batch, key)
+            extras = dict(extras)
+            aux = extras.pop("aux")
             aux_loss = jnp.asarray(aux["aux_loss"], jnp.float32)
-            total = jnp.mean(per_example) + aux_loss
-            metrics = {**metrics, "loss": total, "aux_loss": aux_loss}
+            weighted = per_example if weights is None else weights * per_example
+            total = jnp.mean(weighted) + aux_loss
+            metrics = {**extras, "loss": total, "aux_loss": aux_loss}
             for name, value in aux.items():
                 if name != "aux_loss":
                     metrics[f"torso/{name}"] = jnp.asarray(value, jnp.float32)
-            return total, metrics
+            return total, (per_example, metrics)
 
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+        grads, (per_example, metrics) = jax.grad(total_loss, has_aux=True)(state.params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         step = state.step + 1
-        sync = step % self.target_update_period == 0
-        target_params = jax.tree.map(
-            lambda p, t: jnp.where(sync, p, t), params, state.target_params
+        target_params = optax.periodic_update(
+            params, state.target_params, step, self.target_update_period
         )
         metrics["grad_norm"] = optax.global_norm(grads)
         new_state = state.replace(
             params=params, target_params=target_params, opt_state=opt_state, step=step
         )
-        return new_state, metrics
+        return new_state, jax.lax.stop_gradient(per_example), metrics
 
-    def act(self, params: Any, obs: Array, key: Array, epsilon: float | Array) -> Array:
-        """Epsilon-greedy actions int32 [B] for uint8 obs [B, 84, 84, K]."""
-        q = self.apply(params, obs, train=False)["q_values"]  # [B, A]
-        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
-        k_explore, k_action = jax.random.split(key)
-        explore = jax.random.uniform(k_explore, greedy.shape) < epsilon
-        random_action = jax.random.randint(k_action, greedy.shape, 0, q.shape[-1], jnp.int32)
-        return jnp.where(explore, random_action, greedy)
+    def update(
+        self, state: TrainState, batch: Batch, key: Array | None = None
+    ) -> tuple[TrainState, Metrics]:
+        """`sgd_step` without weights; the loss key defaults to this update's LOSS_STREAM key."""
+        if key is None:
+            key = jax.random.fold_in(update_key(state), LOSS_STREAM)
+        state, _, metrics = self.sgd_step(state, batch, key)
+        return state, metrics
+
+    def act(
+        self, params: Any, obs: Array, key: Array, epsilon: float | Array, *, noise: bool = False
+    ) -> Array:
+        """Epsilon-greedy actions int32 [B] for uint8 obs [B, 84, 84, K].
+
+        `noise` turns a noisy head's noise on (training actions of DER); its key is split off
+        first, so acting without noise uses `key` exactly as `epsilon_greedy` does.
+        """
+        noise_key = None
+        if noise:
+            noise_key, key = jax.random.split(key)
+        q = self.apply(params, obs, train=noise, key=noise_key)["q_values"]  # [B, A]
+        return epsilon_greedy(key, q, epsilon)
 
 
 # ----- seeds, fused steps -----
 
-SAMPLE_STREAM = 0  # fold_in tag of the replay-sampling key of an update
+SAMPLE_STREAM, LOSS_STREAM = 0, 1  # fold_in tags of an update's sampling and loss keys
 
 
 def update_key(state: TrainState) -> Array:
@@ -161,8 +201,9 @@ def update_key(state: TrainState) -> Array:
 def seed_keys(seed: int, num_seeds: int, stream: int = 0) -> Array:
     """Keys [S, 2] of seeds seed, seed+1, ..., seed+S-1 for one random stream.
 
-    Seed s of a run with base seed b uses fold_in(PRNGKey(b + s), stream), so seed 1 of a
-    2-seed run with base seed 0 is the same as a 1-seed run with base seed 1.
+    The seed rule of both tracks: seed s of a run with base seed b uses
+    fold_in(PRNGKey(b + s), stream), so seed 1 of a 2-seed run with base seed 0 is the same as
+    a 1-seed run with base seed 1, and `sweep --seeds_per_run` never changes a seed's result.
     """
     return jnp.stack(
         [jax.random.fold_in(jax.random.PRNGKey(seed + s), stream) for s in range(num_seeds)]

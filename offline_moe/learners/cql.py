@@ -9,7 +9,7 @@ CQL+C51 (dueling C51 head, 51 atoms on [-10, 10]):
   td  = cross-entropy(target, logits(s, a))
   cql = logsumexp_a Q(s, a) - Q(s, a) on the expected Q-values (gradient through the softmax)
   loss = td_coefficient * td + cql_coefficient * cql              (1.0 and 0.1)
-The torso's aux loss is added by the shared step in `learners.core`.
+The torso's aux loss is added by the shared SGD step (`learners.core.Learner.sgd_step`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from offline_moe.learners import losses
-from offline_moe.learners.core import Batch, Learner, Metrics
+from offline_moe.learners.core import Batch, Learner, Metrics, apply_network
 from offline_moe.networks.heads import DuelingC51Head, QHead, QNetwork
 
 AGENTS = ("cql", "cql_c51")
@@ -86,46 +86,67 @@ def _data_q(q: jax.Array, a: jax.Array) -> jax.Array:
     return jnp.take_along_axis(q, a[:, None], axis=-1)[:, 0]  # [B]
 
 
+def _cql_metrics(td: jax.Array, cql: jax.Array, q_tm1: jax.Array, a: jax.Array) -> Metrics:
+    return {
+        "td_loss": jnp.mean(td),
+        "cql_loss": jnp.mean(cql),
+        "q_data": jnp.mean(_data_q(q_tm1, a)),
+        "q_max": jnp.mean(jnp.max(q_tm1, axis=-1)),
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class CQLLoss:
-    """Huber TD with a max target + cql_coefficient * CQL term (per transition)."""
+    """Huber TD with a max target + cql_coefficient * CQL term (per transition).
+
+    A `learners.core.LossFn`: (network, params, target_params, batch, key) -> (per_example
+    [B], extras); deterministic, so `key` is unused.
+    """
 
     cql_coefficient: float = 0.1
     td_coefficient: float = 1.0
     huber_delta: float = 1.0
-    needs_online_next: bool = False
 
-    def __call__(self, out_tm1, out_t_target, out_t_online, batch: Batch):
-        del out_t_online
+    def __call__(self, network, params, target_params, batch: Batch, key):
+        del key
+        out_tm1 = apply_network(network, params, batch["obs"], train=True)
+        out_t = jax.lax.stop_gradient(
+            apply_network(network, target_params, batch["next_obs"], train=False)
+        )
         q_tm1 = out_tm1["q_values"]  # [B, A]
-        q_t = out_t_target["q_values"]  # [B, A]
+        q_t = out_t["q_values"]  # [B, A]
         a, r, d = batch["action"], batch["reward"], batch["discount"]
         td = jax.vmap(lambda *x: losses.q_learning_huber(*x, delta=self.huber_delta))(
             q_tm1, a, r, d, q_t
         )
         cql = jax.vmap(losses.cql_loss)(q_tm1, a)
         per_example = self.td_coefficient * td + self.cql_coefficient * cql
-        metrics: Metrics = {
-            "td_loss": jnp.mean(td),
-            "cql_loss": jnp.mean(cql),
-            "q_data": jnp.mean(_data_q(q_tm1, a)),
-            "q_max": jnp.mean(jnp.max(q_tm1, axis=-1)),
-        }
-        return per_example, metrics
+        return per_example, {"aux": out_tm1["aux"], **_cql_metrics(td, cql, q_tm1, a)}
 
 
 @dataclasses.dataclass(frozen=True)
 class CQLC51Loss:
-    """C51 cross-entropy with a double-Q target + cql_coefficient * CQL on expected Q."""
+    """C51 cross-entropy with a double-Q target + cql_coefficient * CQL on expected Q.
+
+    A `learners.core.LossFn` (see `CQLLoss`).
+    """
 
     num_atoms: int = 51
     v_min: float = -10.0
     v_max: float = 10.0
     cql_coefficient: float = 0.1
     td_coefficient: float = 1.0
-    needs_online_next: bool = True
 
-    def __call__(self, out_tm1, out_t_target, out_t_online, batch: Batch):
+    def __call__(self, network, params, target_params, batch: Batch, key):
+        del key
+        out_tm1 = apply_network(network, params, batch["obs"], train=True)
+        out_t_target = jax.lax.stop_gradient(
+            apply_network(network, target_params, batch["next_obs"], train=False)
+        )
+        # Double Q: the online network picks the bootstrap action (van Hasselt et al. 2016).
+        q_t_selector = jax.lax.stop_gradient(
+            apply_network(network, params, batch["next_obs"], train=False)["q_values"]
+        )
         support = jnp.linspace(self.v_min, self.v_max, self.num_atoms, dtype=jnp.float32)
         a, r, d = batch["action"], batch["reward"], batch["discount"]
         ce = jax.vmap(losses.categorical_double_q_loss, in_axes=(0, 0, 0, 0, 0, 0, None))(
@@ -134,19 +155,13 @@ class CQLC51Loss:
             r,
             d,
             out_t_target["probabilities"],  # [B, A, K]
-            out_t_online["q_values"],  # [B, A]
+            q_t_selector,  # [B, A]
             support,
         )
         q_tm1 = out_tm1["q_values"]  # [B, A], expected values
         cql = jax.vmap(losses.cql_loss)(q_tm1, a)
         per_example = self.td_coefficient * ce + self.cql_coefficient * cql
-        metrics: Metrics = {
-            "td_loss": jnp.mean(ce),
-            "cql_loss": jnp.mean(cql),
-            "q_data": jnp.mean(_data_q(q_tm1, a)),
-            "q_max": jnp.mean(jnp.max(q_tm1, axis=-1)),
-        }
-        return per_example, metrics
+        return per_example, {"aux": out_tm1["aux"], **_cql_metrics(ce, cql, q_tm1, a)}
 
 
 def make_learner(cfg: LearnerConfig, torso, num_actions: int) -> Learner:

@@ -14,17 +14,17 @@ parameters (Dopamine's order: store, train, select action). The host only steps 
 Seeds are a leading axis (`jax.vmap`), each seed with its own replay and its own environment.
 
 Randomness: the key of agent step t of a seed is fold_in(train.rng, t), split into sampling,
-update and acting keys, so a restored state continues exactly where it stopped.
+update and acting keys, so a restored state continues exactly where it stopped. Seed s of a
+run with base seed b starts from the key `learners.core.seed_keys(b, S)[s]`, the rule of the
+offline track.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -32,9 +32,10 @@ from flax import struct
 
 from offline_moe.learners import losses
 from offline_moe.learners.augment import drq_augment
-from offline_moe.learners.core import TrainState
+from offline_moe.learners.core import Learner, TrainState, apply_network
 from offline_moe.networks import make_torso, preprocess_obs
-from offline_moe.networks.noisy import NOISE_RNG, RainbowHead
+from offline_moe.networks.heads import QNetwork
+from offline_moe.networks.noisy import RainbowHead
 from offline_moe.replay import online as online_replay
 
 Array = jax.Array
@@ -130,7 +131,7 @@ def linearly_decaying_epsilon(
 def double_q_huber(
     q_tm1: Array, a_tm1: Array, r_t: Array, discount_t: Array, q_t_target: Array, q_t_selector
 ) -> Array:
-    """Huber loss of the double-Q TD error (van Hasselt et al. 2016) for ONE transition.
+    """Huber loss of the double-Q TD error (van Hasselt et al. 2016) for one transition.
 
     target = r_t + discount_t * q_t_target[argmax_a q_t_selector[a]] (gradient stopped).
 
@@ -150,24 +151,118 @@ def double_q_huber(
     return losses.huber(target - q_tm1[a_tm1])
 
 
-class OnlineQNetwork(nn.Module):
-    """Torso + Rainbow head. Input uint8 [B, 84, 84, K] (scaled here) or float in [0, 1].
+@dataclasses.dataclass(frozen=True)
+class _OnlineForward:
+    """The forward passes both online losses need (DrQ augmentation and noise keys included).
 
-    Returns a dict: 'q_values' [B, A], 'logits' [B, A, K], 'probabilities' (C51 only),
-    'features' [B, D], 'aux' (the torso's aux dict, always with 'aux_loss').
+    Attributes:
+      augmentation: DrQ augmentation of obs and next_obs (Kostrikov et al. 2021, Sec. 3.1).
+      noisy: the head is noisy: every training pass draws noise from its own key.
+      double_q: the online network picks the bootstrap action.
+      target_is_online: target_update_period == 1, so the target equals the online network
+        at every update and one pass at next_obs serves as target and selector.
     """
 
-    torso: nn.Module
-    head: RainbowHead
+    augmentation: bool = False
+    noisy: bool = True
+    double_q: bool = True
+    target_is_online: bool = False
 
-    @nn.compact
-    def __call__(self, obs: Array, *, train: bool) -> dict:
-        x = preprocess_obs(obs) if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
-        features, aux = self.torso(x, train=train)  # [B, D]
-        out = dict(self.head(features, train=train))
-        out["features"] = features
-        out["aux"] = dict(aux)
-        return out
+    def outputs(self, network, params, target_params, batch, key):
+        """(out_tm1, out_t_target, q_t_selector [B, A]); only out_tm1 carries gradients."""
+        k_obs, k_next, k_online, k_online_next, k_target = jax.random.split(key, 5)
+        noise = (lambda k: k) if self.noisy else (lambda k: None)
+        obs = preprocess_obs(batch["obs"])
+        next_obs = preprocess_obs(batch["next_obs"])
+        if self.augmentation:
+            obs = drq_augment(k_obs, obs)
+            next_obs = drq_augment(k_next, next_obs)
+        out_tm1 = apply_network(network, params, obs, train=True, key=noise(k_online))
+        if self.target_is_online and not self.noisy:
+            out_t = jax.lax.stop_gradient(apply_network(network, params, next_obs, train=True))
+            return out_tm1, out_t, out_t["q_values"]
+        out_t = jax.lax.stop_gradient(
+            apply_network(network, target_params, next_obs, train=True, key=noise(k_target))
+        )
+        selector = out_t["q_values"]
+        if self.double_q:
+            selector = jax.lax.stop_gradient(
+                apply_network(network, params, next_obs, train=True, key=noise(k_online_next))[
+                    "q_values"
+                ]
+            )
+        return out_tm1, out_t, selector
+
+
+def _online_extras(out_tm1: dict, per_example: Array) -> dict:
+    return {
+        "aux": out_tm1["aux"],
+        "td_loss": jnp.mean(per_example),
+        "q_mean": jnp.mean(out_tm1["q_values"]),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class C51DoubleQLoss(_OnlineForward):
+    """DER's loss: C51 cross-entropy to the projected double-Q target (Hessel et al. 2018).
+
+    A `learners.core.LossFn`; per-example values also become the PER priorities.
+
+    Attributes:
+      num_atoms: atoms of the support linspace(-v_max, v_max, num_atoms).
+      v_max: support bound.
+    """
+
+    num_atoms: int = 51
+    v_max: float = 10.0
+
+    def __call__(self, network, params, target_params, batch, key):
+        out_tm1, out_t, selector = self.outputs(network, params, target_params, batch, key)
+        support = jnp.linspace(-self.v_max, self.v_max, self.num_atoms)
+        per_example = jax.vmap(
+            lambda lg, a, r, d, p, qs: losses.categorical_double_q_loss(lg, a, r, d, p, qs, support)
+        )(
+            out_tm1["logits"],  # [B, A, K]
+            batch["action"],
+            batch["reward"],
+            batch["discount"],
+            out_t["probabilities"],  # [B, A, K]
+            selector,  # [B, A]
+        )
+        return per_example, _online_extras(out_tm1, per_example)
+
+
+@dataclasses.dataclass(frozen=True)
+class DoubleQHuberLoss(_OnlineForward):
+    """DrQ(eps)'s loss: Huber TD error to the double-Q target (`double_q_huber`).
+
+    A `learners.core.LossFn`.
+    """
+
+    def __call__(self, network, params, target_params, batch, key):
+        out_tm1, out_t, selector = self.outputs(network, params, target_params, batch, key)
+        per_example = jax.vmap(double_q_huber)(
+            out_tm1["q_values"],  # [B, A]
+            batch["action"],
+            batch["reward"],
+            batch["discount"],
+            out_t["q_values"],  # [B, A]
+            selector,  # [B, A]
+        )
+        return per_example, _online_extras(out_tm1, per_example)
+
+
+def make_loss(c: OnlineAgentConfig) -> C51DoubleQLoss | DoubleQHuberLoss:
+    """The agent's loss: C51 for num_atoms > 1 (DER), Huber for a scalar head (DrQ(eps))."""
+    forward = dict(
+        augmentation=c.augmentation,
+        noisy=c.noisy,
+        double_q=c.double_q,
+        target_is_online=c.target_update_period == 1,
+    )
+    if c.num_atoms > 1:
+        return C51DoubleQLoss(**forward, num_atoms=c.num_atoms, v_max=c.v_max)
+    return DoubleQHuberLoss(**forward)
 
 
 class OnlineState(struct.PyTreeNode):
@@ -188,12 +283,13 @@ class OnlineState(struct.PyTreeNode):
 
 @dataclasses.dataclass(frozen=True)
 class OnlineAgent:
-    """init / step / evaluation actions of one online agent (pure functions over OnlineState)."""
+    """init / step of one online agent (pure functions over OnlineState)."""
 
     config: OnlineAgentConfig
 
     @functools.cached_property
-    def network(self) -> OnlineQNetwork:
+    def learner(self) -> Learner:
+        """The shared learner: QNetwork(torso, RainbowHead), the agent's loss, Adam."""
         c = self.config
         torso = make_torso(c.torso_name, **dict(c.torso_kwargs))
         head = RainbowHead(
@@ -204,37 +300,18 @@ class OnlineAgent:
             noisy=c.noisy,
             per_sample_noise=c.per_sample_noise,
         )
-        return OnlineQNetwork(torso=torso, head=head)
-
-    @functools.cached_property
-    def optimizer(self) -> optax.GradientTransformation:
-        return optax.adam(self.config.learning_rate, eps=self.config.adam_eps)
-
-    @property
-    def support(self) -> Array:
-        c = self.config
-        return jnp.linspace(-c.v_max, c.v_max, c.num_atoms)
-
-    # ----- network -----
-    def apply(self, params: Any, obs: Array, *, train: bool, key: Array | None = None) -> dict:
-        """Forward pass; `train=True` with a noisy head needs `key` (noise for this call)."""
-        rngs = {NOISE_RNG: key} if (train and self.config.noisy) else None
-        return self.network.apply({"params": params}, obs, train=train, rngs=rngs)
+        return Learner(
+            network=QNetwork(torso=torso, head=head),
+            loss=make_loss(c),
+            optimizer=optax.adam(c.learning_rate, eps=c.adam_eps),
+            target_update_period=c.target_update_period,
+        )
 
     # ----- init -----
     def init(self, rng: Array) -> OnlineState:
         """One seed: network params, optimizer, empty replay, zero metric sums."""
         c = self.config
-        init_key, state_key = jax.random.split(rng)
-        obs = jnp.zeros((1, 84, 84, c.stack), jnp.uint8)
-        params = self.network.init(init_key, obs, train=False)["params"]
-        train = TrainState(
-            params=params,
-            target_params=params,
-            opt_state=self.optimizer.init(params),
-            step=jnp.zeros((), jnp.int32),
-            rng=state_key,
-        )
+        train = self.learner.init(rng, jnp.zeros((1, 84, 84, c.stack), jnp.uint8))
         replay = online_replay.OnlineReplay.create(
             c.replay_capacity, stack=c.stack, n_step=c.n_step, gamma=c.gamma
         )
@@ -247,93 +324,6 @@ class OnlineAgent:
         )
 
     # ----- learning -----
-    def loss_per_example(
-        self, params: Any, target_params: Any, batch: Mapping[str, Array], key: Array
-    ) -> tuple[Array, dict]:
-        """Per-example TD loss [B] (C51 cross-entropy or Huber) and the torso aux."""
-        c = self.config
-        k_obs, k_next, k_online, k_online_next, k_target = jax.random.split(key, 5)
-        obs = preprocess_obs(batch["obs"])
-        next_obs = preprocess_obs(batch["next_obs"])
-        if c.augmentation:
-            obs = drq_augment(k_obs, obs)
-            next_obs = drq_augment(k_next, next_obs)
-        out = self.apply(params, obs, train=True, key=k_online)
-        if c.target_update_period == 1 and not c.noisy:
-            # The target is synced after every update, so target_params == params here and,
-            # without noise, one forward pass at next_obs serves as target and selector.
-            out_next_target = jax.lax.stop_gradient(self.apply(params, next_obs, train=True))
-            selector = out_next_target["q_values"]
-        else:
-            out_next_target = jax.lax.stop_gradient(
-                self.apply(target_params, next_obs, train=True, key=k_target)
-            )
-            selector = out_next_target["q_values"]
-            if c.double_q:
-                selector = jax.lax.stop_gradient(
-                    self.apply(params, next_obs, train=True, key=k_online_next)["q_values"]
-                )
-        if c.num_atoms > 1:
-            support = self.support
-            per_example = jax.vmap(
-                lambda lg, a, r, d, p, qs: losses.categorical_double_q_loss(
-                    lg, a, r, d, p, qs, support
-                )
-            )(
-                out["logits"],
-                batch["action"],
-                batch["reward"],
-                batch["discount"],
-                out_next_target["probabilities"],
-                selector,
-            )
-        else:
-            per_example = jax.vmap(double_q_huber)(
-                out["q_values"],
-                batch["action"],
-                batch["reward"],
-                batch["discount"],
-                out_next_target["q_values"],
-                selector,
-            )
-        return per_example, {"aux": out["aux"], "q_values": out["q_values"]}
-
-    def update(
-        self, train: TrainState, batch: Mapping[str, Array], weights: Array, key: Array
-    ) -> tuple[TrainState, Array, dict]:
-        """One gradient step. Returns (state, per-example loss [B] for PER, metrics)."""
-
-        def loss_fn(params):
-            per_example, extra = self.loss_per_example(params, train.target_params, batch, key)
-            aux = extra["aux"]
-            aux_loss = jnp.asarray(aux["aux_loss"], jnp.float32)
-            td = jnp.mean(weights * per_example)
-            total = td + aux_loss
-            metrics = {
-                "loss": total,
-                "td_loss": jnp.mean(per_example),
-                "aux_loss": aux_loss,
-                "q_mean": jnp.mean(extra["q_values"]),
-            }
-            for name, value in aux.items():
-                if name != "aux_loss":
-                    metrics[f"torso/{name}"] = jnp.asarray(value, jnp.float32)
-            return total, (per_example, metrics)
-
-        grads, (per_example, metrics) = jax.grad(loss_fn, has_aux=True)(train.params)
-        updates, opt_state = self.optimizer.update(grads, train.opt_state, train.params)
-        params = optax.apply_updates(train.params, updates)
-        step = train.step + 1
-        sync = step % self.config.target_update_period == 0
-        target_params = jax.tree.map(
-            lambda p, t: jnp.where(sync, p, t), params, train.target_params
-        )
-        metrics["grad_norm"] = optax.global_norm(grads)
-        train = train.replace(
-            params=params, target_params=target_params, opt_state=opt_state, step=step
-        )
-        return train, jax.lax.stop_gradient(per_example), metrics
-
     def _update_from_replay(
         self, train: TrainState, replay: online_replay.OnlineReplay, key: Array
     ) -> tuple[TrainState, online_replay.OnlineReplay, dict]:
@@ -341,11 +331,8 @@ class OnlineAgent:
         k_sample, k_update = jax.random.split(key)
         idx, probs = online_replay.sample_proportional(k_sample, replay.priority, c.batch_size)
         batch = online_replay.gather_transitions(replay, idx, c.clip_rewards)
-        if c.prioritized:
-            weights = online_replay.importance_weights(probs)
-        else:
-            weights = jnp.ones_like(probs)
-        train, per_example, metrics = self.update(train, batch, weights, k_update)
+        weights = online_replay.importance_weights(probs) if c.prioritized else None
+        train, per_example, metrics = self.learner.sgd_step(train, batch, k_update, weights)
         if c.prioritized:
             replay = online_replay.update_priorities(replay, idx, per_example)
         return train, replay, metrics
@@ -359,19 +346,6 @@ class OnlineAgent:
         return linearly_decaying_epsilon(
             agent_step, c.min_replay, c.epsilon_decay_steps, c.epsilon_train
         )
-
-    def act(self, params: Any, obs: Array, key: Array, epsilon: Array, *, noise: bool) -> Array:
-        """Epsilon-greedy actions int32 [B]; `noise` turns the noisy head's noise on."""
-        k_noise, k_explore, k_action = jax.random.split(key, 3)
-        q = self.apply(params, obs, train=noise, key=k_noise)["q_values"]  # [B, A]
-        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
-        explore = jax.random.uniform(k_explore, greedy.shape) < epsilon
-        random_action = jax.random.randint(k_action, greedy.shape, 0, q.shape[-1], jnp.int32)
-        return jnp.where(explore, random_action, greedy)
-
-    def eval_act(self, params: Any, obs: Array, key: Array) -> Array:
-        """Evaluation actions [E]: noise off, epsilon_eval."""
-        return self.act(params, obs, key, self.config.epsilon_eval, noise=False)
 
     # ----- the fused agent step -----
     def step(
@@ -414,20 +388,15 @@ class OnlineAgent:
                 sums = jax.tree.map(jnp.add, sums, metrics)
                 count = count + 1
         obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K]
-        action = self.act(train.params, obs, k_act, self.epsilon(t), noise=c.noisy)[0]
+        action = self.learner.act(train.params, obs, k_act, self.epsilon(t), noise=c.noisy)[0]
         replay = online_replay.set_action(replay, action)
         state = OnlineState(train=train, replay=replay, metric_sums=sums, metric_count=count)
         return state, action
 
 
-def make_init_fn(agent: OnlineAgent, num_seeds: int):
-    """Jitted rng -> OnlineState[S]; seed s uses fold_in(rng, s)."""
-
-    def init(rng):
-        keys = jax.vmap(lambda s: jax.random.fold_in(rng, s))(jnp.arange(num_seeds))
-        return jax.vmap(agent.init)(keys)
-
-    return jax.jit(init)
+def make_init_fn(agent: OnlineAgent):
+    """Jitted keys [S, 2] (from `learners.core.seed_keys`) -> OnlineState[S]."""
+    return jax.jit(jax.vmap(agent.init))
 
 
 def make_step_fn(agent: OnlineAgent):
@@ -442,13 +411,3 @@ def make_step_fn(agent: OnlineAgent):
         return jax.vmap(fn)(state, frame, first, reward, terminal)
 
     return jax.jit(step, static_argnums=5, donate_argnums=0)
-
-
-def make_eval_act_fn(agent: OnlineAgent):
-    """Jitted (params[S], obs uint8 [S, E, 84, 84, K], key) -> actions int32 [S, E]."""
-
-    def act(params, obs, key):
-        keys = jax.random.split(key, obs.shape[0])
-        return jax.vmap(agent.eval_act)(params, obs, keys)
-
-    return jax.jit(act)

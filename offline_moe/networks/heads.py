@@ -1,7 +1,8 @@
 """Value heads and the Q-network wrapper that joins a torso to a head.
 
-`QNetwork(torso, head)` is the only network the offline learners see:
-  obs uint8 [B, 84, 84, 4] -> preprocess_obs -> torso -> features [B, D] -> head.
+`QNetwork(torso, head)` is the only network the learners of both tracks see:
+  obs uint8 [B, 84, 84, 4] (or float in [0, 1], e.g. augmented) -> preprocess_obs -> torso
+  -> features [B, D] -> head (QHead, DuelingC51Head, or the online track's RainbowHead).
 It returns a dict with
   'q_values' [B, A]            expected Q-values (always present),
   'logits' [B, A, K]           C51 only: per-action atom logits,
@@ -45,7 +46,8 @@ class QHead(nn.Module):
     num_actions: int
 
     @nn.compact
-    def __call__(self, features: Array) -> dict[str, Array]:
+    def __call__(self, features: Array, *, train: bool = False) -> dict[str, Array]:
+        del train  # deterministic head; the argument keeps one call for every head
         q = nn.Dense(self.num_actions, kernel_init=nn.initializers.xavier_uniform(), name="q")(
             features
         )  # [B, A]
@@ -76,7 +78,8 @@ class DuelingC51Head(nn.Module):
         return jnp.linspace(self.v_min, self.v_max, self.num_atoms, dtype=jnp.float32)
 
     @nn.compact
-    def __call__(self, features: Array) -> dict[str, Array]:
+    def __call__(self, features: Array, *, train: bool = False) -> dict[str, Array]:
+        del train  # deterministic head; the argument keeps one call for every head
         init = nn.initializers.xavier_uniform()
         b = features.shape[0]
         adv = nn.Dense(self.num_actions * self.num_atoms, kernel_init=init, name="advantage")(
@@ -96,7 +99,8 @@ class QNetwork(nn.Module):
 
     Attributes:
       torso: any module with the torso contract `torso(x, train=...) -> (features, aux)`.
-      head: QHead or DuelingC51Head (or any module mapping features to a dict with 'q_values').
+      head: QHead, DuelingC51Head or RainbowHead (any module `head(features, train=...)`
+        returning a dict with 'q_values').
     """
 
     torso: nn.Module
@@ -106,7 +110,7 @@ class QNetwork(nn.Module):
     def __call__(self, obs: Array, *, train: bool = False) -> dict:
         x = preprocess_obs(obs) if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
         features, aux = self.torso(x, train=train)  # [B, D]
-        out = dict(self.head(features))
+        out = dict(self.head(features, train=train))
         out["features"] = features
         out["aux"] = dict(aux)
         return out

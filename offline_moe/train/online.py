@@ -34,13 +34,16 @@ import numpy as np
 from absl import logging
 
 from offline_moe.envs import atari
-from offline_moe.envs.pool import EmulatorPool, worker_count
+from offline_moe.envs.evaluate import EvalConfig
+from offline_moe.envs.evaluate import evaluate as shared_evaluate
 from offline_moe.envs.registry import env_protocol
-from offline_moe.learners import online
+from offline_moe.learners import make_act_fn, online, seed_keys
 from offline_moe.networks import filter_torso_kwargs
 from offline_moe.train.rundir import RunDir, check_finite, protocol_block, to_jsonable
 
 FRAME = (atari.SCREEN_SIZE, atari.SCREEN_SIZE)
+# fold_in tags of a seed's random streams, as on the offline track (`learners.seed_keys`).
+TRAIN_STREAM, EVAL_STREAM = 0, 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,16 +102,21 @@ def agent_config(config: ml_collections.ConfigDict, num_actions: int) -> online.
 @functools.lru_cache(maxsize=8)
 def compiled_fns(agent: online.OnlineAgent, num_seeds: int):
     """(init, step, eval_act) jitted functions, cached per agent so repeated runs reuse them."""
-    return (
-        online.make_init_fn(agent, num_seeds),
-        online.make_step_fn(agent),
-        online.make_eval_act_fn(agent),
-    )
+    del num_seeds  # the functions are shape-polymorphic in the seed axis
+    return online.make_init_fn(agent), online.make_step_fn(agent), make_act_fn(agent.learner)
 
 
-def env_seed(seed: int, index: int, stream: str) -> int:
-    """Reproducible emulator seed of seed `index` of a run with base `seed` ('train'/'eval-k')."""
-    entropy = [seed, index, *map(ord, stream)]
+def init_keys(rc: RunConfig) -> jax.Array:
+    """Keys [S, 2] of the run's seeds for `make_init_fn` (the seed rule of both tracks)."""
+    return seed_keys(rc.seed, rc.num_seeds, TRAIN_STREAM)
+
+
+def env_seed(seed: int, stream: str) -> int:
+    """Reproducible emulator seed of the seed numbered `seed` for a stream ('train'/'eval-k').
+
+    Seed s of a run with base seed b passes b + s (the seed rule of `learners.seed_keys`).
+    """
+    entropy = [seed, *map(ord, stream)]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
@@ -172,7 +180,7 @@ class Actors:
             atari.AtariEnv(
                 game,
                 protocol=rc.protocol,
-                seed=env_seed(rc.seed, i, "train"),
+                seed=env_seed(rc.seed + i, "train"),
                 max_episode_steps=rc.max_episode_steps,
             )
             for i in range(s)
@@ -248,59 +256,51 @@ class Actors:
 
 
 def evaluate(
-    eval_act,
+    act_fn,
     params: Any,
     *,
     game: str,
     rc: RunConfig,
     iteration: int,
     num_episodes: int,
+    epsilon: float,
     workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Plays `num_episodes` games per seed, one per parallel emulator, eps_eval, noise off.
+    """Plays `num_episodes` games per seed, one per parallel emulator, noise off.
+
+    The offline track's evaluation (`offline_moe.evaluate.evaluate`: batched emulators that
+    stack frames themselves, one jitted act call per step) with a budget of one agent step per
+    seed, so each emulator plays exactly its first game to the end.
 
     Args:
-      eval_act: `make_eval_act_fn` output.
+      act_fn: `learners.core.make_act_fn` of the agent's learner.
       params: online parameters, seeds stacked.
       game, rc: the game and the run config.
-      iteration: seeds the emulators (`eval-{iteration}`) and the eps-greedy key.
+      iteration: seeds the emulators and the eps-greedy keys.
       num_episodes: games per seed.
+      epsilon: eps-greedy exploration (the agent's epsilon_eval).
       workers: processes stepping the emulators (0 = this process; same results either way).
 
     Returns:
       (mean unclipped return per seed [S], episodes per seed [S]). A game that reaches
       `eval_max_steps` is cut there and counted with its return so far.
     """
-    s, e = rc.num_seeds, num_episodes
-    seeds = [env_seed(rc.seed, k, f"eval-{iteration}") for k in range(s * e)]
-    group = EmulatorPool(
-        game, rc.protocol, seeds, max_episode_steps=rc.eval_max_steps, workers=workers
+    s = rc.num_seeds
+    cfg = EvalConfig(
+        interval=1,
+        steps=1,
+        num_envs=num_episodes,
+        epsilon=epsilon,
+        max_episode_steps=rc.eval_max_steps,
+        protocol=rc.protocol,
+        workers=workers,
     )
-    try:
-        stacks = np.zeros((s * e, *FRAME, 4), np.uint8)
-        stacks[..., -1] = group.reset()
-        returns = np.zeros(s * e)
-        active = np.ones(s * e, bool)
-        key = jax.random.fold_in(jax.random.PRNGKey(rc.seed), 1_000_003 + iteration)
-        t = 0
-        while active.any():
-            obs = stacks.reshape(s, e, *FRAME, 4)
-            actions = np.asarray(eval_act(params, obs, jax.random.fold_in(key, t))).reshape(-1)
-            t += 1
-            st = group.step(actions, active)
-            frames, rewards, terminal = st.obs, st.reward, st.terminal
-            ended = st.terminated | st.truncated
-            returns += np.where(active, rewards, 0.0)
-            # Life loss: the frame stack restarts while the game goes on.
-            restart = active & terminal & ~ended
-            shift = active & ~terminal & ~ended
-            stacks[shift, ..., :-1] = stacks[shift, ..., 1:]
-            stacks[restart] = 0
-            stacks[shift | restart, ..., -1] = frames[shift | restart]
-            active &= ~ended
-    finally:
-        group.close()
-    return returns.reshape(s, e).mean(axis=1), np.full(s, e)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+        seed_keys(rc.seed, s, EVAL_STREAM), iteration
+    )
+    seeds = [env_seed(rc.seed + k, f"eval-{iteration}") for k in range(s)]
+    result = shared_evaluate(act_fn, params, game=game, cfg=cfg, keys=keys, env_seeds=seeds)
+    return np.asarray(result["returns"]), np.asarray(result["episodes"])
 
 
 def interval_means(sums: dict, count: np.ndarray, prev_sums: dict, prev_count: np.ndarray):
@@ -368,7 +368,7 @@ def restore_state(workdir: str, iteration: int | None = None) -> tuple[online.On
     rd = RunDir(workdir)
     rc, _, agent = build(ml_collections.ConfigDict(rd.read_config()))
     init_fn, _, _ = compiled_fns(agent, rc.num_seeds)
-    template = init_fn(jax.random.PRNGKey(rc.seed))
+    template = init_fn(init_keys(rc))
     try:
         return rd.restore_checkpoint(template, iteration)
     finally:
@@ -411,7 +411,7 @@ def train_and_evaluate(
     rd.write_protocol(run_protocol(rc, game, agent.config))
     init_fn, step_fn, eval_act = compiled_fns(agent, rc.num_seeds)
 
-    state = init_fn(jax.random.PRNGKey(rc.seed))
+    state = init_fn(init_keys(rc))
     actors = Actors.create(rc, game)
     last = rd.latest_checkpoint()
     start_iteration = 0
@@ -467,7 +467,8 @@ def train_and_evaluate(
                 rc=rc,
                 iteration=iteration,
                 num_episodes=rc.eval_episodes,
-                workers=worker_count(rc.eval_workers, rc.num_seeds * rc.eval_episodes),
+                epsilon=agent.config.epsilon_eval,
+                workers=rc.eval_workers,
             )
             rd.append_eval(
                 {
