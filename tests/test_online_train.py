@@ -202,7 +202,7 @@ def test_noop_start_equals_that_many_noop_steps():
 def test_emulators_in_worker_processes_match_in_process():
     """Evaluation emulators split over worker processes give exactly the same frames, rewards
     and flags as in-process ones (only the active emulators step)."""
-    seeds = [train_online.env_seed(0, k, "eval-1") for k in range(3)]
+    seeds = [train_online.env_seed(k, "eval-1") for k in range(3)]
     local = EmulatorPool("Pong", "atari100k", seeds, max_episode_steps=27_000)
     remote = EmulatorPool("Pong", "atari100k", seeds, max_episode_steps=27_000, workers=2)
     try:
