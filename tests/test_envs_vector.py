@@ -56,3 +56,30 @@ def test_seeds_of_a_unit_follow_batched_atari():
 def test_refuses_protocols_it_cannot_reproduce():
     with pytest.raises(ValueError, match="atari100k.*valid: \\['dqn_replay'\\]"):
         vector.VectorAtari("Pong", "atari100k", [0], num_envs=1)
+
+
+def test_evaluate_gives_the_same_results_with_either_backend():
+    import dataclasses
+
+    import jax
+
+    from offline_moe.envs.evaluate import EvalConfig, evaluate
+
+    def act_fn(params, obs, keys, eps):  # random actions from the keys: depends on the seed
+        return jax.vmap(lambda k: jax.random.randint(k, (obs.shape[1],), 0, 6))(keys)
+
+    cfg = EvalConfig(steps=60, num_envs=2, max_episode_steps=25, backend="pool")
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    pool = evaluate(act_fn, None, game="Pong", cfg=cfg, keys=keys, env_seeds=[4, 9])
+    vec = evaluate(
+        act_fn,
+        None,
+        game="Pong",
+        cfg=dataclasses.replace(cfg, backend="vector"),
+        keys=keys,
+        env_seeds=[4, 9],
+    )
+    assert pool["episode_returns"] == vec["episode_returns"]
+    assert pool["agent_steps"] == vec["agent_steps"] and min(pool["agent_steps"]) >= 60
+    with pytest.raises(ValueError, match="backend.*valid: pool, vector"):
+        EvalConfig(backend="threads")

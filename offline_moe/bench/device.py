@@ -211,7 +211,7 @@ def with_n_step(replay, n_step: int):
 
 
 def replay_bytes(replay) -> int:
-    from offline_moe.replay import _LEAVES
+    from offline_moe.replay.device import _LEAVES
 
     return int(sum(getattr(replay, name).nbytes for name in _LEAVES))
 
@@ -372,7 +372,7 @@ class Check:
                     self.write()
 
     def section_replay_sampling(self, replays) -> None:
-        from offline_moe.replay import benchmark_sampling
+        from offline_moe.replay.device import benchmark_sampling
 
         sz = self.sizes
         deadline = self.section_deadline("replay_sampling")

@@ -101,6 +101,9 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.data.percent = float(values.get("percent", 5.0))  # % of the 50M transitions (paper: 5, 10)
     c.data.clip_rewards = True  # rewards clipped to [-1, 1] for learning (Table 3)
     c.data.stack = 4  # frames per observation
+    # Where the frames live: 'device' (DeviceReplay), 'host' (HostReplay: host memory, batches
+    # prefetched to the device) or 'auto' (device if replay + seeds' states fit, else host).
+    c.data.replay = "auto"
 
     c.num_iterations = 200  # training iterations (paper: 200)
     c.updates_per_iteration = 62_500  # gradient updates per iteration (paper: 62,500)
@@ -117,6 +120,9 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     # Processes stepping the emulators (0 = in process; -1 = one per spare core, capped at
     # num_seeds). ALE holds the GIL, so this is how evaluation uses a many-core host.
     c.eval.workers = -1
+    # Emulators: 'pool' (AtariEnv in `workers` processes) or 'vector' (ale-py's C++ vector
+    # interface, threads; dqn_replay protocol only). Same observations and returns either way.
+    c.eval.backend = "pool"
 
     c.repr = ml_collections.ConfigDict()
     c.repr.batch_size = 256  # size of the fixed replay batch for representation metrics

@@ -25,6 +25,8 @@ from typing import Any
 import jax
 import numpy as np
 
+BACKENDS = ("pool", "vector")
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
@@ -39,6 +41,10 @@ class EvalConfig:
       protocol: environment protocol of `offline_moe.envs.atari` ('dqn_replay').
       workers: processes stepping the emulators (0 = this process; -1 = one per spare CPU
         core, none on a host with 2 cores or fewer). Results are identical either way.
+      backend: 'pool' (`offline_moe.envs.pool.EmulatorPool`: `AtariEnv`s, in `workers`
+        processes) or 'vector' (`offline_moe.envs.vector.VectorAtari`: ale-py's C++ vector
+        interface, one thread per core; `dqn_replay` protocol and ALE games only). Both give
+        the same observations and returns (tests/test_envs_vector.py).
     """
 
     interval: int = 1
@@ -48,6 +54,13 @@ class EvalConfig:
     max_episode_steps: int = 27_000
     protocol: str = "dqn_replay"
     workers: int = 0
+    backend: str = "pool"
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"config.eval.backend is {self.backend!r}; valid: {', '.join(BACKENDS)}"
+            )
 
     @classmethod
     def from_config(cls, block) -> EvalConfig:
@@ -94,15 +107,22 @@ def evaluate(
     from offline_moe.envs.pool import EmulatorPool  # lazily: the ALE and cv2
 
     s_, e_ = len(env_seeds), cfg.num_envs
-    envs = EmulatorPool(
+    if cfg.backend == "vector":
+        from offline_moe.envs.vector import VectorAtari
+
+        make = VectorAtari
+        kwargs = {}
+    else:
+        make = EmulatorPool
+        kwargs = {"workers": cfg.workers, "fields": ("obs", "done", "episode_return")}
+    envs = make(
         game,
         cfg.protocol,
         env_seeds,
         num_envs=cfg.num_envs,
         stack=stack,
         max_episode_steps=cfg.max_episode_steps,
-        workers=cfg.workers,
-        fields=("obs", "done", "episode_return"),
+        **kwargs,
     )
     try:
         t0 = time.time()

@@ -145,6 +145,27 @@ def gather_stacks(frames: jax.Array, idx: jax.Array, mask: jax.Array) -> jax.Arr
     return jnp.moveaxis(x, 1, -1)  # [B, H, W, K]
 
 
+def assemble_batch(frames: jax.Array, rows: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """A batch from the frames of `rows['frame_rows']` and the other fields of `rows`.
+
+    Args:
+      frames: uint8 [..., B, 2K, H, W], the frames at `rows['frame_rows']` (obs rows, then
+        next_obs rows; see `DeviceReplay.transition_rows`).
+      rows: `transition_rows` output with the same leading axes.
+
+    Returns:
+      dict with obs, next_obs uint8 [..., B, H, W, K] (zero frames where masked) and action,
+      reward, discount, next_action as in `rows`.
+    """
+    k = rows["obs_mask"].shape[-1]
+    mask = jnp.concatenate([rows["obs_mask"], rows["next_mask"]], axis=-1)  # [..., B, 2K]
+    frames = jnp.where(mask[..., None, None], frames, jnp.zeros((), frames.dtype))
+    frames = jnp.moveaxis(frames, -3, -1)  # [..., B, H, W, 2K]
+    batch = {name: rows[name] for name in ("action", "reward", "discount", "next_action")}
+    batch["obs"], batch["next_obs"] = frames[..., :k], frames[..., k:]
+    return batch
+
+
 def nstep_targets(
     rewards: jax.Array, terminals: jax.Array, gamma: float
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -302,7 +323,7 @@ class DeviceReplay:
 
     @property
     def num_rows(self) -> int:
-        return int(self.observation.shape[0])
+        return int(self.action.shape[0])  # (a HostReplay's index replay holds no frames)
 
     def __repr__(self) -> str:
         return (
@@ -312,13 +333,20 @@ class DeviceReplay:
 
     # -- sampling --------------------------------------------------------------------------
 
-    def transitions(self, t: jax.Array) -> dict[str, jax.Array]:
-        """The transitions starting at rows `t` (int [B], assumed valid). Pure, jittable."""
+    def transition_rows(self, t: jax.Array) -> dict[str, jax.Array]:
+        """Everything of the transitions starting at rows `t` (int [B], assumed valid) but
+        their frames: which frame rows make them up, and their other fields. Pure, jittable.
+
+        Returns:
+          frame_rows int32 [B, 2 * stack] (the rows of obs, then of next_obs, oldest first;
+          every index a real row), obs_mask / next_mask bool [B, stack] (false: a zero frame
+          from before the episode start), action, reward, discount, next_action [B].
+          `assemble_batch(frames[frame_rows], rows)` is `transitions(t)`.
+        """
         t = t.astype(jnp.int32)
         last = self.num_rows - 1
         start = self.start_row[t]  # [B]
         idx, mask = stack_indices(t, start, self.stack)
-        obs = gather_stacks(self.observation, idx, mask)  # [B, 84, 84, K]
         window = jnp.minimum(t[:, None] + jnp.arange(self.n_step, dtype=jnp.int32), last)
         reward, discount, length = nstep_targets(
             self.reward[window], self.terminal[window], self.gamma
@@ -327,16 +355,22 @@ class DeviceReplay:
         # Terminal windows: row t+L is outside the episode; use the terminal row instead.
         next_t = jnp.minimum(t + length - hit.astype(jnp.int32), last)
         next_idx, next_mask = stack_indices(next_t, start, self.stack)
-        next_obs = gather_stacks(self.observation, next_idx, next_mask)
         next_action = jnp.where(hit | self.observation_only[next_t], 0, self.action[next_t])
         return {
-            "obs": obs,
+            "frame_rows": jnp.concatenate([idx, next_idx], axis=-1),  # [B, 2K]
+            "obs_mask": mask,
+            "next_mask": next_mask,
             "action": self.action[t],
             "reward": reward,
             "discount": discount,
-            "next_obs": next_obs,
             "next_action": next_action.astype(jnp.int32),
         }
+
+    def transitions(self, t: jax.Array) -> dict[str, jax.Array]:
+        """The transitions starting at rows `t` (int [B], assumed valid). Pure, jittable."""
+        rows = self.transition_rows(t)
+        frames = jnp.take(self.observation, rows["frame_rows"], axis=0, mode="clip")
+        return assemble_batch(frames, rows)
 
     def sample(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
         """Uniformly samples `batch_size` valid transitions. Pure and jittable.

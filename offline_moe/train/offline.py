@@ -37,6 +37,7 @@ from offline_moe.learners import (
     seed_keys,
 )
 from offline_moe.replay.cache import cache_dir_for, cache_identity, source_kind
+from offline_moe.replay.host import HostReplay, HostTrainStep
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.repr_metrics import representation_metrics
 
@@ -63,6 +64,7 @@ class TrainConfig:
     log_interval: int
     cache_dir: str
     stack: int
+    replay: str
     repr_batch_size: int
     srank_threshold: float
     max_to_keep: int
@@ -146,6 +148,7 @@ def unpack(config: Mapping) -> tuple[TrainConfig, LearnerConfig, EvalConfig]:
         log_interval=int(config["log_interval"]),
         cache_dir=config["data"]["cache_dir"] or default_cache_dir(config),
         stack=int(config["data"]["stack"]),
+        replay=str(config["data"].get("replay", "auto")),  # runs from before the option: auto
         repr_batch_size=int(config["repr"]["batch_size"]),
         srank_threshold=float(config["repr"]["srank_threshold"]),
         max_to_keep=int(config["checkpoint"]["max_to_keep"]),
@@ -176,9 +179,15 @@ def _mean_over_calls(pending: list[dict]) -> dict[str, np.ndarray]:
     return {k: np.mean(np.stack([m[k] for m in fetched]), axis=0) for k in fetched[0]}
 
 
-def build(config: Mapping):
-    """Builds (train config, learner, replay, torso meta) for a config dict."""
+def build(config: Mapping, log=_log):
+    """Builds (train config, learner, replay, torso meta) for a config dict.
+
+    The memory plan (`offline_moe.replay.memory`) is made and logged before the cache is
+    loaded; a cache that does not fit is refused then, naming the sizes and the options.
+    """
     from offline_moe.networks import filter_torso_kwargs, make_torso
+    from offline_moe.replay import memory
+    from offline_moe.replay.cache import load_cache
     from offline_moe.replay.device import DeviceReplay
 
     tc, lc, ec = unpack(config)
@@ -188,25 +197,36 @@ def build(config: Mapping):
             f"`python -m offline_moe.ingest ... --out={tc.cache_dir}` (see README, 'Offline "
             "training') or run `./run.sh` for a small locally recorded dataset."
         )
-    replay = DeviceReplay.load(tc.cache_dir, stack=tc.stack, n_step=lc.n_step, gamma=lc.gamma)
-    cache_game = replay.meta.get("game")
+    arrays, cache_meta = load_cache(tc.cache_dir, mmap=True)  # memory-mapped: nothing read yet
+    cache_game = cache_meta.get("game")
     if cache_game and str(cache_game).lower() != str(tc.game).lower():
         raise ValueError(
             f"config.game is {tc.game!r} but the replay cache {tc.cache_dir!r} holds {cache_game!r}"
         )
-    clipped = replay.meta.get("clip_rewards")
+    clipped = cache_meta.get("clip_rewards")
     if clipped is not None and bool(clipped) != bool(config["data"]["clip_rewards"]):
         raise ValueError(
             f"config.data.clip_rewards is {config['data']['clip_rewards']} but the replay cache "
             f"{tc.cache_dir!r} was ingested with clip_rewards={clipped}; re-ingest or change "
             "the config"
         )
-    check_cache_data(config["data"], cache_identity(replay.meta), tc.cache_dir)
+    check_cache_data(config["data"], cache_identity(cache_meta), tc.cache_dir)
     torso_block = dict(config["torso"])
     torso_name = torso_block["name"]
     torso_kwargs = filter_torso_kwargs(torso_name, torso_block)
     torso = make_torso(torso_name, **torso_kwargs)
-    learner = make_learner(lc, torso, replay.num_actions)
+    num_actions = cache_meta.get("num_actions") or int(np.max(arrays["action"])) + 1
+    learner = make_learner(lc, torso, int(num_actions))
+    plan = memory.plan_memory(
+        int(cache_meta["num_rows"]),
+        replay=tc.replay,
+        state_bytes=memory.state_bytes(learner, tc.num_seeds, tc.stack),
+        num_seeds=tc.num_seeds,
+        cache_dir=tc.cache_dir,
+    )
+    log(plan.describe())
+    cls = DeviceReplay if plan.replay == "device" else HostReplay
+    replay = cls.load(tc.cache_dir, stack=tc.stack, n_step=lc.n_step, gamma=lc.gamma)
     torso_meta = {"name": torso_name, "kwargs": torso_kwargs}
     return tc, lc, ec, learner, replay, torso_meta
 
@@ -279,7 +299,7 @@ def train_and_evaluate(
     else:
         rd.write_config(config)
 
-    tc, lc, ec, learner, replay, torso_meta = build(config)
+    tc, lc, ec, learner, replay, torso_meta = build(config, log=log)
     rd.write_protocol(run_protocol(config, tc, ec, replay.meta, torso_meta))
     s_ = tc.num_seeds
     seeds = list(range(tc.seed, tc.seed + s_))  # seed s of the run is tc.seed + s
@@ -297,7 +317,13 @@ def train_and_evaluate(
     rd.truncate_logs(last)  # drop lines of iterations after the last checkpoint
 
     scan_steps = effective_scan_steps(tc.scan_steps)  # smaller on CPU only
-    train_fn = make_train_fn(learner, lc.batch_size, scan_steps)
+    if isinstance(replay, HostReplay):
+        train_step = HostTrainStep(
+            learner, replay, state, batch_size=lc.batch_size, num_steps=scan_steps
+        )
+    else:
+        train_fn = make_train_fn(learner, lc.batch_size, scan_steps)
+        train_step = lambda state: train_fn(state, replay)  # noqa: E731
     act_fn = make_act_fn(learner)
     features_fn = make_features_fn(learner)
     repr_key = jax.random.fold_in(jax.random.PRNGKey(0), REPR_STREAM)
@@ -319,7 +345,7 @@ def train_and_evaluate(
         metric_lines = []
         t_block = time.time()
         for call in range(calls):
-            state, m = train_fn(state, replay)
+            state, m = train_step(state)
             pending.append(m)
             done = (call + 1) * scan_steps
             if done % tc.log_interval == 0 or call == calls - 1:
@@ -378,6 +404,8 @@ def train_and_evaluate(
                 "params": n_params,
             },
         )
+    if isinstance(train_step, HostTrainStep):
+        train_step.close()  # the prefetch thread
     if stop < tc.num_iterations:
         rd.close()
         return None
