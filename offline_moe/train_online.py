@@ -23,11 +23,15 @@ from offline_moe.train.rundir import to_jsonable
 
 def main(argv):
     from absl import flags as absl_flags
+    from absl import logging
 
     del argv
     fl = absl_flags.FLAGS
-    summary = train_and_evaluate(fl["config"].value, fl.workdir)
-    print(json.dumps(to_jsonable(summary), sort_keys=True))
+    if not fl["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    summary = train_and_evaluate(fl["config"].value, fl.workdir, max_iterations=fl.max_iterations)
+    if summary is not None:
+        print(json.dumps(to_jsonable(summary), sort_keys=True))
 
 
 if __name__ == "__main__":
@@ -37,5 +41,10 @@ if __name__ == "__main__":
         "config", None, "offline_moe/configs/{der,drq_eps}.py[:smoke,game=X]", lock_config=True
     )
     flags.DEFINE_string("workdir", None, "run directory (resumes if it has a checkpoint)")
+    flags.DEFINE_integer(
+        "max_iterations",
+        None,
+        "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
+    )
     flags.mark_flag_as_required("workdir")
     app.run(main)

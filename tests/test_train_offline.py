@@ -140,7 +140,7 @@ def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
     )
     workdir = str(tmp_path / "toy")
     summary = train_and_evaluate(config, workdir)
-    assert summary["torso"] == "tests.toy_torso:ToyTorso"
+    assert summary["torso"] == {"name": "tests.toy_torso:ToyTorso", "kwargs": {}}
     # The protocol block states the data the cache holds (its meta.json), not the config's
     # word for it, plus the torso, budget and evaluation caps (smoke: episodes cut at 10).
     block = rundir_lib.RunDir(workdir).read_protocol()

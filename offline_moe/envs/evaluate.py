@@ -7,7 +7,7 @@ the score is the mean undiscounted, unclipped episode return.
 
 Batching: S seeds x E environments are stepped together (one `BatchedAtari` of E copies per
 seed, seeded per seed; optionally split over `workers` processes by seed, since the emulators
-hold the GIL); each step is ONE jitted call
+hold the GIL); each step is one jitted call
 `act(params[S], obs[S, E, 84, 84, 4], keys[S], eps)`. For each seed,
 once its started episodes add up to `steps` agent steps, its environments stop starting new
 episodes and finish the ones they are in; an environment that is no longer counted is not

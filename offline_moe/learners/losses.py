@@ -1,6 +1,6 @@
 """Per-example value-learning losses for the offline learners (CQL, CQL+C51).
 
-Every function here acts on ONE transition; the learner `jax.vmap`s it over the batch.
+Every function here acts on one transition; the learner `jax.vmap`s it over the batch.
 Names follow time indices (rlax style): `q_tm1` are the online Q-values at the state s_{t-1}
 where the data action `a_tm1` was taken, `r_t` the (n-step) reward that followed, `discount_t`
 the factor applied to the bootstrap (gamma^n, or 0 if the episode terminated inside the

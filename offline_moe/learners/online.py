@@ -6,9 +6,13 @@ head (no eps-greedy while noisy), n-step 10, prioritized replay, target period 2
 DrQ(eps) (Kostrikov et al. 2021 as re-tuned by Agarwal et al. 2021): dueling double DQN with a
 Huber loss, eps-greedy 1.0 -> 0.01 over 5,000 steps after min replay, DrQ augmentation, uniform
 replay, target period 1. Both: gamma 0.99, min replay 1,600, one update per agent step,
-batch 32, Adam(1e-4, eps 1.5e-4). Settings: REFERENCE.md section 5.
+batch 32, Adam(1e-4, eps 1.5e-4) (Dopamine: labs/atari_100k/configs/DER.gin and DrQ_eps.gin).
 
-One agent step is ONE jitted call (`make_step_fn`): finish the previous replay row, write the
+Each agent is a small loss (`C51DoubleQLoss` for DER, `DoubleQHuberLoss` for DrQ(eps)) plugged
+into the SGD step shared with the offline learners (`learners.core.Learner.sgd_step`), over the
+same `QNetwork` wrapper with a `RainbowHead`.
+
+One agent step is one jitted call (`make_step_fn`): finish the previous replay row, write the
 new frame, (after min replay) sample + update + re-prioritise, then act with the updated
 parameters (Dopamine's order: store, train, select action). The host only steps the emulator.
 Seeds are a leading axis (`jax.vmap`), each seed with its own replay and its own environment.

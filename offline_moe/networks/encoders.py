@@ -23,7 +23,7 @@ _xavier = nn.initializers.xavier_uniform()
 
 
 def preprocess_obs(obs):
-    """Scales uint8 frames to float32 in [0, 1]: THE one place observations are scaled.
+    """Scales uint8 frames to float32 in [0, 1]: the one place observations are scaled.
 
     Args:
       obs: uint8 array [..., 84, 84, C] (any integer or float array is cast the same way).

@@ -13,7 +13,7 @@ sample `b` depends on sample `b` alone.
                   expert; sums to 1.
 Top-1 adds dropped_fraction, importance_loss and load_loss (unweighted).
 
-Experts are ONE `nn.vmap`-ed module with a leading expert axis on every parameter
+Experts are one `nn.vmap`-ed module with a leading expert axis on every parameter
 (kernel [n, d, H], ...): expert e maps each of its slots d -> H -> ReLU -> d (xavier_uniform
 kernels, zero biases, no output activation), as in the paper's code.
 

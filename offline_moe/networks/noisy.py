@@ -1,7 +1,7 @@
 """Factorised Gaussian noisy layers and the Rainbow/DER value head.
 
 NoisyNets: Fortunato et al. 2018, "Noisy Networks for Exploration" (factorised Gaussian noise,
-Sec. 3.2). Initialisation as in Dopamine's `NoisyNetwork` (REFERENCE.md section 5.3):
+Sec. 3.2). Initialisation as in Dopamine's `NoisyNetwork` (dopamine/jax/networks.py):
 
   mu_w, mu_b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),   sigma_w = sigma_b = 0.1 / sqrt(fan_in)
   eps_w = f(p) f(q)^T,  eps_b = f(q),  p ~ N(0, I_in), q ~ N(0, I_out),  f(x) = sign(x) sqrt|x|
@@ -54,7 +54,7 @@ class NoisyDense(nn.Module):
     Attributes:
       features: output width.
       sigma0: sigma is initialised to sigma0 / sqrt(fan_in) (0.1 in Dopamine, 0.5 in the
-        paper's Table; REFERENCE.md 5.3 follows Dopamine).
+        paper's Table; this follows Dopamine).
       per_sample: draw independent noise for every row of the batch (Dopamine's MoE DER
         agent); False shares one draw across the batch (Dopamine's DER).
     """

@@ -46,7 +46,7 @@ def _check_input(torso: str, x) -> None:
 
 
 class Tokenizer(nn.Module):
-    """THE tokenisation shared by all MoE torsos: feature map [B, h, w, c] -> tokens [B, m, d].
+    """The tokenisation shared by all MoE torsos: feature map [B, h, w, c] -> tokens [B, m, d].
 
     per_conv:  one token per spatial position, m = h*w, d = c (the paper's default, 'PerConv').
     per_feat:  one token per channel, m = c, d = h*w (the per_conv matrix transposed).

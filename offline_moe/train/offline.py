@@ -169,8 +169,7 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def _log(msg: str) -> None:
-    print(f"[train_offline] {msg}", flush=True)
+_log = rundir_lib.printer("train_offline")
 
 
 def _mean_over_calls(pending: list[dict]) -> dict[str, np.ndarray]:
@@ -409,20 +408,18 @@ def train_and_evaluate(
     if stop < tc.num_iterations:
         rd.close()
         return None
-    evals = rd.read_evals()
-    summary = {
-        "final_return": evals[-1]["returns"] if evals else None,
-        "best_return": np.max([e["returns"] for e in evals], axis=0).tolist() if evals else None,
-        "iterations": tc.num_iterations,
-        "updates": total_updates,
-        "agent": tc.agent,
-        "game": tc.game,
-        "torso": torso_meta["name"],
-        "num_seeds": s_,
-        "params": n_params,
-        "updates_per_s": timed_updates / timed_s if timed_s else None,
-        "wall_s": time.time() - run_t0,
-    }
+    summary = rundir_lib.build_summary(
+        rd.read_evals(),
+        agent=tc.agent,
+        game=tc.game,
+        torso=torso_meta,
+        num_seeds=s_,
+        iterations=tc.num_iterations,
+        updates=total_updates,
+        params=n_params,
+        updates_per_s=timed_updates / timed_s if timed_s else None,
+        wall_s=time.time() - run_t0,
+    )
     rd.write_summary(summary)
     rd.close()
     log(f"done: final returns {summary['final_return']} -> {rd.path(rundir_lib.SUMMARY)}")

@@ -2,11 +2,12 @@
 
 The command is `python -m offline_moe.train_online` (flags: --config, --workdir).
 
-Protocol (Dopamine's DataEfficientAtariRunner; REFERENCE.md 5.1): no sticky actions, 0..29
-random no-ops at each reset, a life loss is terminal for learning only (the game and its
-return go on, the frame stack restarts), rewards clipped to [-1, 1] for learning only, 27k
-agent-step episode cap, 100k agent steps as 10 iterations of 10k, evaluation over 100 episodes
-(one per parallel environment) with eps = 0.001 and the noisy head's noise off.
+Protocol (Dopamine's DataEfficientAtariRunner, dopamine/labs/atari_100k/eval_run_experiment.py):
+no sticky actions, 0..29 random no-ops at each reset, a life loss is terminal for learning only
+(the game and its return go on, the frame stack restarts), rewards clipped to [-1, 1] for
+learning only, 27k agent-step episode cap, 100k agent steps as 10 iterations of 10k,
+evaluation over 100 episodes (one per parallel environment) with eps = 0.001 and the noisy
+head's noise off.
 
 Each agent step is one jitted call (store + update + act, `offline_moe.learners.online`) plus
 the emulator step. Seeds train side by side (`config.num_seeds`), each with its own emulator.
@@ -31,7 +32,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 
 from offline_moe.envs import atari
 from offline_moe.envs.evaluate import EvalConfig
@@ -39,7 +39,14 @@ from offline_moe.envs.evaluate import evaluate as shared_evaluate
 from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import make_act_fn, online, seed_keys
 from offline_moe.networks import filter_torso_kwargs
-from offline_moe.train.rundir import RunDir, check_finite, protocol_block, to_jsonable
+from offline_moe.train.rundir import (
+    SUMMARY,
+    RunDir,
+    build_summary,
+    check_finite,
+    printer,
+    protocol_block,
+)
 
 FRAME = (atari.SCREEN_SIZE, atari.SCREEN_SIZE)
 # fold_in tags of a seed's random streams, as on the offline track (`learners.seed_keys`).
@@ -120,37 +127,8 @@ def env_seed(seed: int, stream: str) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-# ---------------------------------------------------------------------------------------------
-# Exact emulator snapshots (for resume). They read AtariEnv's documented state: the ALE
-# machine state (with its RNG), the no-op generator, the two screens of the max-pool, lives,
-# the episode step counter and whether a reset is due.
-
-
-def _b64(a: np.ndarray | bytes) -> str:
-    return base64.b64encode(bytes(a) if isinstance(a, bytes) else a.tobytes()).decode("ascii")
-
-
-def env_snapshot(env: atari.AtariEnv) -> dict:
-    return {
-        "ale": _b64(env._ale.cloneState(include_rng=True).serialize()),
-        "rng": env._rng.bit_generator.state,
-        "screens": [_b64(s) for s in env._screens],
-        "lives": int(env.lives),
-        "episode_step": int(env.episode_step),
-        "needs_reset": bool(env._needs_reset),
-    }
-
-
-def env_restore(env: atari.AtariEnv, snap: dict) -> None:
-    import ale_py
-
-    env._ale.restoreState(ale_py.ALEState(base64.b64decode(snap["ale"])))
-    env._rng.bit_generator.state = snap["rng"]
-    for screen, data in zip(env._screens, snap["screens"]):
-        screen[...] = np.frombuffer(base64.b64decode(data), np.uint8).reshape(screen.shape)
-    env.lives = snap["lives"]
-    env.episode_step = snap["episode_step"]
-    env._needs_reset = snap["needs_reset"]
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(a.tobytes()).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +203,8 @@ class Actors:
 
     def snapshot(self) -> dict:
         return {
-            "envs": [env_snapshot(env) for env in self.envs],
+            # The emulators' exact states (for resume); `set_state` checks the game on restore.
+            "envs": [env.get_state() for env in self.envs],
             "frame": [_b64(f) for f in self.frame],
             "first": self.first.tolist(),
             "reward": self.reward.tolist(),
@@ -240,7 +219,7 @@ class Actors:
 
     def restore(self, snap: dict) -> None:
         for env, es in zip(self.envs, snap["envs"]):
-            env_restore(env, es)
+            env.set_state(es)
         self.frame = np.stack(
             [np.frombuffer(base64.b64decode(f), np.uint8).reshape(FRAME) for f in snap["frame"]]
         )
@@ -379,20 +358,27 @@ def train_and_evaluate(
     config: ml_collections.ConfigDict | None,
     workdir: str,
     *,
-    stop_after_iterations: int | None = None,
-) -> dict:
+    max_iterations: int | None = None,
+    log=None,
+) -> dict | None:
     """Trains (or resumes) one online run in `workdir`; returns the summary.
 
     Args:
       config: the full config, or None to resume from `workdir/config.json`.
       workdir: the run directory.
-      stop_after_iterations: stop (as if killed) after this many iterations of THIS call have
-        been checkpointed; for tests of resumption. The summary is then {"done": False}.
+      max_iterations: stop after this many iterations in this call (checkpointed, no summary);
+        a later call resumes. For job schedulers with time limits, and for tests.
+      log: progress printer (default: `rundir.printer("train_online")`).
+
+    Returns:
+      The summary dict, or None if stopped by `max_iterations` before the end (the stop knob
+      and return contract of the offline trainer).
     """
+    log = log or printer("train_online")
     # One checkpoint kept: each holds the whole replay (~0.7 GB per seed for a 100k run).
     rd = RunDir(workdir, max_to_keep=1)
     if rd.is_done():
-        logging.info("run in %s is finished; not re-running", workdir)
+        log(f"{workdir}: run already finished (summary.json); not re-running")
         return rd.read_summary()
     if rd.has_config():
         saved = ml_collections.ConfigDict(rd.read_config())
@@ -421,7 +407,7 @@ def train_and_evaluate(
         actors.restore(meta["actors"])
         start_iteration = int(meta["iteration"])
         metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
-        logging.info("resumed %s at iteration %d", workdir, start_iteration)
+        log(f"resuming {workdir} after iteration {start_iteration}")
     rd.truncate_logs(start_iteration if last is not None else None)
 
     torso_meta = {"name": agent.config.torso_name, "kwargs": dict(agent.config.torso_kwargs)}
@@ -479,34 +465,32 @@ def train_and_evaluate(
                     "updates": np.asarray(state.train.step),
                 }
             )
-            logging.info("iteration %d step %d eval returns %s", iteration, end, returns)
+            rounded = [round(float(r), 2) for r in returns]
+            log(f"eval it {iteration}: step {end:,} returns {rounded}")
         rd.save_checkpoint(
             iteration,
             state,
             {"torso": torso_meta, "agent": rc.agent, "game": game, "actors": actors.snapshot()},
         )
         done_this_call += 1
-        if stop_after_iterations is not None and done_this_call >= stop_after_iterations:
+        if max_iterations is not None and done_this_call >= max_iterations:
             if iteration < rc.num_iterations:
                 rd.close()
-                return {"done": False, "iteration": iteration}
+                return None
 
-    evals = rd.read_evals()
-    final = evals[-1]["returns"] if evals else [float("nan")] * rc.num_seeds
-    best = np.max(np.asarray([e["returns"] for e in evals]), axis=0) if evals else final
-    summary = {
-        "final_return": final,
-        "best_return": best,
-        "agent": rc.agent,
-        "game": game,
-        "torso": torso_meta,
-        "total_steps": rc.total_steps,
-        "num_seeds": rc.num_seeds,
-    }
+    summary = build_summary(
+        rd.read_evals(),
+        agent=rc.agent,
+        game=game,
+        torso=torso_meta,
+        num_seeds=rc.num_seeds,
+        total_steps=rc.total_steps,
+    )
     if rc.export_replay:
         summary["export_replay"] = export_replay(state, rc, game, actors)
-    rd.write_summary(to_jsonable(summary))
+    rd.write_summary(summary)
     rd.close()
+    log(f"done: final returns {summary['final_return']} -> {rd.path(SUMMARY)}")
     return rd.read_summary()
 
 

@@ -20,7 +20,7 @@ Layout (shared by the offline and online tracks; `offline_moe.report` reads only
                      "best_return": [per seed], ...}
 
 Crash safety (a run may be SIGKILLed at any instant):
-  * The trainer appends an iteration's metrics/eval lines BEFORE saving that iteration's
+  * The trainer appends an iteration's metrics/eval lines before saving that iteration's
     checkpoint. On resume, `truncate_logs(last_checkpointed_iteration)` drops every line of a
     later iteration (and any half-written line), so an iteration is neither repeated nor lost.
   * Orbax finalises a checkpoint step by an atomic rename; unfinished steps are ignored.
@@ -379,3 +379,47 @@ def check_finite(
             f"{iteration}, step {step}; stopping.{kept} Lower the learning rate or check the "
             "data for NaNs."
         )
+
+
+def build_summary(
+    evals: list[dict], *, agent: str, game: str, torso: Mapping, num_seeds: int, **extra
+) -> dict:
+    """summary.json content of a finished run, the same keys on both tracks.
+
+    Args:
+      evals: the run's eval.jsonl lines (each with per-seed "returns").
+      agent, game: what was trained on what.
+      torso: {"name": ..., "kwargs": {...}} as saved with the checkpoints.
+      num_seeds: seeds in the run.
+      **extra: track-specific figures (budget, throughput, parameter count, ...).
+
+    Returns:
+      {"final_return": [per seed] of the last evaluation, "best_return": [per seed] best over
+      evaluations (both None without any), "agent", "game", "torso", "num_seeds", **extra};
+      `RunDir.write_summary` adds "done".
+    """
+    returns = [e["returns"] for e in evals]
+    return to_jsonable(
+        {
+            "final_return": returns[-1] if returns else None,
+            "best_return": np.max(np.asarray(returns, float), axis=0) if returns else None,
+            "agent": agent,
+            "game": game,
+            "torso": {"name": torso["name"], "kwargs": dict(torso.get("kwargs", {}))},
+            "num_seeds": num_seeds,
+            **extra,
+        }
+    )
+
+
+def printer(command: str):
+    """The progress printer of a trainer: one flushed stdout line per call, `[command] msg`.
+
+    Both tracks print their progress this way (absl logging stays for libraries such as
+    Orbax, whose INFO lines the commands silence).
+    """
+
+    def log(msg: str) -> None:
+        print(f"[{command}] {msg}", flush=True)
+
+    return log
