@@ -135,10 +135,15 @@ def evaluate(
         t = 0
         while counted.any():
             actions = np.asarray(act_fn(params, obs, step_keys(keys, t), cfg.epsilon))  # [S, E]
-            # Only counted envs are stepped: the others' results are ignored, and every env
-            # acts on its own observation and key, so skipping them changes no counted episode.
-            obs, done, ret = envs.step(actions, active=counted)
-            total_env_steps += int(counted.sum())
+            if cfg.backend == "pool":
+                # Only counted envs are stepped: the others' results are ignored, and every env
+                # acts on its own observation and key, so skipping them changes no counted
+                # episode. (ale-py's vector interface steps all of its envs together.)
+                obs, done, ret = envs.step(actions, active=counted)
+                total_env_steps += int(counted.sum())
+            else:
+                obs, done, ret = envs.step(actions)
+                total_env_steps += s_ * e_
             started_steps += counted.sum(axis=1)
             for s, e in zip(*np.nonzero(done & counted)):
                 episode_returns[s].append(float(ret[s, e]))
