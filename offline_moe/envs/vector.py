@@ -62,9 +62,14 @@ class VectorAtari:
       max_episode_steps: per-episode cap in agent steps (None: the protocol's).
       num_threads: emulator threads (0 or less: one per CPU core of the host).
 
-    `reset()` -> uint8 [U, E, 84, 84, stack]; `step(actions int [U, E])` ->
+    `reset()` -> uint8 [U, E, 84, 84, stack]; `step(actions int [U, E], active=None)` ->
     (obs uint8 [U, E, 84, 84, stack], done bool [U, E], episode_return float32 [U, E]), the
-    fields ('obs', 'done', 'episode_return') of `BatchStep` that evaluation reads.
+    fields ('obs', 'done', 'episode_return') of `BatchStep` that evaluation reads. The vector
+    interface steps every environment; where `active` is false the result is that of an env
+    that was not stepped (its previous observation, no episode end, return 0), as
+    `EmulatorPool` gives, and the env's own game (it has its own emulator and sticky-action
+    generator) never touches the others'. So an env, once inactive, must stay inactive (as in
+    evaluation, where a finished env stops counting for good).
     """
 
     def __init__(
@@ -146,9 +151,10 @@ class VectorAtari:
     def reset(self) -> np.ndarray:
         obs, _ = self._ale.reset(list(range(len(self._seeds))), self._seeds)
         self._returns[:] = 0
-        return self._shape(obs)
+        self._obs = self._shape(obs)
+        return self._obs
 
-    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions, active=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         actions = np.asarray(actions)
         if actions.shape != (self.num_units, self.num_envs):
             raise ValueError(
@@ -162,7 +168,17 @@ class VectorAtari:
         episode_return = np.where(done, self._returns, 0.0).astype(np.float32)
         self._returns[done] = 0.0
         shape = (self.num_units, self.num_envs)
-        return self._shape(obs), done.reshape(shape), episode_return.reshape(shape)
+        obs, done, episode_return = (
+            self._shape(obs),
+            done.reshape(shape),
+            episode_return.reshape(shape),
+        )
+        if active is not None:
+            active = np.asarray(active, bool)
+            obs = np.where(active[..., None, None, None], obs, self._obs)
+            done, episode_return = done & active, np.where(active, episode_return, 0.0)
+        self._obs = obs
+        return obs, done, episode_return
 
     def close(self) -> None:
         self._ale = None
