@@ -48,10 +48,10 @@ def test_pong_ram_addresses_match_the_screen():
     assert checked_paddle >= 20 and checked_ball >= 20 and scored
 
 
-def _episode_return(policy: str, seed: int, cap: int) -> float:
+def _episode_return(policy: str, seed: int, cap: int, game: str = "Pong") -> float:
     from offline_moe.data.record import make_policy
 
-    env = AtariEnv("Pong", protocol="dqn_replay", seed=seed, max_episode_steps=cap)
+    env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=cap)
     agent = make_policy(policy, env.num_actions, np.random.default_rng(seed), 0.0, env=env)
     env.reset()
     total = 0.0
@@ -71,6 +71,12 @@ def test_scripted_beats_random_on_pong():
     scripted = [_episode_return("scripted", s, 1000) for s in (0, 1)]
     random = [_episode_return("random", s, 1000) for s in (0, 1)]
     assert max(random) <= -15 and min(scripted) >= -8, (scripted, random)
+
+
+def test_scripted_beats_random_on_freeway():
+    """One episode each, 300 agent steps: UP crosses about every 90 steps, random never."""
+    scripted, random = (_episode_return(p, 0, 300, game="Freeway") for p in ("scripted", "random"))
+    assert scripted >= 2 and random == 0, (scripted, random)
 
 
 class _FixedRamEnv:
@@ -118,7 +124,8 @@ def test_record_scripted_eps1_is_random_and_refuses_other_games():
 
     assert np.array_equal(actions("scripted", 1.0), actions("random", 0.0))
     assert not np.array_equal(actions("scripted", 0.0), actions("random", 0.0))
-    with pytest.raises(ValueError, match="no scripted controller for 'Breakout'; valid games: Pon"):
+    msg = "no scripted controller for 'Breakout'; valid games: Freeway, Pong"
+    with pytest.raises(ValueError, match=msg):
         record("Breakout", 10, "/nonexistent", policy="scripted")
 
 
