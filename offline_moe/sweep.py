@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from offline_moe.analysis import suites
 from offline_moe.analysis.sweep import (
+    detect_accelerators,
     expand_grid,
     record_grid,
     run_sweep,
@@ -60,6 +61,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--print", dest="print_only", action="store_true",
                         help="print one command per run instead of running")  # fmt: skip
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="local: a process pool on this machine; ray: one Ray task per run directory "
+        "(offline_moe.analysis.ray_backend; needs the 'cluster' extra)",
+    )
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        help="local backend: accelerator ids to hand out, one per worker (CUDA_VISIBLE_DEVICES): "
+        "'auto' (this process's CUDA_VISIBLE_DEVICES, else nvidia-smi's GPUs, else none), "
+        "'none', or e.g. 0,1,2,3",
+    )
+    parser.add_argument(
+        "--runs_per_device",
+        type=int,
+        default=1,
+        help="local backend: runs that may share one accelerator (default 1: never two)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="ray backend: cluster address ('auto', 'ray://host:10001', host:6379); "
+        "default: start a local Ray instance for this sweep",
+    )
+    parser.add_argument(
+        "--gpus_per_run",
+        type=float,
+        default=None,
+        help="ray backend: accelerators per run (default 1 if the cluster has GPUs, else 0)",
+    )
+    parser.add_argument(
+        "--cpus_per_run",
+        type=float,
+        default=None,
+        help="ray backend: CPU cores per run (default 1 + one evaluation worker per seed, "
+        "capped at the largest node)",
+    )
+    parser.add_argument(
+        "--memory_per_run_gb",
+        type=float,
+        default=None,
+        help="ray backend: host memory per run in GiB (default 2 + the replay's size; 0 = no "
+        "memory request)",
+    )
+    parser.add_argument(
+        "--max_retries",
+        type=int,
+        default=2,
+        help="ray backend: retries of a failed or preempted run (each resumes its checkpoint)",
+    )
+    parser.add_argument(
+        "--ray_num_cpus",
+        type=int,
+        default=None,
+        help="ray backend without --address: CPUs of the local Ray instance (default: all)",
+    )
+    parser.add_argument(
+        "--status_every",
+        type=float,
+        default=30.0,
+        help="ray backend: seconds between status tables (also printed on every change)",
+    )
+    parser.add_argument(
+        "--wandb_project",
+        default="",
+        help="passed to every trainer: also log to this Weights & Biases project ('' = off)",
+    )
     parser.add_argument("--trainer_module", default=None, help="replace the trainer module")
     parser.add_argument(
         "--python", default=None, help="interpreter (default: this one; 'python' with --print)"
@@ -90,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         local_steps = 3000 if args.smoke else 0
     if local_steps > 0:
         # --print only writes commands: the caches are made by the command printed to stderr.
-        specs = with_local_data(specs, local_steps, args.data_dir, prepare=not args.print_only)
+        # Ray tasks prepare missing caches on their nodes (once per cache, under a lock).
+        prepare = not args.print_only and args.backend == "local"
+        specs = with_local_data(specs, local_steps, args.data_dir, prepare=prepare)
         games_offline = sorted({s.game for s in specs if s.agent in suites.OFFLINE_AGENTS})
         if args.print_only and games_offline:
             print(
@@ -106,14 +178,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(shlex.join(cmd))
         return 0
     record_grid(os.path.abspath(args.root), specs)
+    extra_args = [f"--wandb_project={args.wandb_project}"] if args.wandb_project else []
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        result = run_sweep(
-            specs,
-            workers=args.workers,
-            python=args.python or sys.executable,
-            trainer_module=args.trainer_module,
-            log=lambda msg: print(msg, file=sys.stderr, flush=True),
-        )
+        if args.backend == "ray":
+            from offline_moe.analysis.ray_backend import run_sweep_ray
+
+            result = run_sweep_ray(
+                specs,
+                address=args.address,
+                gpus_per_run=args.gpus_per_run,
+                cpus_per_run=args.cpus_per_run,
+                memory_per_run_gb=args.memory_per_run_gb,
+                max_retries=args.max_retries,
+                num_cpus=args.ray_num_cpus,
+                trainer_module=args.trainer_module,
+                extra_args=extra_args,
+                local_data=(local_steps, os.path.abspath(args.data_dir)) if local_steps else None,
+                status_every=args.status_every,
+                log=log,
+            )
+        else:
+            if args.devices == "auto":
+                devices = detect_accelerators()
+            elif args.devices == "none":
+                devices = []
+            else:
+                devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+            result = run_sweep(
+                specs,
+                workers=args.workers,
+                devices=devices,
+                runs_per_device=args.runs_per_device,
+                python=args.python or sys.executable,
+                trainer_module=args.trainer_module,
+                extra_args=extra_args,
+                log=log,
+            )
     except KeyboardInterrupt:
         print("[sweep] interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ import os
 
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.offline import train_and_evaluate
+from offline_moe.train.process import define_process_flags, setup_trainer_process
 
 # ----- absl entry point -----
 
@@ -40,16 +41,16 @@ def _define_flags():
         "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
     )
     flags.mark_flag_as_required("workdir")
+    define_process_flags()
     return flags.FLAGS
 
 
 def main(argv) -> None:
-    from absl import flags, logging
+    from absl import flags
 
     del argv
     flags_ = flags.FLAGS
-    if not flags_["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    setup_trainer_process()  # compilation cache, monitoring, quiet Orbax
     config = flags_.config
     if config is None:
         path = os.path.join(flags_.workdir, rundir_lib.CONFIG)

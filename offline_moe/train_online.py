@@ -14,6 +14,7 @@ import json
 from absl import app, flags
 
 from offline_moe.train.online import train_and_evaluate
+from offline_moe.train.process import define_process_flags, setup_trainer_process
 from offline_moe.train.rundir import to_jsonable
 
 # ---------------------------------------------------------------------------------------------
@@ -23,12 +24,10 @@ from offline_moe.train.rundir import to_jsonable
 
 def main(argv):
     from absl import flags as absl_flags
-    from absl import logging
 
     del argv
     fl = absl_flags.FLAGS
-    if not fl["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    setup_trainer_process()  # compilation cache, monitoring, quiet Orbax
     summary = train_and_evaluate(fl["config"].value, fl.workdir, max_iterations=fl.max_iterations)
     if summary is not None:
         print(json.dumps(to_jsonable(summary), sort_keys=True))
@@ -47,4 +46,5 @@ if __name__ == "__main__":
         "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
     )
     flags.mark_flag_as_required("workdir")
+    define_process_flags()
     app.run(main)

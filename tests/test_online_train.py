@@ -10,7 +10,9 @@ from offline_moe.configs import der, drq_eps
 from offline_moe.envs import atari
 from offline_moe.envs.pool import EmulatorPool
 from offline_moe.train import online as train_online
+from offline_moe.train.monitor import Monitor
 from offline_moe.train.rundir import RunDir
+from tests.test_monitor import read_scalars
 
 
 def _tiny(config_module, **overrides):
@@ -70,9 +72,17 @@ def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, tors
     # A crash in the middle of iteration 2 leaves lines of it behind; resume drops them.
     with open(f"{b}/metrics.jsonl", "a") as f:
         f.write(json.dumps({"iteration": 2, "step": 60, "loss": [1.0]}) + "\n{broken")
+    lost = Monitor(b)  # ... and their TensorBoard events
+    lost.log({"iteration": 2, "step": 60, "loss": [1.0]}, "train")
+    lost.close()
     resumed = train_online.train_and_evaluate(None, b)  # --workdir alone
     assert resumed["done"]
     _assert_same_run(a, b)
+    # TensorBoard: the steps and values of metrics.jsonl, the cut lines' events gone.
+    metrics_b = RunDir(b).read_metrics()
+    loss_b = read_scalars(b)["train/loss"]
+    assert [s for s, _ in loss_b] == [m["step"] for m in metrics_b]
+    assert [v for _, v in loss_b] == pytest.approx([np.mean(m["loss"]) for m in metrics_b])
 
     state, meta = train_online.restore_state(a)
     assert int(state.replay.count[0]) == config.total_steps

@@ -12,7 +12,9 @@ import pytest
 from offline_moe.bench.learner import ale_cache
 from offline_moe.configs import cql, cql_c51
 from offline_moe.train import rundir as rundir_lib
+from offline_moe.train.monitor import Monitor
 from offline_moe.train.offline import build, train_and_evaluate
+from tests.test_monitor import read_scalars
 
 
 class NaNTorso(nn.Module):
@@ -112,6 +114,9 @@ def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_pat
     assert not os.path.exists(os.path.join(part, "summary.json"))
     with open(os.path.join(part, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"iteration": 1, "step": 6, "loss": [0, 0]}) + "\n{broken")
+    lost = Monitor(part)  # ... and its TensorBoard event
+    lost.log({"iteration": 1, "step": 6, "loss": [0.0, 0.0]}, "train")
+    lost.close()
     summary2 = train_and_evaluate(json.load(open(os.path.join(part, "config.json"))), part)
     assert summary2["final_return"] == summary["final_return"]
     state_part, meta = final_params(part)
@@ -121,6 +126,15 @@ def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_pat
     metrics2 = rundir_lib.read_jsonl(os.path.join(part, "metrics.jsonl"))
     assert [m["step"] for m in metrics2] == [2, 4, 6, 8]
     assert [m["loss"] for m in metrics2] == [m["loss"] for m in metrics]
+    # TensorBoard holds every logged step once (the lost iteration's event was cut) with the
+    # logged values, the torso's expert usage and the representation metrics.
+    scalars = read_scalars(part)
+    assert [s for s, _ in scalars["train/loss"]] == [2, 4, 6, 8]
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx(
+        [np.mean(m["loss"]) for m in metrics2]
+    )
+    assert [s for s, _ in scalars["eval/returns"]] == [4, 8]
+    assert {"torso/expert_usage/1", "train/loss/seed_1", "repr/srank"} <= set(scalars)
     evals2 = rundir_lib.read_jsonl(os.path.join(part, "eval.jsonl"))
     assert [e["returns"] for e in evals2] == [e["returns"] for e in evals]
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import shlex
 import signal
 import subprocess
@@ -269,16 +270,64 @@ def _stop_children() -> None:
             pass
 
 
+def detect_accelerators(environ: dict | None = None) -> list[str]:
+    """Accelerator ids of this host: $CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`'s."""
+    environ = os.environ if environ is None else environ
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, _ in enumerate(x for x in out.splitlines() if x.startswith("GPU "))]
+
+
+def device_slots(devices: Sequence[str], workers: int, runs_per_device: int = 1):
+    """One accelerator id per worker slot (each id `runs_per_device` times), or None (CPU).
+
+    Raises:
+      ValueError: more workers than accelerators x runs_per_device.
+    """
+    if not devices:
+        return None
+    if runs_per_device < 1:
+        raise ValueError(f"--runs_per_device must be >= 1, got {runs_per_device}")
+    if workers > len(devices) * runs_per_device:
+        raise ValueError(
+            f"--workers={workers} but {len(devices)} accelerator(s) ({','.join(devices)}) at "
+            f"--runs_per_device={runs_per_device}: lower --workers, or share accelerators with "
+            f"--runs_per_device={-(-workers // len(devices))}"
+        )
+    return [d for d in devices for _ in range(runs_per_device)]
+
+
 def run_sweep(
     specs: Sequence[RunSpec],
     *,
     workers: int = 1,
+    devices: Sequence[str] | None = None,
+    runs_per_device: int = 1,
     python: str = sys.executable,
     trainer_module: str | None = None,
+    extra_args: Sequence[str] = (),
     env: dict | None = None,
     log=print,
 ) -> dict[str, list[RunSpec]]:
     """Runs every unfinished spec through a local process pool.
+
+    Args:
+      specs: the grid.
+      workers: runs at a time.
+      devices: accelerator ids (`detect_accelerators()`); each running trainer sees only its
+        own (CUDA_VISIBLE_DEVICES), at most `runs_per_device` runs per accelerator. None or
+        empty: no assignment (CPU).
+      runs_per_device: runs that may share one accelerator.
+      python, trainer_module, extra_args: the trainer command (`trainer_command`, extra flags).
+      env: the trainers' environment (default: this process's).
+      log: progress printer.
 
     Returns:
       {'skipped': finished before, 'ok': ran and finished, 'failed': non-zero exit or no
@@ -292,17 +341,29 @@ def run_sweep(
             result["skipped"].append(spec)
         else:
             todo.append((spec, status))
+    slots = device_slots(devices or [], workers, runs_per_device)
     log(f"[sweep] {len(specs)} runs: {len(result['skipped'])} done, {len(todo)} to run")
     if not todo:
         return result
+    free = queue.SimpleQueue()
+    for slot in slots or []:
+        free.put(slot)
 
     def job(item):
         spec, status = item
-        cmd = trainer_command(spec, python=python, trainer_module=trainer_module)
+        cmd = [*trainer_command(spec, python=python, trainer_module=trainer_module), *extra_args]
         log_path = log_path_for(spec)
+        device = free.get() if slots else None  # a worker holds one slot while its run lasts
+        run_env = env
+        if device is not None:
+            run_env = {**(os.environ if env is None else env), "CUDA_VISIBLE_DEVICES": device}
         verb = "resume" if status == "partial" else "start"
-        log(f"[sweep] {verb} {spec.workdir}")
-        rc = _run_one(cmd, log_path, env)
+        log(f"[sweep] {verb} {spec.workdir}" + ("" if device is None else f" on device {device}"))
+        try:
+            rc = _run_one(cmd, log_path, run_env)
+        finally:
+            if device is not None:
+                free.put(device)
         ok = rc == 0 and run_status(spec.workdir) == "done"
         log(f"[sweep] {'ok' if ok else f'FAILED (rc={rc}, log {log_path})'} {spec.workdir}")
         return spec, ok

@@ -8,6 +8,8 @@ SUBCOMMANDS = {
     "data": "ingest rate, cache bytes per transition, DeviceReplay sampling rate",
     "learner": "CQL / CQL+C51 updates per second, end to end and bare",
     "online": "DER / DrQ(eps) agent steps per second including updates",
+    "compile": "a trainer's second-start time with and without the persistent compile cache",
+    "sweep": "the Ray sweep backend's overhead against the local one on the same grid",
     "device": "the accelerator check: learner, replay, memory, online, evaluation in one JSON",
 }
 

@@ -168,10 +168,21 @@ def ensure_local_cache(
     eps: float | None = None,
 ) -> str:
     """Records (if needed) and ingests (if needed) `steps` steps of `game` by `policy` (and its
-    `eps`); returns the cache."""
+    `eps`); returns the cache.
+
+    Holds an exclusive lock (flock on `DATA_DIR/.locks/<cache>.lock`) meanwhile, so that several processes
+    that need the same cache, e.g. the sweep's Ray tasks on nodes sharing DATA_DIR, make it
+    once: the others wait, then find it made.
+    """
+    import fcntl
+
     who = {"policy": policy, "eps": eps}
     wanted = recording_identity(game, steps, seed, **who)
     rlds_dir = local_dataset_dir(game, steps, data_dir, seed, **who)
-    source = record_dataset(game, steps, rlds_dir, seed=seed, **who)
     cache_dir = local_cache_dir(game, steps, data_dir, seed, **who)
-    return ingest_dataset(source, rlds_dir, cache_dir, wanted)
+    locks = os.path.join(data_dir, ".locks")
+    os.makedirs(locks, exist_ok=True)
+    with open(os.path.join(locks, os.path.basename(cache_dir) + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed (or we die)
+        source = record_dataset(game, steps, rlds_dir, seed=seed, **who)
+        return ingest_dataset(source, rlds_dir, cache_dir, wanted)

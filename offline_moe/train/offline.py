@@ -6,9 +6,10 @@ The command `python -m offline_moe.train_offline` parses flags and calls
 
 Per iteration: `updates_per_iteration` gradient updates per seed, run as jitted calls of
 `scan_steps` fused updates that sample from the DeviceReplay on device; metrics leave the
-device every `log_interval` updates; then (every `eval.interval` iterations and after the last)
-an ALE evaluation and representation metrics on a fixed replay batch; then the iteration's log
-lines are appended and its checkpoint saved.
+device every `log_interval` updates and go to metrics.jsonl and the TensorBoard event files at
+once, with a progress line (`offline_moe.train.progress`); then (every `eval.interval`
+iterations and after the last) an ALE evaluation and representation metrics on a fixed replay
+batch, appended to eval.jsonl; then the iteration's checkpoint is saved.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from offline_moe.learners import (
 from offline_moe.replay.cache import cache_dir_for, cache_identity, source_kind
 from offline_moe.replay.host import HostReplay, HostTrainStep
 from offline_moe.train import rundir as rundir_lib
+from offline_moe.train.progress import Progress
 from offline_moe.train.repr_metrics import representation_metrics
 
 # fold_in tags of the independent random streams of a seed: seed s of a run with base seed b
@@ -160,13 +162,6 @@ def _to_dict(config: Any) -> dict:
     if hasattr(config, "to_dict"):
         return config.to_dict()
     return json.loads(json.dumps(config))
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 _log = rundir_lib.printer("train_offline")
@@ -335,13 +330,15 @@ def train_and_evaluate(
         f"{tc.num_iterations} x {tc.updates_per_iteration:,} updates, K={scan_steps}"
     )
     run_t0 = time.time()
-    timed_updates, timed_s = 0, 0.0
+    eval_its = [i for i in range(tc.num_iterations) if _is_eval_iteration(i, tc, ec)]
+    progress = Progress(
+        total_updates, len(eval_its), sum(i < start for i in eval_its), "update", s_
+    )
     stop = tc.num_iterations
     if max_iterations is not None:
         stop = min(stop, start + max_iterations)
     for it in range(start, stop):
         pending: list[dict] = []
-        metric_lines = []
         t_block = time.time()
         for call in range(calls):
             state, m = train_step(state)
@@ -356,12 +353,10 @@ def train_and_evaluate(
                 now = time.time()
                 block_updates = len(pending) * scan_steps
                 rate = block_updates / max(now - t_block, 1e-9)
-                if not (it == start and len(metric_lines) == 0):  # first block includes compile
-                    timed_updates += block_updates
-                    timed_s += now - t_block
-                # The first block of a process includes compilation: no ETA from it.
-                eta = (total_updates - step) * timed_s / timed_updates if timed_s else None
-                metric_lines.append(
+                progress.block(block_updates, now - t_block)  # the first includes compiling
+                # Written at once (live monitoring); the lines of an iteration that is not
+                # checkpointed are dropped on resume (rundir.truncate_logs).
+                rd.append_metrics(
                     {
                         "iteration": it,
                         "step": step,
@@ -370,23 +365,19 @@ def train_and_evaluate(
                         **{k: v.tolist() for k, v in metrics.items()},
                     }
                 )
-                log(
-                    f"it {it + 1}/{tc.num_iterations} update {step:,}/{total_updates:,} "
-                    f"loss {float(np.mean(metrics['loss'])):.4f} {rate:,.1f} updates/s "
-                    f"(x{s_} seeds{', incl. compile' if eta is None else ''}) "
-                    f"ETA {'?' if eta is None else _fmt_time(eta)}"
-                )
+                loss = float(np.mean(metrics["loss"]))
+                log(progress.line(it + 1, tc.num_iterations, step, loss, {"updates/s": rate}))
                 pending, t_block = [], time.time()
         eval_record = None
-        if (it + 1) % ec.interval == 0 or it == tc.num_iterations - 1:
+        if _is_eval_iteration(it, tc, ec):
+            t_eval = time.time()
             eval_record = _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec)
+            progress.evaluation(time.time() - t_eval)
             log(
                 f"eval it {it + 1}: returns {[round(r, 2) for r in eval_record['returns']]} "
                 f"({eval_record['episodes']} episodes, {eval_record['eval_s']:.1f}s)"
             )
         # Log lines first, then the checkpoint: on resume, lines past the checkpoint are dropped.
-        for line in metric_lines:
-            rd.append_metrics(line)
         if eval_record is not None:
             rd.append_eval(eval_record)
         rd.save_checkpoint(
@@ -417,13 +408,18 @@ def train_and_evaluate(
         iterations=tc.num_iterations,
         updates=total_updates,
         params=n_params,
-        updates_per_s=timed_updates / timed_s if timed_s else None,
+        updates_per_s=1.0 / progress.seconds_per_step() if progress.timed[0] else None,
         wall_s=time.time() - run_t0,
     )
     rd.write_summary(summary)
     rd.close()
     log(f"done: final returns {summary['final_return']} -> {rd.path(rundir_lib.SUMMARY)}")
     return rd.read_summary()
+
+
+def _is_eval_iteration(it: int, tc: TrainConfig, ec: EvalConfig) -> bool:
+    """Evaluation after every `eval.interval`-th iteration and after the last (0-based `it`)."""
+    return (it + 1) % ec.interval == 0 or it == tc.num_iterations - 1
 
 
 def _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec) -> dict:

@@ -39,6 +39,7 @@ from offline_moe.envs.evaluate import evaluate as shared_evaluate
 from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import make_act_fn, online, seed_keys
 from offline_moe.networks import filter_torso_kwargs
+from offline_moe.train.progress import Progress
 from offline_moe.train.rundir import (
     SUMMARY,
     RunDir,
@@ -354,6 +355,11 @@ def restore_state(workdir: str, iteration: int | None = None) -> tuple[online.On
         rd.close()
 
 
+def _is_eval_iteration(iteration: int, rc: RunConfig) -> bool:
+    """Evaluation after every `eval_every_iterations`-th iteration and the last (1-based)."""
+    return iteration % rc.eval_every_iterations == 0 or iteration == rc.num_iterations
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict | None,
     workdir: str,
@@ -415,6 +421,10 @@ def train_and_evaluate(
     done_this_call = 0
     log_time = time.time()
     log_step = start_iteration * rc.iteration_steps
+    log_updates = int(np.asarray(state.metric_count)[0])
+    eval_its = [i for i in range(1, rc.num_iterations + 1) if _is_eval_iteration(i, rc)]
+    evals_done = sum(i <= start_iteration for i in eval_its)
+    progress = Progress(rc.total_steps, len(eval_its), evals_done, "step", rc.num_seeds)
     for it in range(start_iteration, rc.num_iterations):
         iteration = it + 1
         end = min(iteration * rc.iteration_steps, rc.total_steps)
@@ -434,18 +444,25 @@ def train_and_evaluate(
                 metric_snapshot = (sums, count)
                 check_finite(means, iteration=iteration, step=t + 1, rundir=rd, seeds=seeds)
                 now = time.time()
+                steps_per_sec = (t + 1 - log_step) / max(now - log_time, 1e-9)
+                updates_per_sec = (int(count[0]) - log_updates) / max(now - log_time, 1e-9)
+                progress.block(t + 1 - log_step, now - log_time)  # the first includes compiling
                 record = {
                     "iteration": iteration,
                     "step": t + 1,
-                    "steps_per_sec": (t + 1 - log_step) / max(now - log_time, 1e-9),
+                    "steps_per_sec": steps_per_sec,
                     "updates": count,
                     "train_episode_returns": actors.finished,
                     **{k: v for k, v in means.items()},
                 }
-                log_time, log_step = now, t + 1
+                log_time, log_step, log_updates = now, t + 1, int(count[0])
                 actors.finished = [[] for _ in range(rc.num_seeds)]
                 rd.append_metrics(record)
-        if iteration % rc.eval_every_iterations == 0 or iteration == rc.num_iterations:
+                rates = {"agent steps/s": steps_per_sec, "updates/s": updates_per_sec}
+                loss = float(np.mean(means["loss"]))
+                log(progress.line(iteration, rc.num_iterations, t + 1, loss, rates))
+        if _is_eval_iteration(iteration, rc):
+            t_eval = time.time()
             returns, episodes = evaluate(
                 eval_act,
                 state.train.params,
@@ -465,8 +482,12 @@ def train_and_evaluate(
                     "updates": np.asarray(state.train.step),
                 }
             )
+            progress.evaluation(time.time() - t_eval)
             rounded = [round(float(r), 2) for r in returns]
-            log(f"eval it {iteration}: step {end:,} returns {rounded}")
+            log(
+                f"eval it {iteration}: step {end:,} returns {rounded} ({time.time() - t_eval:.1f}s)"
+            )
+            log_time = time.time()  # the next block's rate leaves the evaluation out
         rd.save_checkpoint(
             iteration,
             state,

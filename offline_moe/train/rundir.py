@@ -16,6 +16,8 @@ Layout (shared by the offline and online tracks; `offline_moe.report` reads only
                      steps_per_iteration, unit}, eval {protocol, epsilon, max_episode_steps,
                      standard_max_episode_steps, min_steps, episodes, interval},
                      sticky_actions. The report groups runs and matches the paper on it.
+    events.out.tfevents.*  TensorBoard scalars of the metrics and eval lines, written with
+                     them (`offline_moe.train.monitor`; cut with them on resume)
     summary.json     written last: {"done": true, "final_return": [per seed],
                      "best_return": [per seed], ...}
 
@@ -172,6 +174,7 @@ class RunDir:
         os.makedirs(self.workdir, exist_ok=True)
         self.max_to_keep = max_to_keep
         self._manager = None
+        self._monitor = None
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -222,6 +225,7 @@ class RunDir:
         if "iteration" not in record:
             raise ValueError(f"{METRICS} records need an 'iteration' field; got {sorted(record)}")
         self._append(METRICS, record)
+        self.monitor.log(record, "train")
 
     def append_eval(self, record: Mapping) -> None:
         """Appends one evaluation line: iteration, step, returns [per seed], episodes [per seed]."""
@@ -229,6 +233,7 @@ class RunDir:
         if missing:
             raise ValueError(f"{EVAL} records need fields {sorted(missing)}")
         self._append(EVAL, record)
+        self.monitor.log(record, "eval")
 
     def read_metrics(self) -> list[dict]:
         return read_jsonl(self.path(METRICS))
@@ -236,8 +241,24 @@ class RunDir:
     def read_evals(self) -> list[dict]:
         return read_jsonl(self.path(EVAL))
 
+    @property
+    def monitor(self):
+        """TensorBoard (and optional W&B) scalars of this run (`offline_moe.train.monitor`)."""
+        if self._monitor is None:
+            from offline_moe.train.monitor import Monitor
+
+            self._monitor = Monitor(self.workdir, self.read_config() if self.has_config() else None)
+        return self._monitor
+
     def truncate_logs(self, last_iteration: int | None) -> None:
-        """Keeps only lines with iteration <= last_iteration (none if None); drops broken lines."""
+        """Keeps only lines with iteration <= last_iteration (none if None); drops broken lines.
+
+        The TensorBoard event files are cut to the same point: events after the last step of
+        the kept lines are dropped.
+        """
+        from offline_moe.train.monitor import truncate_event_files
+
+        kept_steps = []
         for name in (METRICS, EVAL):
             p = self.path(name)
             if not os.path.exists(p):
@@ -247,6 +268,7 @@ class RunDir:
                 for r in read_jsonl(p)
                 if last_iteration is not None and int(r.get("iteration", -1)) <= last_iteration
             ]
+            kept_steps += [int(r["step"]) for r in keep if "step" in r]
             tmp = f"{p}.tmp{os.getpid()}"
             with open(tmp, "w") as f:
                 for r in keep:
@@ -254,6 +276,7 @@ class RunDir:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, p)
+        truncate_event_files(self.workdir, max(kept_steps) if kept_steps else None)
 
     # ----- checkpoints -----
     @property
@@ -330,6 +353,9 @@ class RunDir:
         if self._manager is not None:
             self._manager.close()
             self._manager = None
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
 
 
 def check_finite(

@@ -1,0 +1,83 @@
+"""Second-start compile time of a trainer, with and without JAX's persistent compilation cache.
+
+    python -m offline_moe.bench compile [--agent=cql] [--cache_dir=DIR] [--out=DIR]
+
+Starts the smoke config of a trainer three times, each in a fresh run directory, in a
+subprocess (as a resumed or repeated run would): (1) with an empty persistent cache (cold),
+(2) again with the cache it filled, (3) with the cache off. For each start it reports the
+process wall time and the first training block's time (metrics.jsonl `time_s` of the first
+line: compiling the fused update step plus one block), against a later block's time.
+Offline agents train on a small locally recorded cache (`offline_moe.data.local`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from offline_moe.analysis import suites
+
+
+def _start(agent: str, workdir: str, cache_args: list[str], cache_dir_data: str | None) -> dict:
+    trainer = "train_offline" if agent in suites.OFFLINE_AGENTS else "train_online"
+    cmd = [
+        sys.executable,
+        "-m",
+        f"offline_moe.{trainer}",
+        f"--config=offline_moe/configs/{agent}.py:smoke,game=Pong",
+        f"--workdir={workdir}",
+        *cache_args,
+    ]
+    if cache_dir_data:
+        cmd += [f"--config.data.cache_dir={cache_dir_data}", "--config.num_iterations=1"]
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    t0 = time.time()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.time() - t0
+    lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    out = {"wall_s": wall}
+    if "time_s" in lines[0]:
+        out["first_block_s"] = lines[0]["time_s"]
+        if len(lines) > 1:
+            out["later_block_s"] = lines[1]["time_s"] - lines[0]["time_s"]
+    return out
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agent", default="cql", help="cql | cql_c51 | der | drq_eps")
+    parser.add_argument("--data_dir", default="data", help="local data for offline agents")
+    parser.add_argument("--out", default=None, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args(argv[1:])
+    scratch = args.out or tempfile.mkdtemp(prefix="bench_compile_")
+    cache = os.path.join(scratch, "jax_cache")
+    shutil.rmtree(cache, ignore_errors=True)
+    data_cache = None
+    if args.agent in suites.OFFLINE_AGENTS:
+        from offline_moe.data.local import ensure_local_cache
+
+        data_cache = os.path.abspath(ensure_local_cache("Pong", 1000, args.data_dir))
+    starts = [
+        ("cold (empty cache)", ["--compile_cache", f"--compile_cache_dir={cache}"]),
+        ("second start, cache on", ["--compile_cache", f"--compile_cache_dir={cache}"]),
+        ("second start, cache off", ["--nocompile_cache"]),
+    ]
+    print(f"{'start':<26} {'wall s':>8} {'first block s':>14} {'later block s':>14}")
+    for i, (name, flags) in enumerate(starts):
+        workdir = os.path.join(scratch, f"run{i}")
+        shutil.rmtree(workdir, ignore_errors=True)
+        r = _start(args.agent, workdir, flags, data_cache)
+        print(
+            f"{name:<26} {r['wall_s']:>8.1f} {r.get('first_block_s', float('nan')):>14.2f} "
+            f"{r.get('later_block_s', float('nan')):>14.2f}",
+            flush=True,
+        )
+    if not args.out:
+        shutil.rmtree(scratch, ignore_errors=True)
