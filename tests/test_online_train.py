@@ -242,6 +242,7 @@ def test_interval_means_per_seed_with_vector_metrics():
     np.testing.assert_allclose(none["loss"], [0.0, 0.0])
 
 
+@pytest.mark.slow
 def test_seed_of_a_multi_seed_run_equals_that_seed_run_alone():
     """The seed rule of both tracks: seed 1 of a 2-seed run with base seed 0 trains, acts and
     evaluates exactly like a 1-seed run with base seed 1, so `sweep --seeds_per_run` never

@@ -5,7 +5,7 @@ zero padding at episode starts and n-step returns all happen inside `sample`, wh
 so it runs inside the jitted update and the training loop never waits on the host.
 
 `DeviceReplay` is a registered pytree: its arrays are leaves and `stack`, `n_step`, `gamma`
-and the metadata are static. Pass it as an ARGUMENT to jitted functions (never close over it:
+and the metadata are static. Pass it as an argument to jitted functions (never close over it:
 closed-over arrays become huge HLO constants)::
 
     replay = DeviceReplay.load(cache_dir, stack=4, n_step=1, gamma=0.99)
@@ -53,8 +53,9 @@ K = 4, n = 3, gamma = 0.5:
 
 With n = 1 rows 5 and 6 become valid too (next_obs = the stack at row 6 and row 7).
 
-The pure helpers `episode_start_rows`, `valid_indices`, `stack_indices`, `gather_stacks` and
-`nstep_targets` hold the rules above and are public for reuse by other replays.
+The rules themselves (stacking, n-step return, validity of a window) live in
+`replay.transitions`, shared with the online replay; `valid_indices`, `stack_indices`,
+`gather_stacks` and `nstep_targets` apply them to the flat cache.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offline_moe.replay import transitions
 from offline_moe.replay.cache import CacheError, load_cache
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +98,9 @@ def episode_end_rows(episode_start: np.ndarray) -> np.ndarray:
     return np.minimum.accumulate(rows[::-1])[::-1].astype(np.int32)
 
 
+VALID_CHUNK = 1 << 16  # rows per call of the validity rule (bounds the [rows, n] windows)
+
+
 def valid_indices(
     terminal: np.ndarray,
     episode_start: np.ndarray,
@@ -104,15 +109,30 @@ def valid_indices(
 ) -> np.ndarray:
     """Rows that start a sampleable n-step transition (module docstring rule). int32 [V].
 
-    Assumes the cache rule that `terminal` can only be set on the last row of an episode.
+    The rule is `replay.transitions.window_valid`, vmapped over the rows in chunks; rows past
+    the end of the cache count as episode starts, and observation-only rows are never valid.
     """
     terminal = np.asarray(terminal, dtype=bool)
     observation_only = np.asarray(observation_only, dtype=bool)
-    t = np.arange(terminal.size)
-    end = episode_end_rows(episode_start)
-    hits_terminal = terminal[end] & (end <= t + n_step - 1)
-    has_next = t + n_step <= end
-    return np.flatnonzero(~observation_only & (hits_terminal | has_next)).astype(np.int32)
+    starts = np.asarray(episode_start, dtype=bool).copy()
+    num_rows = terminal.size
+    if num_rows:
+        starts[0] = True
+    # One padded row past the end: a terminal-free episode start, so windows reaching past
+    # the cache end are invalid unless they hit a terminal first.
+    terminal_p = np.append(terminal, False)
+    starts_p = np.append(starts, True)
+    rule = jax.jit(jax.vmap(transitions.window_valid))
+    offsets = np.arange(n_step)[None, :]
+    ok = np.zeros(num_rows, bool)
+    for lo in range(0, num_rows, VALID_CHUNK):
+        t = np.arange(lo, lo + VALID_CHUNK)[:, None]  # fixed shape: one compilation
+        window = np.minimum(t + offsets, num_rows)  # rows t..t+n-1, clipped to the pad row
+        after = np.minimum(t + offsets + 1, num_rows)  # rows t+1..t+n
+        chunk = np.asarray(rule(terminal_p[window], starts_p[after]))
+        hi = min(lo + VALID_CHUNK, num_rows)
+        ok[lo:hi] = chunk[: hi - lo]
+    return np.flatnonzero(~observation_only & ok).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,8 +161,7 @@ def stack_indices(t: jax.Array, start_row: jax.Array, stack: int) -> tuple[jax.A
 def gather_stacks(frames: jax.Array, idx: jax.Array, mask: jax.Array) -> jax.Array:
     """Gathers frame stacks. frames uint8 [N, H, W]; idx, mask [B, K] -> uint8 [B, H, W, K]."""
     x = jnp.take(frames, idx, axis=0, mode="clip")  # [B, K, H, W]
-    x = jnp.where(mask[:, :, None, None], x, jnp.zeros((), frames.dtype))
-    return jnp.moveaxis(x, 1, -1)  # [B, H, W, K]
+    return jax.vmap(transitions.stack)(x, mask)
 
 
 def assemble_batch(frames: jax.Array, rows: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -169,7 +188,7 @@ def assemble_batch(frames: jax.Array, rows: Mapping[str, jax.Array]) -> dict[str
 def nstep_targets(
     rewards: jax.Array, terminals: jax.Array, gamma: float
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """n-step return that stops at the first terminal.
+    """`replay.transitions.n_step_return` over a batch of windows.
 
     Args:
       rewards: float [B, n], r[t], ..., r[t+n-1].
@@ -177,21 +196,9 @@ def nstep_targets(
       gamma: discount factor.
 
     Returns:
-      reward: float32 [B], sum_{k<L} gamma^k r[t+k];
-      discount: float32 [B], gamma^n, or 0 if a terminal was hit;
-      length: int32 [B], L = 1 + offset of the first terminal, or n.
+      reward, discount: float32 [B]; length: int32 [B] (see `n_step_return`).
     """
-    n = rewards.shape[-1]
-    terminals = terminals.astype(bool)
-    # Rows after the first terminal do not count: exclusive running "any".
-    before = jnp.cumsum(terminals.astype(jnp.int32), axis=-1) - terminals.astype(jnp.int32)
-    live = before == 0  # [B, n]
-    powers = jnp.asarray(gamma, jnp.float32) ** jnp.arange(n, dtype=jnp.float32)  # [n]
-    reward = jnp.sum(jnp.where(live, rewards.astype(jnp.float32) * powers, 0.0), axis=-1)
-    hit = jnp.any(terminals, axis=-1)
-    length = jnp.where(hit, jnp.argmax(terminals, axis=-1) + 1, n).astype(jnp.int32)
-    discount = jnp.where(hit, 0.0, jnp.asarray(gamma, jnp.float32) ** n).astype(jnp.float32)
-    return reward, discount, length
+    return jax.vmap(lambda r, d: transitions.n_step_return(r, d, gamma))(rewards, terminals)
 
 
 # ---------------------------------------------------------------------------------------------

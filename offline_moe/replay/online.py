@@ -42,8 +42,8 @@ over the batch. Sampling runs on the device via a two-level cumulative sum and
 `searchsorted` (blocks of `BLOCK` rows): O(capacity) adds per call, exact up to float32
 rounding inside one block, no sum-tree to maintain.
 
-Frame stacking and n-step sums here are self-contained pure functions over the circular
-arrays (the offline DeviceReplay has its own, over a flat cache without wrap-around).
+Frame stacking, n-step sums and window validity are the rules of `replay.transitions`, shared
+with the offline DeviceReplay; this module only gathers the circular windows they act on.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ import functools
 import flax.struct
 import jax
 import jax.numpy as jnp
+
+from offline_moe.replay import transitions
 
 BLOCK = 1024  # rows per block in the two-level cumulative-sum sampler
 PRIORITY_EPS = 1e-10
@@ -130,64 +132,12 @@ class OnlineReplay:
 # Pure helpers on the circular arrays.
 
 
-def stack_mask(starts: jax.Array) -> jax.Array:
-    """Which of `stack` consecutive rows (oldest first) belong to the newest row's episode.
-
-    Args:
-      starts: bool [K] episode_start of rows i-K+1..i.
-
-    Returns:
-      bool [K]: True where the row is kept; rows before the latest episode start are zeroed.
-      E.g. starts = [F, T, F, F] -> [F, T, T, T].
-    """
-    s = starts.astype(jnp.int32)
-    starts_after = jnp.cumsum(s[::-1])[::-1] - s  # number of starts strictly after each row
-    return starts_after == 0
-
-
 def stack_frames(replay: OnlineReplay, idx: jax.Array) -> jax.Array:
     """uint8 [H, W, stack]: rows idx-stack+1..idx, zeros before the latest episode start."""
     k = replay.stack
     rows = (idx - k + 1 + jnp.arange(k)) % replay.capacity  # [K] oldest first
-    keep = stack_mask(replay.episode_start[rows])  # [K]
-    frames = replay.frames[rows] * keep[:, None, None].astype(jnp.uint8)  # [K, H, W]
-    return jnp.moveaxis(frames, 0, -1)  # [H, W, K]
-
-
-def n_step_return(
-    rewards: jax.Array, terminals: jax.Array, gamma: float
-) -> tuple[jax.Array, jax.Array]:
-    """Discounted n-step reward and bootstrap discount over one window.
-
-    Args:
-      rewards: float [n] r_i..r_{i+n-1}.
-      terminals: bool [n] terminal_i..terminal_{i+n-1}.
-      gamma: discount.
-
-    Returns:
-      (sum_{j <= first terminal, j < n} gamma^j r_j, 0 if a terminal is in the window else gamma^n).
-    """
-    n = rewards.shape[0]
-    t = terminals.astype(jnp.int32)
-    before_or_at_terminal = (jnp.cumsum(t) - t) == 0  # no terminal strictly before j
-    discounts = gamma ** jnp.arange(n, dtype=jnp.float32)
-    ret = jnp.sum(jnp.where(before_or_at_terminal, discounts * rewards, 0.0))
-    discount = jnp.where(jnp.any(terminals), 0.0, gamma**n).astype(jnp.float32)
-    return ret, discount
-
-
-def window_valid(terminals: jax.Array, starts_after: jax.Array) -> jax.Array:
-    """A transition window is valid unless an episode start is reached without a terminal.
-
-    Args:
-      terminals: bool [n] terminal of rows i..i+n-1.
-      starts_after: bool [n] episode_start of rows i+1..i+n.
-
-    Returns:
-      bool []: for every j with starts_after[j], some terminals[k] with k <= j is True.
-    """
-    seen_terminal = jnp.cumsum(terminals.astype(jnp.int32)) > 0  # terminal in rows i..i+j
-    return jnp.all(~starts_after | seen_terminal)
+    keep = transitions.stack_keep(replay.episode_start[rows])  # [K]
+    return transitions.stack(replay.frames[rows], keep)  # [H, W, K]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,7 +193,7 @@ def begin_step(
     # Row v = t - n is now decidable: rows v..t-1 are complete and row t's start flag is known.
     v = t - n
     window = (v + jnp.arange(n)) % cap
-    ok = window_valid(replay.terminal[window], episode_start[(window + 1) % cap])
+    ok = transitions.window_valid(replay.terminal[window], episode_start[(window + 1) % cap])
     ok = ok & (v >= 0)
     vp = v % cap
     priority = priority.at[vp].set(
@@ -341,9 +291,9 @@ def gather_transitions(
     rewards = replay.reward[windows]  # [B, n]
     if clip_rewards:
         rewards = jnp.clip(rewards, -1.0, 1.0)
-    reward, discount = jax.vmap(functools.partial(n_step_return, gamma=replay.gamma))(
-        rewards, replay.terminal[windows]
-    )
+    reward, discount, _ = jax.vmap(
+        functools.partial(transitions.n_step_return, gamma=replay.gamma)
+    )(rewards, replay.terminal[windows])
     stack = jax.vmap(lambda i: stack_frames(replay, i))
     return {
         "obs": stack(idx),
