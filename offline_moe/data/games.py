@@ -115,3 +115,11 @@ DQN_REPLAY_GAMES: tuple[str, ...] = tuple(
         )
     )
 )
+
+# Known-answer environments (`offline_moe.envs.registry.KNOWN_ANSWER`, kept equal by a test):
+# `offline_moe.record` records them and `offline_moe.ingest` reads them like the RLU games, in
+# the same layout (TFDS config `Catch_run_1`).
+KNOWN_ANSWER_GAMES: tuple[str, ...] = ("Catch",)
+
+# What the local recorder and the RLDS ingest accept as a game.
+RECORDABLE_GAMES: tuple[str, ...] = RLU_GAMES + KNOWN_ANSWER_GAMES

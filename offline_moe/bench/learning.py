@@ -1,0 +1,393 @@
+"""Learning evidence: does each agent x torso learn, through the real pipeline?
+
+    python -m offline_moe.bench learning --env=catch --agent=cql,cql_c51 \
+        --torso=baseline,soft_moe,top1_moe --seeds=3
+    python -m offline_moe.bench learning --env=catch --agent=der,drq_eps --torso=baseline \
+        --seeds=2 --budget=3000
+    python -m offline_moe.bench learning --env=catch --agent=cql --torso=top1_moe@num_experts=4
+
+Every run takes the path a paper-scale run takes. Offline agents (cql, cql_c51): random-policy
+episodes recorded by `offline_moe.record` into an RLDS dataset (RL Unplugged layout), read by
+`offline_moe.ingest` into a replay cache (both in subprocesses, via `offline_moe.local_data`),
+trained by `train_offline.train_and_evaluate` (DeviceReplay, the learner, the batched
+evaluation in the environment). Online agents (der, drq_eps): `train_online.train_and_evaluate`.
+Each (agent, torso) is one run directory (`--root/<env>/<agent>/<variant>/seeds_0-<N-1>`,
+seeds vmapped in one program, made afresh) that `offline_moe.report` reads.
+
+Prints one JSON line per (agent, torso): the evaluation return per iteration and per seed,
+the random policy's score (measured), the budget, the updates (offline) or agent steps
+(online) after which the mean over seeds first reached the environment's threshold (Catch:
+0.9), per seed as well, and the wall time.
+
+Per-environment settings live in one `EnvHook` per environment (`HOOKS`), also used by
+`offline_moe.sweep` and the default benchmark; an environment is added by adding a hook.
+Catch's hook (`CATCH`) states its settings and why; they are `config.x=y` overrides of each
+agent's `smoke` config, so the same run is `python -m offline_moe.train_offline
+--config=offline_moe/configs/cql.py:smoke,game=Catch --config.x=y ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+OFFLINE_AGENTS = ("cql", "cql_c51")
+ONLINE_AGENTS = ("der", "drq_eps")
+AGENTS = OFFLINE_AGENTS + ONLINE_AGENTS
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-environment hooks.
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvHook:
+    """Everything `bench learning` needs to know about one environment.
+
+    Attributes:
+      game: canonical game name ('Catch', 'Pong').
+      threshold: a return that counts as "learned" (None: no known answer; no steps-to-reach).
+      data_steps: random-policy agent steps recorded for the offline agents.
+      budgets: default budget per agent: gradient updates (offline) or agent steps (online).
+      overrides: (agent, budget) -> 'config.x=y' overrides of the agent's smoke config.
+      random_score: (seed) -> the uniformly random policy's mean return, and how it was got.
+    """
+
+    game: str
+    threshold: float | None
+    data_steps: int
+    budgets: dict[str, int]
+    overrides: Callable[[str, int], list[str]]
+    random_score: Callable[[int], dict]
+
+
+def play_random(game: str, episodes: int, seed: int = 0, protocol: str = "dqn_replay") -> dict:
+    """Mean return of the uniformly random policy over `episodes` full episodes."""
+    from offline_moe.envs import make_env
+
+    env = make_env(game, protocol=protocol, seed=seed)
+    rng = np.random.default_rng(seed)
+    returns = []
+    for _ in range(episodes):
+        env.reset()
+        total, over = 0.0, False
+        while not over:
+            st = env.step(int(rng.integers(env.num_actions)))
+            total += st.reward
+            over = st.terminated or st.truncated
+        returns.append(total)
+    return {
+        "mean": float(np.mean(returns)),
+        "sem": float(np.std(returns) / np.sqrt(len(returns))),
+        "episodes": episodes,
+        "how": f"uniform random actions, {episodes} episodes, {protocol}, seed {seed}",
+    }
+
+
+# Catch settings (deviations from each agent's smoke config, and why):
+#   * offline data: 9,000 random-policy steps (1,000 episodes); a random policy catches 1 ball
+#     in 5, so there are ~200 catches to learn from;
+#   * the smoke torsos (Nature encoder, Dense(64) baseline, 2 experts with H = 64) and batch 32;
+#   * offline: learning rate 1e-3 (Adam) instead of Table 3's 5e-5, which is tuned for 62.5M-update
+#     runs; online agents keep their 1e-4;
+#   * target network synced every 100 updates (offline and DER): the reward is 9 steps from the
+#     start, so value must travel 9 backups; with a period of 2,000 that is 18,000 updates;
+#   * offline: 200 updates per iteration and an evaluation after each over >= 450 agent steps
+#     per seed (50 full episodes; eps 0.001 as in the paper's protocol);
+#   * online: n = 10 (DER's and DrQ(eps)'s value; it covers a whole 9-step episode), 500 agent
+#     steps per iteration, evaluation over 20 episodes, 200 steps of warm-up replay, DrQ(eps)'s
+#     eps decay over 1,000 steps instead of 5,000 (the whole budget is ~2,000), batch 32.
+CATCH_EVAL_STEPS = 450
+CATCH_UPDATES_PER_ITERATION = 200
+CATCH_ITERATION_STEPS = 500
+
+
+def catch_overrides(agent: str, budget: int) -> list[str]:
+    """'config.x=y' overrides of `agent`'s smoke config that make the Catch runs (see above)."""
+    if agent in OFFLINE_AGENTS:
+        per = CATCH_UPDATES_PER_ITERATION
+        if budget % per:
+            raise ValueError(f"--budget: Catch offline budgets are multiples of {per} updates")
+        return [
+            "config.game=Catch",
+            f"config.num_iterations={budget // per}",
+            f"config.updates_per_iteration={per}",
+            "config.scan_steps=10",
+            f"config.log_interval={per}",
+            "config.learner.batch_size=32",
+            "config.learner.learning_rate=0.001",
+            "config.learner.target_update_period=100",
+            f"config.eval.steps={CATCH_EVAL_STEPS}",
+            "config.eval.num_envs=10",
+            "config.eval.max_episode_steps=27000",
+            "config.repr.batch_size=32",
+        ]
+    if agent in ONLINE_AGENTS:
+        per = CATCH_ITERATION_STEPS
+        if budget % per:
+            raise ValueError(f"--budget: Catch online budgets are multiples of {per} agent steps")
+        out = [
+            "config.game=Catch",
+            f"config.total_steps={budget}",
+            f"config.iteration_steps={per}",
+            "config.eval_episodes=20",
+            "config.eval_max_steps=27000",
+            f"config.log_every={per}",
+            "config.min_replay=200",
+            "config.batch_size=32",
+            f"config.replay_capacity={budget + 16}",
+        ]
+        if agent == "der":
+            out.append("config.target_update_period=100")
+        else:
+            out.append("config.epsilon_decay_steps=1000")
+        return out
+    raise ValueError(f"--agent: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+
+
+def _catch_random(seed: int) -> dict:
+    return play_random("Catch", 2000, seed)
+
+
+CATCH = EnvHook(
+    game="Catch",
+    threshold=0.9,
+    data_steps=9000,
+    budgets={"cql": 1000, "cql_c51": 1000, "der": 2000, "drq_eps": 2000},
+    overrides=catch_overrides,
+    random_score=_catch_random,
+)
+
+HOOKS: dict[str, EnvHook] = {"Catch": CATCH}
+
+
+def hook_for(env: str) -> EnvHook:
+    """The hook of `env` ('catch', 'Catch'; Atari games: `atari_hook`)."""
+    from offline_moe.envs import canonical_game
+
+    game = canonical_game(env)
+    return HOOKS.get(game) or atari_hook(game)
+
+
+def atari_hook(game: str) -> EnvHook:
+    """A plain hook for an ALE game: the smoke configs on `game`, no threshold; the random
+    score is the reference table's (baselines/atari_scores.csv)."""
+
+    def overrides(agent: str, budget: int) -> list[str]:
+        if agent in OFFLINE_AGENTS:
+            return [f"config.game={game}", "config.updates_per_iteration=100",
+                    f"config.num_iterations={max(1, budget // 100)}"]  # fmt: skip
+        return [f"config.game={game}", f"config.total_steps={budget}"]
+
+    def random_score(seed: int) -> dict:
+        del seed
+        from offline_moe import stats
+
+        ref = stats.reference_score(game)
+        return {"mean": ref.random, "how": f"reference table ({ref.source})"}
+
+    return EnvHook(game, None, 3000, {a: 200 for a in AGENTS}, overrides, random_score)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs and runs.
+
+
+def apply_overrides(config, overrides: Sequence[str]):
+    """Applies 'config.a.b=value' strings to a ConfigDict, typed by the existing field."""
+    for ov in overrides:
+        path, sep, value = ov.partition("=")
+        keys = path.split(".")
+        if not sep or keys[0] != "config" or len(keys) < 2:
+            raise ValueError(f"override {ov!r}: expected config.<field>=<value>")
+        node = config
+        for k in keys[1:-1]:
+            node = node[k]
+        old = node[keys[-1]]
+        if isinstance(old, bool):
+            node[keys[-1]] = value.lower() in ("1", "true")
+        elif isinstance(old, int | float | str):
+            node[keys[-1]] = type(old)(value)
+        else:
+            node[keys[-1]] = value
+    return config
+
+
+def make_config(hook: EnvHook, agent: str, torso: str, budget: int, seeds: int, seed: int = 0):
+    """The agent's smoke config with the hook's overrides, the torso variant and the seeds."""
+    from offline_moe.configs import cql, cql_c51, der, drq_eps
+    from offline_moe.sweep import TorsoVariant
+
+    module = {"cql": cql, "cql_c51": cql_c51, "der": der, "drq_eps": drq_eps}[agent]
+    config = module.get_config("smoke")
+    variant = TorsoVariant.parse(torso)
+    extra = [f"config.torso.name={variant.name}", f"config.num_seeds={seeds}"]
+    extra += [f"config.seed={seed}"] + [f"config.torso.{k}={v}" for k, v in variant.kwargs]
+    return apply_overrides(config, [*hook.overrides(agent, budget), *extra])
+
+
+def steps_to_threshold(steps: Sequence[int], returns, threshold: float | None):
+    """(first step where the mean over seeds >= threshold, the same per seed); None = never."""
+    if threshold is None or not len(steps):
+        return None, None
+    r = np.asarray(returns, np.float64)  # [iterations, seeds]
+
+    def first(ok):
+        hits = np.flatnonzero(ok)
+        return int(steps[hits[0]]) if hits.size else None
+
+    return first(r.mean(axis=1) >= threshold), [first(r[:, s] >= threshold) for s in range(r.shape[1])]
+
+
+def run_one(
+    env: str,
+    agent: str,
+    torso: str,
+    *,
+    seeds: int,
+    budget: int | None = None,
+    root: str = os.path.join("runs", "bench_learning"),
+    data_dir: str = "data",
+    seed: int = 0,
+    random_score: dict | None = None,
+    log=None,
+) -> dict:
+    """Trains one (agent, torso) run afresh through the real pipeline; returns its JSON line."""
+    from offline_moe.sweep import TorsoVariant
+
+    hook = hook_for(env)
+    budget = budget or hook.budgets[agent]
+    config = make_config(hook, agent, torso, budget, seeds, seed)
+    label = TorsoVariant.parse(torso).label
+    workdir = os.path.join(root, hook.game, agent, label, f"seeds_{seed}-{seed + seeds - 1}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    t0 = time.time()
+    if agent in OFFLINE_AGENTS:
+        from offline_moe.local_data import ensure_local_cache
+        from offline_moe.train_offline import train_and_evaluate
+
+        config.data.cache_dir = ensure_local_cache(hook.game, hook.data_steps, data_dir)
+        t_train = time.time()
+        train_and_evaluate(config, workdir, **({"log": log} if log else {}))
+        unit = "updates"
+    else:
+        from offline_moe.train_online import train_and_evaluate
+
+        t_train = time.time()
+        train_and_evaluate(config, workdir)
+        unit = "agent_steps"
+    wall = time.time() - t_train
+    evals = [json.loads(line) for line in open(os.path.join(workdir, "eval.jsonl"))]
+    steps = [int(e["step"]) for e in evals]
+    returns = [[float(x) for x in e["returns"]] for e in evals]
+    reach, reach_seed = steps_to_threshold(steps, returns, hook.threshold)
+    if random_score is None:
+        random_score = hook.random_score(seed)
+    final = returns[-1] if returns else []
+    return {
+        "bench": "learning",
+        "env": hook.game,
+        "agent": agent,
+        "torso": torso,
+        "seeds": list(range(seed, seed + seeds)),
+        "budget": budget,
+        "unit": unit,
+        "steps": steps,
+        "returns": returns,  # [iteration][seed]
+        "mean_return": [float(np.mean(r)) for r in returns],
+        "final_return_mean": float(np.mean(final)) if final else None,
+        "random_score": random_score,
+        "threshold": hook.threshold,
+        f"{unit}_to_threshold": reach,
+        f"{unit}_to_threshold_per_seed": reach_seed,
+        "wall_s": wall,
+        "data_s": t_train - t0,
+        "workdir": workdir,
+    }
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """agent x torso table: steps to the threshold, final return (mean over seeds), seeds."""
+    head = (
+        f"{'agent':<8} {'torso':<22} {'to threshold':>14} {'final return':>13} "
+        f"{'seeds':>6} {'wall s':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        reach = r.get(f"{r['unit']}_to_threshold")
+        unit = "upd" if r["unit"] == "updates" else "steps"
+        reach_s = f"{reach:,} {unit}" if reach is not None else f"> {r['budget']:,} {unit}"
+        lines.append(
+            f"{r['agent']:<8} {r['torso']:<22} {reach_s:>14} {r['final_return_mean']:>13.2f} "
+            f"{len(r['seeds']):>6} {r['wall_s']:>7.0f}"
+        )
+    return "\n".join(lines)
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="catch", help="'catch' or an ALE game (e.g. Pong)")
+    p.add_argument("--agent", default="cql", help=f"comma-separated agents ({', '.join(AGENTS)})")
+    p.add_argument(
+        "--torso",
+        default="baseline,soft_moe,top1_moe",
+        help="comma-separated torso variants, name[@key=value...] as in offline_moe.sweep",
+    )
+    p.add_argument("--seeds", type=int, default=2, help="seeds per (agent, torso), vmapped")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="gradient updates (offline agents) or agent steps (online agents); default: the "
+        "env's (Catch: 1,000 updates, 2,000 agent steps)",
+    )
+    p.add_argument("--root", default=os.path.join("runs", "bench_learning"), help="run dirs")
+    p.add_argument("--data_dir", default="data", help="recorded datasets and caches")
+    p.add_argument("--table", action="store_true", help="also print a table on stderr")
+    return p.parse_args(argv[1:])
+
+
+def main(argv):
+    args = parse(argv)
+    agents = _csv(args.agent)
+    for agent in agents:
+        if agent not in AGENTS:
+            raise SystemExit(f"--agent: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    hook = hook_for(args.env)
+    random_score = hook.random_score(args.seed)
+    rows = []
+    for agent in agents:
+        for torso in _csv(args.torso):
+            row = run_one(
+                args.env,
+                agent,
+                torso,
+                seeds=args.seeds,
+                budget=args.budget,
+                root=args.root,
+                data_dir=args.data_dir,
+                seed=args.seed,
+                random_score=random_score,
+                log=lambda m: print(m, file=sys.stderr, flush=True),
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.table:
+        print(format_table(rows), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
