@@ -19,7 +19,9 @@ from offline_moe.data.record import POLICIES, record
 def _define_flags():
     from absl import flags
 
-    flags.DEFINE_string("game", "Pong", "Game to play (one of the 46 RL Unplugged games).")
+    flags.DEFINE_string(
+        "game", "Pong", "Game to play: one of the 46 RL Unplugged games, or Catch (known answer)."
+    )
     flags.DEFINE_integer("steps", 10_000, "Total agent steps (transitions) to record.")
     flags.DEFINE_enum("policy", "random", list(POLICIES), "Behaviour policy (see module doc).")
     flags.DEFINE_float(

@@ -22,6 +22,7 @@ from offline_moe.analysis.sweep import (
     record_grid,
     run_sweep,
     trainer_command,
+    with_env_settings,
     with_local_data,
 )
 
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         smoke=args.smoke,
         overrides=args.override,
     )
+    specs = with_env_settings(specs, args.data_dir, prepare=not args.print_only)
     for agent in agents:
         online_suite = args.suite == "atari100k"
         if online_suite and agent in suites.OFFLINE_AGENTS:

@@ -191,3 +191,14 @@ def test_batched_and_pool():
             x, y = local.step(a), remote.step(a)
             for f in x._fields:
                 np.testing.assert_array_equal(getattr(x, f), getattr(y, f))
+
+
+def test_recorder_and_ingest_accept_catch():
+    from offline_moe.data import games
+    from offline_moe.data.record import recordable_game
+
+    assert games.KNOWN_ANSWER_GAMES == tuple(envs.KNOWN_ANSWER)
+    assert "Catch" in games.RECORDABLE_GAMES and "Pong" in games.RECORDABLE_GAMES
+    assert recordable_game("catch") == "Catch" and recordable_game("Pong") == "Pong"
+    with pytest.raises(ValueError, match="Catch"):
+        recordable_game("NotAGame")

@@ -132,6 +132,13 @@ def test_human_normalize_uses_the_right_pair():
     assert (ref.random, ref.human) == (16256.9, 17667.9)
 
 
+def test_catch_min_max_normalised():
+    # Catch: measured random mean -0.60012 -> 0, the optimum 1.0 -> 1 (baselines/catch_scores.csv).
+    np.testing.assert_allclose(stats.human_normalize("catch", [-0.60012, 1.0, 0.2]),
+                               [0.0, 1.0, 0.80012 / 1.60012])  # fmt: skip
+    assert stats.reference_score("Catch").source == "measured"
+
+
 def test_unknown_game_names_it():
     with pytest.raises(stats.UnknownGameError, match="NotAGame"):
         stats.human_normalize("NotAGame", 1.0)
@@ -147,7 +154,7 @@ def test_unknown_game_names_it():
 
 def test_reference_table_covers_suites():
     table = stats.reference_table()
-    assert len(table) == 57
+    assert len(table) == 58  # the 57 Atari games and Catch
     missing = {
         g
         for name in ("offline_paper", "atari100k", "paper20", "smoke")

@@ -17,7 +17,9 @@ percentile interval of the replicate statistics is taken. With ``seed`` the draw
 of ``numpy.random.RandomState(seed).randint``, the same stream ``rliable.library`` consumes
 from the global numpy RNG, so the two agree to the last digit when seeded alike (tested).
 
-Reference (random, human) scores live in ``baselines/atari_scores.csv`` (sources there).
+Reference (random, human) scores live in ``baselines/atari_scores.csv`` (sources there); the
+known-answer env Catch has (measured random mean, optimum 1.0) in ``baselines/catch_scores.csv``,
+read with it by default, so its "human-normalised" score is min-max normalised.
 This module has no TensorFlow or JAX dependency.
 """
 
@@ -38,6 +40,9 @@ BASELINES_DIR = Path(
     os.environ.get("OFFLINE_MOE_BASELINES", Path(__file__).resolve().parents[2] / "baselines")
 )
 SCORES_CSV = "atari_scores.csv"
+# Known-answer envs (Catch): measured random mean and the optimum in the (random, human)
+# columns, so the same formula is min-max normalisation there. Read after SCORES_CSV by default.
+KNOWN_ANSWER_CSV = "catch_scores.csv"
 
 
 class UnknownGameError(KeyError):
@@ -74,7 +79,7 @@ ScorePaths = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 def _as_paths(paths: ScorePaths) -> tuple[str, ...]:
     if paths is None:
-        return (str(BASELINES_DIR / SCORES_CSV),)
+        return (str(BASELINES_DIR / SCORES_CSV), str(BASELINES_DIR / KNOWN_ANSWER_CSV))
     if isinstance(paths, str | os.PathLike):
         return (str(paths),)
     return tuple(str(p) for p in paths)

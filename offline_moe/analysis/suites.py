@@ -15,6 +15,7 @@
 - ``paper20``: the paper's 20-game set (App. A). AirRaid has no standard human score and is
   reported raw only unless extra reference scores are supplied.
 - ``smoke``: Pong and Breakout, which run on CPU.
+- ``catch``: the known-answer env Catch (bsuite), which agents solve on a CPU in minutes.
 """
 
 from __future__ import annotations
@@ -50,12 +51,17 @@ PAPER20 = (
 
 SMOKE = ("Pong", "Breakout")
 
+# The known-answer env (offline_moe.envs.catch); the sweep gives it its Catch settings
+# (offline_moe.bench.learning.CATCH).
+CATCH = ("Catch",)
+
 SUITES: dict[str, tuple[str, ...]] = {
     "offline_paper": OFFLINE_PAPER,
     "rlu46": RLU46,
     "atari100k": ATARI100K,
     "paper20": PAPER20,
     "smoke": SMOKE,
+    "catch": CATCH,
 }
 
 # Which protocol each suite is meant for (the sweep warns when an agent does not match).

@@ -23,6 +23,10 @@ Offline agents read replay caches. Without the public DQN-Replay data at hand (e
 suite on a laptop), ``--local_data_steps=N`` records N random-policy steps of every game in
 real ALE, ingests them (``offline_moe.local_data``) and points each offline run at its game's
 cache; ``--smoke`` turns this on with N = 3000 unless ``--local_data_steps=0``.
+
+The known-answer env Catch (``--suite=catch``) always runs with its own settings
+(``with_env_settings``: the agents' smoke configs with ``offline_moe.bench.learning.CATCH``'s
+overrides and its recorded random-policy data), so a Catch sweep shows every agent learning.
 """
 
 from __future__ import annotations
@@ -171,21 +175,49 @@ def expand_grid(
     return specs
 
 
+def with_env_settings(
+    specs: Sequence[RunSpec], data_dir: str = "data", *, prepare: bool = True
+) -> list[RunSpec]:
+    """Gives the runs on a known-answer env (Catch) that env's settings.
+
+    Such a run uses its agent's smoke config with the env's overrides
+    (`offline_moe.bench.learning.HOOKS`, e.g. `CATCH`), at the env's default budget, and an
+    offline run reads a local cache of the env's recorded random-policy data (made now with
+    `prepare`). Overrides given to the sweep come after and win. Other runs are unchanged.
+    """
+    from offline_moe.bench.learning import known_answer_hook
+    from offline_moe.data.local import ensure_local_cache, local_cache_dir
+
+    out = []
+    for spec in specs:
+        hook = known_answer_hook(spec.game)
+        if hook is not None:
+            extra = hook.overrides(spec.agent, hook.budgets[spec.agent])
+            if spec.agent in suites.OFFLINE_AGENTS:
+                make = ensure_local_cache if prepare else local_cache_dir
+                extra.append(f"config.data.cache_dir={make(hook.game, hook.data_steps, data_dir)}")
+            spec = dataclasses.replace(spec, smoke=True, overrides=(*extra, *spec.overrides))
+        out.append(spec)
+    return out
+
+
 def with_local_data(
     specs: Sequence[RunSpec], steps: int, data_dir: str = "data", *, prepare: bool = True
 ) -> list[RunSpec]:
     """Points the offline runs at local caches of `steps` recorded steps per game.
 
     With `prepare`, records and ingests the caches that do not exist yet (in subprocesses);
-    without it, nothing is written. `data_dir` becomes absolute.
+    without it, nothing is written. `data_dir` becomes absolute. Known-answer envs are left
+    alone (`with_env_settings` gives them their own data).
     """
+    from offline_moe.bench.learning import known_answer_hook
     from offline_moe.data.local import ensure_local_cache, local_cache_dir
 
     data_dir = os.path.abspath(os.path.expanduser(data_dir))
     caches: dict[str, str] = {}
     out = []
     for spec in specs:
-        if spec.agent in suites.OFFLINE_AGENTS:
+        if spec.agent in suites.OFFLINE_AGENTS and known_answer_hook(spec.game) is None:
             if spec.game not in caches:
                 caches[spec.game] = (
                     ensure_local_cache(spec.game, steps, data_dir)

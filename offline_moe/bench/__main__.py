@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "compile": "a trainer's second-start time with and without the persistent compile cache",
     "sweep": "the Ray sweep backend's overhead against the local one on the same grid",
     "device": "the accelerator check: learner, replay, memory, online, evaluation in one JSON",
+    "learning": "does each agent x torso learn (Catch: updates / agent steps to reach 0.9)",
 }
 
 

@@ -169,6 +169,14 @@ CATCH = EnvHook(
 HOOKS: dict[str, EnvHook] = {"Catch": CATCH}
 
 
+def known_answer_hook(game: str) -> EnvHook | None:
+    """The hook of a known-answer env ('catch' -> `CATCH`), else None (ALE games)."""
+    from offline_moe.envs import registry
+
+    name = registry.known_answer_game(game)
+    return HOOKS.get(name) if name else None
+
+
 def hook_for(env: str) -> EnvHook:
     """The hook of `env` ('catch', 'Catch'; Atari games: `atari_hook`)."""
     from offline_moe.envs import canonical_game
@@ -189,7 +197,7 @@ def atari_hook(game: str) -> EnvHook:
 
     def random_score(seed: int) -> dict:
         del seed
-        from offline_moe import stats
+        from offline_moe.analysis import stats
 
         ref = stats.reference_score(game)
         return {"mean": ref.random, "how": f"reference table ({ref.source})"}
@@ -223,8 +231,8 @@ def apply_overrides(config, overrides: Sequence[str]):
 
 def make_config(hook: EnvHook, agent: str, torso: str, budget: int, seeds: int, seed: int = 0):
     """The agent's smoke config with the hook's overrides, the torso variant and the seeds."""
+    from offline_moe.analysis.sweep import TorsoVariant
     from offline_moe.configs import cql, cql_c51, der, drq_eps
-    from offline_moe.sweep import TorsoVariant
 
     module = {"cql": cql, "cql_c51": cql_c51, "der": der, "drq_eps": drq_eps}[agent]
     config = module.get_config("smoke")
@@ -244,7 +252,9 @@ def steps_to_threshold(steps: Sequence[int], returns, threshold: float | None):
         hits = np.flatnonzero(ok)
         return int(steps[hits[0]]) if hits.size else None
 
-    return first(r.mean(axis=1) >= threshold), [first(r[:, s] >= threshold) for s in range(r.shape[1])]
+    return first(r.mean(axis=1) >= threshold), [
+        first(r[:, s] >= threshold) for s in range(r.shape[1])
+    ]
 
 
 def run_one(
@@ -258,33 +268,41 @@ def run_one(
     data_dir: str = "data",
     seed: int = 0,
     random_score: dict | None = None,
+    fresh: bool = True,
     log=None,
 ) -> dict:
-    """Trains one (agent, torso) run afresh through the real pipeline; returns its JSON line."""
-    from offline_moe.sweep import TorsoVariant
+    """Trains one (agent, torso) run through the real pipeline; returns its JSON line.
+
+    With `fresh` the run directory is made anew; otherwise a finished run is read back (its
+    wall time is then the one it recorded, offline) and an unfinished one resumed.
+    """
+    from offline_moe.analysis.sweep import TorsoVariant
 
     hook = hook_for(env)
     budget = budget or hook.budgets[agent]
     config = make_config(hook, agent, torso, budget, seeds, seed)
     label = TorsoVariant.parse(torso).label
     workdir = os.path.join(root, hook.game, agent, label, f"seeds_{seed}-{seed + seeds - 1}")
-    shutil.rmtree(workdir, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(workdir, ignore_errors=True)
     t0 = time.time()
     if agent in OFFLINE_AGENTS:
-        from offline_moe.local_data import ensure_local_cache
-        from offline_moe.train_offline import train_and_evaluate
+        from offline_moe.data.local import ensure_local_cache
+        from offline_moe.train.offline import train_and_evaluate
 
         config.data.cache_dir = ensure_local_cache(hook.game, hook.data_steps, data_dir)
         t_train = time.time()
-        train_and_evaluate(config, workdir, **({"log": log} if log else {}))
+        summary = train_and_evaluate(config, workdir, **({"log": log} if log else {}))
         unit = "updates"
     else:
-        from offline_moe.train_online import train_and_evaluate
+        from offline_moe.train.online import train_and_evaluate
 
         t_train = time.time()
-        train_and_evaluate(config, workdir)
+        summary = train_and_evaluate(config, workdir)
         unit = "agent_steps"
     wall = time.time() - t_train
+    if not fresh and (summary or {}).get("wall_s"):
+        wall = float(summary["wall_s"])
     evals = [json.loads(line) for line in open(os.path.join(workdir, "eval.jsonl"))]
     steps = [int(e["step"]) for e in evals]
     returns = [[float(x) for x in e["returns"]] for e in evals]

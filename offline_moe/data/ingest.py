@@ -45,9 +45,10 @@ def parse_source(source: str) -> tuple[str, str]:
 
 
 def env_num_actions(game: str) -> int | None:
-    """Actions of `game` under the DQN-Replay protocol, from offline_moe.envs (None if n/a)."""
+    """Actions of `game` under the DQN-Replay protocol, from offline_moe.envs (None if n/a;
+    Catch: 3)."""
     try:
-        from offline_moe.envs.atari import num_actions
+        from offline_moe.envs import num_actions
     except ImportError:
         return None
     try:
@@ -129,8 +130,8 @@ def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent):
         game,
         found_game,
         where=f"the dataset config of {name}",
-        games=games_lib.RLU_GAMES,
-        label="RL Unplugged",
+        games=games_lib.RECORDABLE_GAMES,
+        label="RL Unplugged (or known-answer)",
     )
     if run is not None and found_run is not None and int(run) != found_run:
         raise IngestError(
@@ -218,7 +219,7 @@ def ingest(
       source: 'tfds:NAME', 'rlds_dir:DIR' or 'dqn_replay:DIR' (see module docstring).
       out: cache directory to create (atomically; see `offline_moe.replay.cache`).
       data_dir: TFDS data dir for 'tfds:' sources.
-      game: the game; checked against the 46 RLU games (60 for DQN-Replay). Read from the
+      game: the game; checked against the 46 RLU games and Catch (60 for DQN-Replay). Read from the
         dataset config / the replay-log path when not given, and must agree with it if given.
       run: run index (metadata; checked against the dataset config).
       checkpoints: '0-49'-style ranges or a list of ints; default all present.

@@ -1,8 +1,9 @@
 """Record Atari episodes from real ALE games into an RL Unplugged-layout RLDS dataset.
 
-Plays `offline_moe.envs.atari.AtariEnv(game, protocol='dqn_replay')` (Dopamine
-preprocessing: frame-skip 4, max-pool of the last two frames, grayscale, 84x84 area resize,
-sticky actions 0.25, minimal action set as DQN-Replay, 27,000-step cap) and writes the
+Plays `offline_moe.envs.make_env(game, protocol='dqn_replay')`: for an ALE game an
+`AtariEnv` (Dopamine preprocessing: frame-skip 4, max-pool of the last two frames, grayscale,
+84x84 area resize, sticky actions 0.25, minimal action set as DQN-Replay, 27,000-step cap),
+for `--game=Catch` the known-answer env (`offline_moe.envs.catch`), and writes the
 episodes with the `rlu_atari_checkpoints_ordered` features and splits (see
 `offline_moe.data.rlu_format`), to `DATA_DIR/<name>/<Game>_run_<run>/1.1.0/`. The result
 loads with `tfds.builder_from_directory` or `tfds.builder('<name>/<Game>_run_<run>',
@@ -139,6 +140,16 @@ def description_identity(description: str) -> dict | None:
     }
 
 
+def recordable_game(game: str) -> str:
+    """`game` checked against the RL Unplugged games and the known-answer envs ('catch' ->
+    'Catch'; Atari names must be spelled as in the TFDS configs, e.g. 'MsPacman')."""
+    from offline_moe.envs import registry
+
+    if registry.is_known_answer(game):
+        return registry.canonical_game(game)
+    return games_lib.check_game(game, games=games_lib.RECORDABLE_GAMES)
+
+
 def split_budget(steps: int, checkpoints: int) -> list[int]:
     """Agent steps per split: `steps` spread as evenly as possible (earlier splits get more)."""
     base, extra = divmod(int(steps), int(checkpoints))
@@ -167,11 +178,11 @@ def record_split(
     a split can be generated (and replayed) on its own. The last episode is truncated when
     the budget runs out.
     """
-    from offline_moe.envs.atari import AtariEnv
+    from offline_moe.envs import make_env
 
-    games_lib.check_game(game)
+    game = recordable_game(game)
     sub_seed = split_seed(seed, checkpoint)
-    env = AtariEnv(game, protocol="dqn_replay", seed=sub_seed, max_episode_steps=max_episode_steps)
+    env = make_env(game, protocol="dqn_replay", seed=sub_seed, max_episode_steps=max_episode_steps)
     agent = make_policy(policy, env.num_actions, np.random.default_rng(sub_seed), eps, env=env)
     episode_id = 0
     while budget > 0:
@@ -221,7 +232,7 @@ def record(
     """Plays `steps` agent steps of `game` and writes them as an RLDS dataset under `out`.
 
     Args:
-      game: one of the 46 RL Unplugged games.
+      game: one of the 46 RL Unplugged games, or 'Catch' (any case).
       steps: total agent steps (transitions) to record, >= checkpoints.
       out: TFDS data dir; the dataset goes to `out/<name>/<game>_run_<run>/1.1.0`.
       policy: 'random', 'eps_greedy' or 'scripted' (module docstring).
@@ -240,14 +251,14 @@ def record(
       A summary dict: dataset_dir, game, run, steps, episodes (per split), terminated
       episodes, returns (per episode, in order), num_actions.
     """
-    from offline_moe.envs.atari import num_actions
+    from offline_moe.envs import num_actions
 
-    games_lib.check_game(game)
+    game = recordable_game(game)
     make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
     if policy == "scripted":
-        from offline_moe.envs import atari, scripted
+        from offline_moe.envs import canonical_game, scripted
 
-        scripted.check_game(atari.canonical_game(game))
+        scripted.check_game(canonical_game(game))
     out = os.path.expanduser(os.fspath(out))
     if checkpoints < 1:
         raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")

@@ -33,7 +33,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from offline_moe.envs import atari
+from offline_moe.envs import atari, canonical_game, make_env
+from offline_moe.envs import num_actions as env_num_actions
 from offline_moe.envs.evaluate import EvalConfig
 from offline_moe.envs.evaluate import evaluate as shared_evaluate
 from offline_moe.envs.registry import env_protocol
@@ -156,7 +157,7 @@ class Actors:
     def create(cls, rc: RunConfig, game: str) -> Actors:
         s = rc.num_seeds
         envs = [
-            atari.AtariEnv(
+            make_env(
                 game,
                 protocol=rc.protocol,
                 seed=env_seed(rc.seed + i, "train"),
@@ -308,8 +309,8 @@ def _host(tree):
 def build(config: ml_collections.ConfigDict) -> tuple[RunConfig, str, online.OnlineAgent]:
     """(run config, canonical game name, agent) from a full config."""
     rc = run_config(config)
-    game = atari.canonical_game(rc.game)
-    num_actions = atari.num_actions(game, rc.protocol)
+    game = canonical_game(rc.game)
+    num_actions = env_num_actions(game, rc.protocol)
     return rc, game, online.OnlineAgent(agent_config(config, num_actions))
 
 
