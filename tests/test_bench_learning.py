@@ -24,6 +24,7 @@ def test_catch_configs_build_for_every_agent():
     assert hook is learning.CATCH and hook.threshold == 0.9
     for agent in learning.OFFLINE_AGENTS:
         c = learning.make_config(hook, agent, "top1_moe@num_experts=4", 1000, seeds=2, seed=3)
+        c.data.cache_dir = "data/cache/Catch"  # run_one points it at the recorded cache
         tc, lc, ec = unpack(c.to_dict())
         assert (tc.game, tc.num_seeds, tc.seed) == ("Catch", 2, 3)
         assert tc.num_iterations * tc.updates_per_iteration == 1000
@@ -87,11 +88,14 @@ def test_sweep_gives_catch_its_settings(tmp_path):
     assert catch_cql.smoke
     assert catch_cql.overrides[-1] == "config.seed=7"  # the user's overrides come last and win
     caches = [o for o in catch_cql.overrides if o.startswith("config.data.cache_dir=")]
-    assert caches == [f"config.data.cache_dir={tmp_path / 'data' / 'cache' / 'Catch_local_9000'}"]
+    from offline_moe.data.local import local_cache_dir
+
+    expected = local_cache_dir("Catch", learning.CATCH.data_steps, str(tmp_path / "data"))
+    assert caches == [f"config.data.cache_dir={expected}"]
     cmd = sweep.trainer_command(by[("Catch", "der")])
     assert "--config.target_update_period=100" in cmd and "--config.game=Catch" in cmd
     pong = by[("Pong", "cql")]
     assert not pong.smoke and pong.overrides[0] == "config.seed=7"
-    assert pong.overrides[-1].endswith("Pong_local_3000")
+    assert pong.overrides[-1].endswith(local_cache_dir("Pong", 3000, str(tmp_path / "data")))
     assert by[("Pong", "der")].overrides == ("config.seed=7",)
     assert np.all([s.workdir.parts[-4] in ("cql", "der") for s in specs])
