@@ -80,8 +80,9 @@ def main(argv=None) -> dict:
     p.add_argument(
         "--catch_budget",
         type=int,
-        default=None,
-        help="gradient updates per Catch run (default: bench.learning.CATCH's, 1,000)",
+        default=600,
+        help="gradient updates per Catch run (a multiple of 200; CQL + baseline reached 1.0 "
+        "after 600 on seeds 0 and 1; bench learning's default is 1,000)",
     )
     p.add_argument(
         "--catch_runs_dir",
@@ -177,7 +178,7 @@ def run_catch_grid(args) -> dict:
     from offline_moe.bench import learning
 
     hook = learning.CATCH
-    budget = args.catch_budget or hook.budgets["cql"]
+    budget = args.catch_budget
     random_score = hook.random_score(0)
     rows = []
     for torso in args.torsos.split(","):
