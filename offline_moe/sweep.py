@@ -151,6 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides=args.override,
     )
     specs = with_env_settings(specs, args.data_dir, prepare=not args.print_only)
+    from offline_moe.bench.learning import known_answer_hook
+
+    offline_games = {s.game for s in specs if s.agent in suites.OFFLINE_AGENTS}
+    if args.print_only:
+        for game in sorted(g for g in offline_games if known_answer_hook(g)):
+            steps = known_answer_hook(game).data_steps
+            print(
+                f"[sweep] the {game} runs read a local cache; make it first with: python -m "
+                f"offline_moe.local_data --games={game} --steps={steps} --data_dir={args.data_dir}",
+                file=sys.stderr,
+            )
     for agent in agents:
         online_suite = args.suite == "atari100k"
         if online_suite and agent in suites.OFFLINE_AGENTS:
