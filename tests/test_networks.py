@@ -179,7 +179,7 @@ def test_list_torsos_has_builtins():
 
 
 def test_unknown_torso_lists_valid_names():
-    with pytest.raises(TorsoError, match="baseline, soft_moe, top1_moe"):
+    with pytest.raises(TorsoError, match="baseline, soft_moe, tokenized_expert, top1_moe"):
         make_torso("sofft_moe")
 
 
@@ -264,7 +264,8 @@ def test_filter_torso_kwargs():
     assert filter_torso_kwargs(TOY, block) == {}
     for name in list_torsos():
         make_torso(name, **filter_torso_kwargs(name, block))  # every torso accepts its part
-    torso = torso_from_config({**block, "name": "top1_moe"})
+    top1_block = {k: block[k] for k in ("tokenization", "load_weight")}
+    torso = torso_from_config({**top1_block, "name": "top1_moe"})
     assert torso.load_weight == 1.0 and torso.tokenization == "per_feat"
     with pytest.raises(TorsoError, match="'name'"):
         torso_from_config({"encoder": "impala"})

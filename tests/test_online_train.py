@@ -20,13 +20,17 @@ def _tiny(config_module, **overrides):
     c = config_module.get_config("smoke")
     c.total_steps = 80
     c.iteration_steps = 40
-    c.min_replay = 24
-    c.log_every = 20
-    c.eval_episodes = 1
-    c.eval_max_steps = 15
-    c.replay_capacity = 128
-    for k, v in overrides.items():
-        c[k] = v
+    c.replay.min_replay = 24
+    c.log_interval = 20
+    c.eval.episodes = 1
+    c.eval.max_episode_steps = 15
+    c.replay.capacity = 128
+    for key, value in overrides.items():  # dotted keys: "eval.episodes"
+        *path, last = key.split(".")
+        node = c
+        for part in path:
+            node = node[part]
+        node[last] = value
     return c
 
 
@@ -86,7 +90,7 @@ def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, tors
 
     state, meta = train_online.restore_state(a)
     assert int(state.replay.count[0]) == config.total_steps
-    assert int(state.train.step[0]) == config.total_steps - config.min_replay
+    assert int(state.train.step[0]) == config.total_steps - config.replay.min_replay
     assert meta["torso"]["name"] == config.torso.name
     evals = RunDir(a).read_evals()
     assert [e["step"] for e in evals] == [40, 80] and evals[-1]["episodes"] == [1]
@@ -151,7 +155,7 @@ def test_actor_loop_life_loss_is_terminal_for_learning_only():
 
 def test_eval_counts_whole_games_with_noise_off():
     """Evaluation plays one game per parallel emulator; capped games count with their return."""
-    config = _tiny(der, eval_episodes=2, eval_max_steps=10)
+    config = _tiny(der, **{"eval.episodes": 2, "eval.max_episode_steps": 10})
     rc, game, agent = train_online.build(config)
     init_fn, _, eval_act = train_online.compiled_fns(agent, rc.num_seeds)
     state = init_fn(train_online.init_keys(rc))
@@ -168,7 +172,7 @@ def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     raises NonFiniteLossError before iteration 1 is checkpointed."""
     from offline_moe.train.rundir import NonFiniteLossError
 
-    config = _tiny(drq_eps, learning_rate=float("nan"))
+    config = _tiny(drq_eps, **{"learner.learning_rate": float("nan")})
     config.torso.name = "tests.toy_torso:ToyTorso"
     workdir = str(tmp_path / "nan")
     with pytest.raises(NonFiniteLossError, match="non-finite") as e:

@@ -247,7 +247,7 @@ def test_default_configs_are_the_papers():
             "dqn_replay",
             1,
         )
-        assert c.torso.encoder == "impala" and c.torso.num_experts == 8
-        assert c.torso.tokenization == "per_conv" and c.data.percent == 5.0
+        assert c.torso.builtin.encoder == "impala" and c.torso.builtin.num_experts == 8
+        assert c.torso.builtin.tokenization == "per_conv" and c.data.percent == 5.0
         assert tc.cache_dir == "data/cache/Breakout_run1_5pct"
     assert cql_c51.get_config().learner.num_atoms == 51

@@ -24,3 +24,21 @@ class ToyTorso(nn.Module):
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(self.features)(x))  # [B, features]
         return x, {"aux_loss": jnp.zeros((), jnp.float32), "feature_mean": x.mean()}
+
+
+class ResidualSoftMoE(nn.Module):
+    """The README's plug-in example (Impala -> per_conv tokens -> Soft MoE + residual)."""
+
+    num_experts: int = 8
+    expert_width: int = 256
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        from offline_moe.networks import SoftMoE, Tokenizer, make_encoder
+
+        del train
+        fmap = make_encoder("impala")(x)  # [B, 11, 11, 32]
+        tokens = Tokenizer("per_conv")(fmap)  # [B, 121, 32]
+        y, aux = SoftMoE(self.num_experts, self.expert_width)(tokens)  # [B, 121, 32]
+        y = nn.LayerNorm()(tokens + y)
+        return y.reshape(y.shape[0], -1), aux

@@ -41,11 +41,11 @@ def parse(argv):
 def run(args) -> dict:
     config = CONFIGS[args.agent].get_config(f"game={args.game}")
     config.torso.name = args.torso
-    config.torso.encoder = args.encoder
-    config.torso.num_experts = args.num_experts
+    config.torso.builtin.encoder = args.encoder  # built-in torsos; a torso of yours keeps its own
+    config.torso.builtin.num_experts = args.num_experts
     config.num_seeds = args.num_seeds
-    config.min_replay = args.min_replay
-    config.replay_capacity = max(args.capacity, args.min_replay + args.steps + 64)
+    config.replay.min_replay = args.min_replay
+    config.replay.capacity = max(args.capacity, args.min_replay + args.steps + 64)
     rc, game, agent = train_online.build(config)
     init_fn, step_fn, _ = train_online.compiled_fns(agent, rc.num_seeds)
     state = init_fn(train_online.init_keys(rc))

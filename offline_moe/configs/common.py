@@ -1,29 +1,96 @@
-"""Shared config for the offline learners (CQL, CQL+C51); agent files override the learner block.
+"""The one config dialect of the four agents: CQL, CQL+C51 (offline) and DER, DrQ(eps) (online).
 
     python -m offline_moe.train_offline --config=offline_moe/configs/cql.py:game=Pong \
         --config.torso.name=soft_moe --config.torso.num_experts=8 --workdir=runs/x
+    python -m offline_moe.train_online --config=offline_moe/configs/der.py:preset=fig12 \
+        --config.torso.name=soft_moe --workdir=runs/y
 
-`get_config(arg)` in an agent file takes a comma-separated `arg`:
-  smoke            tiny budgets for tests and the default benchmark (2 CPU cores, ~1 minute)
+Every agent file has `get_config(arg)`; `arg` is comma-separated and parsed by `parse_arg`:
+  smoke            tiny budgets for tests and the default benchmark (2 CPU cores, ~1 minute);
+                   recorded as `config.smoke`
   game=NAME        Atari game (e.g. Pong, Breakout)
   torso=NAME       torso name or 'package.module:Name'
-  percent=P        data percentage (5 or 10 in the paper)
-e.g. "smoke,game=Pong,torso=top1_moe". Defaults are the paper's (Obando-Ceron et al. 2024,
-Sec. 5.1, Table 3): Impala encoder, 8 experts, per_conv tokens, 5% of DQN-Replay, 200
-iterations x 62,500 updates, evaluation after every iteration over >= 125,000 agent steps with
-epsilon 0.001 and sticky actions.
+  seed=S           root seed
+  num_seeds=N      seeds trained side by side
+  preset=NAME      one of the agent file's named presets (its docstring lists them)
+  percent=P        offline only: data percentage (5 or 10 in the paper)
+  run=R            offline only: DQN-Replay run 1..5
+  agent_steps=N    online only: the agent-step budget (Atari 100k: 100,000)
+  frames=F         online only: the budget in frames (4 per agent step; Fig. 12 runs to 50M)
+e.g. "smoke,game=Pong,torso=top1_moe". Both tracks have the same sections: `torso`, `learner`,
+`eval` and the data source (`data` offline, `replay` online).
+
+The torso block (`torso_block`). `config.torso.name` picks the torso. Every other key of
+`config.torso` is None unless you set it (in a config file, from Python, or with
+`--config.torso.KEY=VALUE`); a key you set is passed to the torso, and a torso that does not
+accept it is an error naming the torso and the key. `config.torso.builtin` holds the config's
+own values (the paper's or the preset's, shrunk by `smoke`) for the built-in torsos (baseline,
+soft_moe, top1_moe, ...): each built-in torso takes the ones it accepts. A torso of your own
+never sees `builtin` and so keeps its own defaults. One exception to strictness: `noisy=False`
+is not passed to a torso without a `noisy` field (such a torso has no noisy layers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import ml_collections
+from ml_collections import config_dict
 
-_ARG_KEYS = ("game", "torso", "percent")
+# Typed keys of the config-file argument. Each agent file accepts COMMON_ARGS plus its track's.
+COMMON_ARGS = {"game": str, "torso": str, "seed": int, "num_seeds": int, "preset": str}
+OFFLINE_ARGS = {**COMMON_ARGS, "percent": float, "run": int}
+ONLINE_ARGS = {**COMMON_ARGS, "agent_steps": int, "frames": int}
+
+FRAMES_PER_AGENT_STEP = 4  # ALE frame skip of both protocols (Machado et al. 2018; DQN)
+
+# Keys of a torso block besides `name`, with their types (the built-in torsos' fields).
+TORSO_FIELDS = {
+    "encoder": str,  # 'impala' (paper, 11x11x32 map) or 'nature' (11x11x64 map)
+    "width": float,  # baseline: Dense(512 * width); the paper's scaled baseline uses width = n
+    "num_experts": int,  # MoE: number of experts n
+    "expert_width": int,  # MoE: hidden units H of each expert MLP d -> H -> d
+    "tokenization": str,  # MoE: per_conv (paper default) | per_feat | per_samp | per_patch
+    "patch_size": int,  # MoE per_patch tokens: patch edge in feature-map pixels
+    "capacity_factor": float,  # MoE: slots (Soft) / capacity (Top-1) per expert
+    "normalize_tokens": bool,  # Soft MoE: l2-normalise tokens and Phi with a learned scale
+    "importance_weight": float,  # Top-1: weight of the importance loss in aux_loss
+    "load_weight": float,  # Top-1: weight of the load-balancing loss in aux_loss
+    "noisy": bool,  # factorised noisy hidden layers (DER; Dopamine's FullRainbowNetwork)
+}
+
+# The paper's torso settings (Obando-Ceron et al. 2024, Sec. 5.1 and Table 3); also the
+# built-in torsos' own defaults.
+PAPER_TORSO = {
+    "encoder": "impala",
+    "width": 1.0,
+    "num_experts": 8,
+    "expert_width": 512,
+    "tokenization": "per_conv",
+    "patch_size": 3,
+    "capacity_factor": 1.0,
+    "normalize_tokens": False,
+    "importance_weight": 0.0,
+    "load_weight": 0.0,
+}
 
 
-def parse_arg(arg: str | None) -> tuple[bool, dict[str, str]]:
-    """Splits "smoke,game=Pong" into (smoke=True, {"game": "Pong"}); unknown keys are errors."""
+def parse_arg(
+    arg: str | None, fields: Mapping[str, type], *, where: str
+) -> tuple[bool, dict[str, object]]:
+    """Splits "smoke,game=Pong,seed=2" into (True, {"game": "Pong", "seed": 2}), typed.
+
+    Args:
+      arg: the text after ':' in --config=FILE:ARG (None or '' for none).
+      fields: valid keys and their types (COMMON_ARGS, OFFLINE_ARGS or ONLINE_ARGS).
+      where: the config file, for error messages.
+
+    Raises:
+      ValueError: an unknown key, a token without '=', a repeated key or a value of the wrong
+        type; the message names the file, the token and the valid keys.
+    """
     smoke, values = False, {}
+    valid = "'smoke' or " + ", ".join(f"{k}=..." for k in fields) + " (comma separated)"
     for part in (arg or "").split(","):
         part = part.strip()
         if not part:
@@ -31,45 +98,94 @@ def parse_arg(arg: str | None) -> tuple[bool, dict[str, str]]:
         if part == "smoke":
             smoke = True
             continue
-        key, sep, value = part.partition("=")
-        if not sep or key not in _ARG_KEYS:
+        key, sep, text = part.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"{where}: config argument {part!r} not understood; valid: {valid}")
+        if key in values:
+            raise ValueError(f"{where}: config argument {key!r} given twice")
+        kind = fields[key]
+        try:
+            values[key] = kind(text.replace("_", "")) if kind in (int, float) else kind(text)
+        except ValueError:
             raise ValueError(
-                f"config argument {part!r} not understood; valid: 'smoke' or "
-                f"{', '.join(k + '=...' for k in _ARG_KEYS)} (comma separated)"
-            )
-        values[key] = value
+                f"{where}: config argument {part!r}: expected {kind.__name__} for {key!r}"
+            ) from None
     return smoke, values
 
 
-def torso_block() -> ml_collections.ConfigDict:
-    """The flat torso block shared by every torso (each torso takes the fields it accepts)."""
+def check_preset(preset: str, presets: Mapping[str, str], *, where: str) -> str:
+    """`preset` if it is one of `presets` (name -> one-line description), else a ValueError."""
+    if preset not in presets:
+        listing = "; ".join(f"{k}: {v}" for k, v in presets.items())
+        raise ValueError(f"{where}: unknown preset {preset!r}; valid presets: {listing}")
+    return preset
+
+
+def torso_block(name: str, **builtin) -> ml_collections.ConfigDict:
+    """The torso block of every agent: `name`, the keys you set, and `builtin`.
+
+    Args:
+      name: registered torso name or 'package.module:Name'.
+      **builtin: the config's values for the built-in torsos (default: the paper's, see
+        PAPER_TORSO); keys must be in TORSO_FIELDS.
+
+    Returns:
+      ConfigDict with `name`, every TORSO_FIELDS key as a typed None (unset) and `builtin`.
+    """
+    bad = sorted(set(builtin) - set(TORSO_FIELDS))
+    if bad:
+        raise ValueError(f"torso_block: unknown keys {bad}; valid: {', '.join(TORSO_FIELDS)}")
     t = ml_collections.ConfigDict()
-    t.name = "soft_moe"  # registered name (baseline | soft_moe | top1_moe) or 'pkg.module:Name'
-    t.encoder = "impala"  # 'impala' (paper, 11x11x32 map) or 'nature' (11x11x64 map)
-    t.width = 1.0  # baseline only: Dense(512 * width); the paper's scaled baseline uses width = n
-    t.num_experts = 8  # MoE: number of experts n (paper: 8 in the offline runs)
-    t.expert_width = 512  # MoE: hidden units H of each expert MLP d -> H -> d
-    t.tokenization = "per_conv"  # MoE: per_conv (paper default) | per_feat | per_samp | per_patch
-    t.patch_size = 3  # MoE per_patch tokens: patch edge in feature-map pixels
-    t.capacity_factor = 1.0  # MoE: slots (Soft) / capacity (Top-1) per expert = ceil(m * cf / n)
-    t.normalize_tokens = False  # Soft MoE: l2-normalise tokens and Phi with a learned scale
-    t.importance_weight = 0.0  # Top-1: weight of the importance loss in aux_loss (0 = off)
-    t.load_weight = 0.0  # Top-1: weight of the load-balancing loss in aux_loss (0 = off)
+    t.name = name
+    for key, kind in TORSO_FIELDS.items():
+        t[key] = config_dict.placeholder(kind)  # None: not set by you
+    t.builtin = ml_collections.ConfigDict({**PAPER_TORSO, **builtin})
     return t
 
 
-def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
-    """The full offline config for `agent`, before the agent file sets its learner values."""
-    smoke, values = parse_arg(arg)
-    c = ml_collections.ConfigDict()
-    c.agent = agent  # 'cql' or 'cql_c51' (selects head and loss)
-    c.game = values.get("game", "Pong")  # Atari game (ALE name, e.g. Pong, MsPacman)
-    c.seed = 0  # root seed; seed s of the run uses key fold_in(PRNGKey(seed), s)
-    c.num_seeds = 1  # independent seeds trained together in one program (vmap); paper: 5
+def base_config(
+    agent: str, smoke: bool, values: Mapping[str, object], *, torso: str
+) -> ml_collections.ConfigDict:
+    """The top of every agent's config: agent, game, seeds, smoke, preset and the torso block.
 
-    c.torso = torso_block()
-    if "torso" in values:
-        c.torso.name = values["torso"]
+    Args:
+      agent: 'cql', 'cql_c51', 'der' or 'drq_eps'.
+      smoke: the `smoke` token was given.
+      values: the parsed `key=value` tokens.
+      torso: the track's default torso (offline soft_moe, the paper's subject; online
+        baseline, the published Atari 100k agents).
+    """
+    c = ml_collections.ConfigDict()
+    c.agent = agent  # selects head, loss and trainer
+    c.game = values.get("game", "Pong")  # Atari game (ALE name, e.g. Pong, MsPacman)
+    # Root seed; seed s of the run has its own keys and emulators derived from (seed, s).
+    c.seed = values.get("seed", 0)
+    c.num_seeds = values.get("num_seeds", 1)  # independent seeds trained together; paper: 5
+    c.smoke = smoke  # the tiny smoke budget (tests, default benchmark); scores are meaningless
+    c.preset = ""  # the agent file's named preset (set by get_config)
+    c.torso = torso_block(values.get("torso", torso))
+    return c
+
+
+def shrink_torso_for_smoke(c: ml_collections.ConfigDict) -> None:
+    """Smoke torsos: Nature encoder, 2 experts with H = 64, baseline Dense(64)."""
+    c.torso.builtin.encoder = "nature"
+    c.torso.builtin.num_experts = 2
+    c.torso.builtin.expert_width = 64
+    c.torso.builtin.width = 0.125
+
+
+def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections.ConfigDict:
+    """The full offline config for `agent`, before the agent file sets its learner values.
+
+    Defaults are the paper's (Obando-Ceron et al. 2024, Sec. 5.1, Table 3): Impala encoder,
+    8 experts, per_conv tokens, 5% of DQN-Replay, 200 iterations x 62,500 updates,
+    evaluation after every iteration over >= 125,000 agent steps with epsilon 0.001 and
+    sticky actions.
+    """
+    smoke, values = parse_arg(arg, OFFLINE_ARGS, where=where)
+    c = base_config(agent, smoke, values, torso="soft_moe")
+    c.preset = values.get("preset", "")
 
     # Learner hyper-parameters (the agent file overwrites these with Table 3's values).
     c.learner = ml_collections.ConfigDict()
@@ -81,9 +197,9 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.learner.batch_size = 32  # transitions per gradient update
     c.learner.cql_coefficient = 0.1  # weight of the CQL term logsumexp Q - Q(s, a_data)
     c.learner.td_coefficient = 1.0  # weight of the TD (Huber / C51 cross-entropy) term
-    # Updates between target-network syncs. The paper does not state it; 2000 is the DQN/DR3
-    # offline setting in Dopamine (jax_dr3.gin). Dopamine's offline Rainbow config uses 100,
-    # which its double counter increment turns into 50 updates.
+    # Updates between target-network syncs. The paper does not state it; 2000 is Dopamine's
+    # offline DQN/DR3 value (jax_dr3.gin, one counter increment per update). cql_c51.py keeps
+    # it and offers Dopamine's offline Rainbow reading as preset=dopamine_counter.
     c.learner.target_update_period = 2000
     c.learner.huber_delta = 1.0  # CQL: Huber threshold
     c.learner.num_atoms = 51  # CQL+C51: atoms of the categorical distribution
@@ -97,7 +213,7 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.cache_dir = ""  # directory of the replay cache ('' = derived, see above)
     c.data.source = "tfds"  # what the cache holds: tfds | dqn_replay (DQN-Replay) | record (local)
-    c.data.run = 1  # DQN-Replay run (1..5)
+    c.data.run = values.get("run", 1)  # DQN-Replay run (1..5)
     c.data.percent = float(values.get("percent", 5.0))  # % of the 50M transitions (paper: 5, 10)
     c.data.clip_rewards = True  # rewards clipped to [-1, 1] for learning (Table 3)
     c.data.stack = 4  # frames per observation
@@ -130,24 +246,18 @@ def base_config(agent: str, arg: str | None) -> ml_collections.ConfigDict:
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.max_to_keep = 2  # Orbax checkpoints kept (one is written every iteration)
-
-    if smoke:
-        apply_smoke(c)
     return c
 
 
-def apply_smoke(c: ml_collections.ConfigDict) -> None:
-    """Shrinks everything so a run takes about a minute on 2 CPU cores.
+def apply_offline_smoke(c: ml_collections.ConfigDict) -> None:
+    """Shrinks an offline run to about a minute on 2 CPU cores.
 
     Smoke-only deviations from the paper: Nature encoder, 2 experts with H = 64, baseline
     Dense(64), batch 16, 2 iterations x 100 updates, target period 50, and an evaluation of
     >= 400 agent steps with episodes capped at 200 agent steps (a real Pong episode is
     thousands of steps).
     """
-    c.torso.encoder = "nature"
-    c.torso.num_experts = 2
-    c.torso.expert_width = 64
-    c.torso.width = 0.125
+    shrink_torso_for_smoke(c)
     c.learner.batch_size = 16
     c.learner.target_update_period = 50
     c.data.percent = 100.0  # all of a locally recorded dataset, not a fraction of DQN-Replay
@@ -161,3 +271,114 @@ def apply_smoke(c: ml_collections.ConfigDict) -> None:
     c.eval.max_episode_steps = 200
     c.eval.workers = 0
     c.repr.batch_size = 32
+
+
+# Online presets: the torso settings of the low-data figures (Obando-Ceron et al. 2024).
+ONLINE_PRESETS = {
+    "dopamine_moes": "Nature CNN encoder, 4 experts: Dopamine's labs/moes DER.gin (the default)",
+    "fig12": "Impala (ResNet) encoder, 8 experts: the paper's Fig. 12",
+    "fig16": "Impala (ResNet) encoder, 4 experts: the paper's Fig. 16",
+}
+_ONLINE_PRESET_TORSO = {
+    "dopamine_moes": {"encoder": "nature", "num_experts": 4},
+    "fig12": {"encoder": "impala", "num_experts": 8},
+    "fig16": {"encoder": "impala", "num_experts": 4},
+}
+ATARI_100K_STEPS = 100_000  # agent steps (400k frames), Kaiser et al. 2020
+LONG_ITERATION_STEPS = 250_000  # agent steps per iteration past 100k (1M frames, Dopamine)
+DOPAMINE_REPLAY_CAPACITY = 1_000_000  # transitions (Dopamine's replay capacity)
+
+
+def online_budget(values: Mapping[str, object], *, where: str) -> int:
+    """Agent steps of the run from `agent_steps=` or `frames=` (default: Atari 100k)."""
+    if "agent_steps" in values and "frames" in values:
+        raise ValueError(f"{where}: give agent_steps= or frames=, not both")
+    if "frames" in values:
+        frames = int(values["frames"])
+        if frames % FRAMES_PER_AGENT_STEP or frames <= 0:
+            raise ValueError(
+                f"{where}: frames={frames} must be a positive multiple of "
+                f"{FRAMES_PER_AGENT_STEP} (one agent step is {FRAMES_PER_AGENT_STEP} frames)"
+            )
+        return frames // FRAMES_PER_AGENT_STEP
+    steps = int(values.get("agent_steps", ATARI_100K_STEPS))
+    if steps <= 0:
+        raise ValueError(f"{where}: agent_steps={steps} must be positive")
+    return steps
+
+
+def online_config(agent: str, arg: str | None, *, where: str) -> ml_collections.ConfigDict:
+    """Fields shared by DER and DrQ(eps): the Atari 100k protocol and the run loop.
+
+    The agent file sets its learner values, then calls `apply_online_smoke` when `c.smoke`.
+    """
+    smoke, values = parse_arg(arg, ONLINE_ARGS, where=where)
+    c = base_config(agent, smoke, values, torso="baseline")
+    if smoke and "game" not in values:
+        c.game = "Breakout"  # the online smoke game: it gives rewards within 240 agent steps
+    c.preset = check_preset(values.get("preset", "dopamine_moes"), ONLINE_PRESETS, where=where)
+    for key, value in _ONLINE_PRESET_TORSO[c.preset].items():
+        c.torso.builtin[key] = value
+
+    c.env = ml_collections.ConfigDict()
+    # No sticky actions, a life loss is terminal for learning, 0..29 no-op starts.
+    c.env.protocol = "atari100k"
+    c.env.max_episode_steps = 27_000  # training episode cap (truncation, not a terminal)
+
+    # Atari 100k: 100,000 agent steps (400k frames) as 10 iterations of 10,000 steps. Longer
+    # budgets (Fig. 12 runs to 50M frames = 12.5M agent steps) use Dopamine's standard
+    # 1M-frame iteration so evaluation stays a small share of the run.
+    c.total_steps = online_budget(values, where=where)
+    c.iteration_steps = 10_000 if c.total_steps <= ATARI_100K_STEPS else LONG_ITERATION_STEPS
+    c.log_interval = 1000  # agent steps between metrics.jsonl lines
+    c.export_replay = ""  # directory: write the agent's replay as an RLDS dataset at the end
+
+    c.learner = ml_collections.ConfigDict()
+    c.learner.agent = agent  # copied from c.agent; must agree
+    c.learner.gamma = 0.99
+    c.learner.n_step = 10
+    c.learner.updates_per_step = 1  # replay ratio 1 (Dopamine: update period 1)
+    c.learner.batch_size = 32
+    c.learner.learning_rate = 1e-4
+    c.learner.adam_eps = 1.5e-4
+    c.learner.dueling = True
+    c.learner.double_q = True
+    c.learner.epsilon_train = 0.01
+    c.learner.num_atoms = 51  # the agent file sets these
+    c.learner.v_max = 10.0
+    c.learner.noisy = False  # the head's noisy layers (the torso's are config.torso.noisy)
+    # One noise draw per batch (Dopamine's DER); True = a draw per sample (its MoE DER agent).
+    c.learner.per_sample_noise = False
+    c.learner.target_update_period = 2000
+    c.learner.epsilon_decay_steps = 2000
+    c.learner.augmentation = False
+
+    c.replay = ml_collections.ConfigDict()
+    c.replay.min_replay = 1600  # agent steps before the first update
+    c.replay.prioritized = False
+    c.replay.clip_rewards = True  # rewards clipped to [-1, 1] for learning only
+    # Every transition of a 100k run fits: no row is ever overwritten (Dopamine's capacity is
+    # 1M, which a 100k run never reaches either); longer runs keep Dopamine's 1M.
+    c.replay.capacity = min(c.total_steps, DOPAMINE_REPLAY_CAPACITY) + 16
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.interval = 1  # evaluate after every this many iterations (Dopamine's runner: 1)
+    c.eval.episodes = 100  # one episode per parallel environment
+    c.eval.max_episode_steps = 27_000  # agent steps per evaluation episode (the protocol's cap)
+    c.eval.epsilon = 0.001
+    c.eval.workers = -1  # processes stepping the eval emulators; -1: one per spare CPU core
+    return c
+
+
+def apply_online_smoke(c: ml_collections.ConfigDict) -> None:
+    """Shrinks an online run to a few hundred agent steps for tests on 2 CPU cores."""
+    shrink_torso_for_smoke(c)
+    c.total_steps = 240
+    c.iteration_steps = 120
+    c.log_interval = 60
+    c.learner.batch_size = 4
+    c.replay.min_replay = 100
+    c.replay.capacity = 512
+    c.eval.episodes = 2
+    c.eval.max_episode_steps = 60
+    c.eval.workers = 0  # two short games: worker start-up would cost more than it saves

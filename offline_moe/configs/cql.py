@@ -2,16 +2,24 @@
 
     --config=offline_moe/configs/cql.py            paper defaults (Pong, soft_moe, 5%)
     --config=offline_moe/configs/cql.py:smoke,game=Breakout
-See `offline_moe.configs.common` for every field.
+
+Presets (`preset=NAME`):
+  paper   Table 3's values, target period 2000 (Dopamine's jax_dr3.gin); the default.
+See `offline_moe.configs.common` for the argument and every field.
 """
 
-from offline_moe.configs.common import base_config
+from offline_moe.configs import common
+
+PRESETS = {"paper": "Table 3's values, target period 2000 (Dopamine's jax_dr3.gin)"}
 
 
 def get_config(arg: str | None = None):
-    c = base_config("cql", arg)
+    c = common.offline_config("cql", arg, where="offline_moe/configs/cql.py")
+    c.preset = common.check_preset(c.preset or "paper", PRESETS, where="offline_moe/configs/cql.py")
     c.learner.learning_rate = 5e-5  # Table 3
     c.learner.adam_eps = 3.125e-4  # Table 3
     c.learner.n_step = 1  # Table 3
     c.learner.cql_coefficient = 0.1  # Table 3
+    if c.smoke:
+        common.apply_offline_smoke(c)
     return c

@@ -256,11 +256,16 @@ class DoubleQHuberLoss(_OnlineForward):
         return per_example, _online_extras(out_tm1, per_example)
 
 
+def has_noise(c: OnlineAgentConfig) -> bool:
+    """Noisy head or noisy torso layers (`noisy=True` torso kwarg): passes need noise keys."""
+    return c.noisy or bool(dict(c.torso_kwargs).get("noisy", False))
+
+
 def make_loss(c: OnlineAgentConfig) -> C51DoubleQLoss | DoubleQHuberLoss:
     """The agent's loss: C51 for num_atoms > 1 (DER), Huber for a scalar head (DrQ(eps))."""
     forward = dict(
         augmentation=c.augmentation,
-        noisy=c.noisy,
+        noisy=has_noise(c),
         double_q=c.double_q,
         target_is_online=c.target_update_period == 1,
     )
@@ -392,7 +397,7 @@ class OnlineAgent:
                 sums = jax.tree.map(jnp.add, sums, metrics)
                 count = count + 1
         obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K]
-        action = self.learner.act(train.params, obs, k_act, self.epsilon(t), noise=c.noisy)[0]
+        action = self.learner.act(train.params, obs, k_act, self.epsilon(t), noise=has_noise(c))[0]
         replay = online_replay.set_action(replay, action)
         state = OnlineState(train=train, replay=replay, metric_sums=sums, metric_count=count)
         return state, action

@@ -8,8 +8,9 @@
 Contract: `features, aux = torso(x, train=...)`, x float32 [B, 84, 84, C] in [0, 1], features
 float32 [B, D], aux a dict of jnp arrays that always holds 'aux_loss' (scalar, 0.0 where none);
 MoE torsos add 'expert_usage' [n] and 'router_entropy'. Built-in names: `list_torsos()`; a user
-torso is reached by 'package.module:Name' without editing this package. One flat config block
-serves all torsos: `filter_torso_kwargs(name, block)` keeps the keys a torso accepts.
+torso is reached by 'package.module:Name' without editing this package. A config's torso block
+becomes (name, kwargs) through `torso_spec(block)` (keys you set are strict; the config's
+`builtin` values go to the built-in torsos only).
 """
 
 from offline_moe.networks import torsos as _torsos  # noqa: F401  (registers built-ins)
@@ -19,6 +20,7 @@ from offline_moe.networks.registry import (
     TorsoError,
     count_params,
     filter_torso_kwargs,
+    is_builtin_torso,
     list_torsos,
     make_torso,
     register_torso,
@@ -26,6 +28,7 @@ from offline_moe.networks.registry import (
     torso_from_config,
     torso_kwarg_names,
     torso_param_count,
+    torso_spec,
 )
 from offline_moe.networks.torsos import TOKENIZATIONS, Tokenizer
 
@@ -38,6 +41,7 @@ __all__ = [
     "TorsoError",
     "count_params",
     "filter_torso_kwargs",
+    "is_builtin_torso",
     "list_torsos",
     "make_encoder",
     "make_torso",
@@ -47,4 +51,5 @@ __all__ = [
     "torso_from_config",
     "torso_kwarg_names",
     "torso_param_count",
+    "torso_spec",
 ]

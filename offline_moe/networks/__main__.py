@@ -122,7 +122,7 @@ def main(argv=None) -> None:
         "D = feature width handed to the head.\n"
     )
     print(format_table(encoders, experts, markdown=args.markdown))
-    print("\ndefaults (one flat config block; filter_torso_kwargs keeps each torso's keys):")
+    print("\ndefaults (a config sets them through config.torso; see offline_moe.configs.common):")
     print(describe_defaults())
     print(
         "\nbuild one: make_torso('soft_moe', num_experts=4); your own torso, no package edit:\n"

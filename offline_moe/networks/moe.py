@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from offline_moe.networks.noisy import NOISE_RNG, NoisyDense
+
 _xavier = nn.initializers.xavier_uniform()
 
 # Notation used in the einsums of this module:
@@ -46,14 +48,22 @@ def slots_per_expert(num_tokens: int, num_experts: int, capacity_factor: float =
 
 
 class ExpertMLP(nn.Module):
-    """One expert: Dense(H) -> ReLU -> Dense(d), xavier_uniform kernels and zero biases."""
+    """One expert: Dense(H) -> ReLU -> Dense(d), xavier_uniform kernels and zero biases.
+
+    With `noisy`, the first layer is a factorised `NoisyDense` (Dopamine's labs/moes
+    `ExpertModel` with noisy=True, the MoE DER network); noise only when `train`.
+    """
 
     hidden: int
     features: int
+    noisy: bool = False
 
     @nn.compact
-    def __call__(self, x):  # [..., d]
-        h = nn.relu(nn.Dense(self.hidden, kernel_init=_xavier, name="hidden")(x))
+    def __call__(self, x, train: bool = False):  # [..., d]
+        if self.noisy:
+            h = nn.relu(NoisyDense(self.hidden, name="hidden")(x, train=train))
+        else:
+            h = nn.relu(nn.Dense(self.hidden, kernel_init=_xavier, name="hidden")(x))
         self.sow("intermediates", "expert_hidden", h)  # [..., H]; for dormant-neuron stats
         return nn.Dense(self.features, kernel_init=_xavier, name="out")(h)
 
@@ -62,24 +72,26 @@ class Experts(nn.Module):
     """n independent `ExpertMLP`s as one vmapped module: [B, n, s, d] -> [B, n, s, d].
 
     Parameters carry a leading expert axis (e.g. hidden kernel [n, d, H]); expert e sees only
-    the slots at index e of axis 1.
+    the slots at index e of axis 1. With `noisy`, every expert's first layer is noisy and the
+    experts share one noise draw per call, as Dopamine's experts share one key.
     """
 
     num_experts: int
     hidden: int
+    noisy: bool = False
 
     @nn.compact
-    def __call__(self, x):  # [B, n, s, d]
+    def __call__(self, x, train: bool = False):  # [B, n, s, d]
         if x.shape[1] != self.num_experts:
             raise ValueError(f"Experts: axis 1 of {x.shape} must be num_experts={self.num_experts}")
         vmapped = nn.vmap(
             ExpertMLP,
             variable_axes={"params": 0, "intermediates": 0},
-            split_rngs={"params": True},
-            in_axes=1,
+            split_rngs={"params": True, NOISE_RNG: False},
+            in_axes=(1, None),
             out_axes=1,
         )
-        return vmapped(self.hidden, x.shape[-1], name="mlp")(x)
+        return vmapped(self.hidden, x.shape[-1], self.noisy, name="mlp")(x, train)
 
 
 def soft_moe_weights(x, phi):
@@ -119,15 +131,17 @@ class SoftMoE(nn.Module):
       capacity_factor: sets the slots per expert, p = ceil(m * capacity_factor / n).
       normalize: l2-normalise tokens (over d) and Phi (over d, per slot) for the logits, with a
         learned scalar scale on Phi (init 1). The dispatched slot inputs use the raw tokens.
+      noisy: noisy first layer in every expert (see `Experts`); noise only when `train`.
     """
 
     num_experts: int = 8
     expert_width: int = 512
     capacity_factor: float = 1.0
     normalize: bool = False
+    noisy: bool = False
 
     @nn.compact
-    def __call__(self, x):  # [B, m, d]
+    def __call__(self, x, *, train: bool = False):  # [B, m, d]
         _, m, d = x.shape
         n = self.num_experts
         p = slots_per_expert(m, n, self.capacity_factor)
@@ -140,7 +154,8 @@ class SoftMoE(nn.Module):
             phi = scale * l2_normalize(phi, axis=0)
         dispatch, combine = soft_moe_weights(x_logits, phi)  # [B, m, n, p] each
         slots = jnp.einsum("bmnp,bmd->bnpd", dispatch, x)  # [B, n, p, d]
-        outputs = Experts(n, self.expert_width, name="experts")(slots)  # [B, n, p, d]
+        experts = Experts(n, self.expert_width, self.noisy, name="experts")
+        outputs = experts(slots, train)  # [B, n, p, d]
         y = jnp.einsum("bmnp,bnpd->bmd", combine, outputs)  # [B, m, d]
 
         per_expert = combine.sum(axis=-1)  # [B, m, n], each token's combine mass per expert
@@ -224,6 +239,7 @@ class Top1MoE(nn.Module):
       capacity_factor: sets c.
       importance_weight: weight of the importance loss in aux_loss (default 0: off).
       load_weight: weight of the load loss in aux_loss (default 0: off).
+      noisy: noisy first layer in every expert (see `Experts`); noise only when `train`.
     """
 
     num_experts: int = 8
@@ -231,9 +247,10 @@ class Top1MoE(nn.Module):
     capacity_factor: float = 1.0
     importance_weight: float = 0.0
     load_weight: float = 0.0
+    noisy: bool = False
 
     @nn.compact
-    def __call__(self, x):  # [B, m, d]
+    def __call__(self, x, *, train: bool = False):  # [B, m, d]
         _, m, _ = x.shape
         n = self.num_experts
         c = slots_per_expert(m, n, self.capacity_factor)
@@ -241,7 +258,8 @@ class Top1MoE(nn.Module):
         gates = jax.nn.softmax(logits, axis=-1)  # [B, m, n]
         dispatch, expert_index, gate = top1_dispatch(gates, c)  # [B, m, n, c], [B, m], [B, m]
         expert_in = jnp.einsum("bmnc,bmd->bncd", dispatch, x)  # [B, n, c, d]
-        expert_out = Experts(n, self.expert_width, name="experts")(expert_in)  # [B, n, c, d]
+        experts = Experts(n, self.expert_width, self.noisy, name="experts")
+        expert_out = experts(expert_in, train)  # [B, n, c, d]
         combine = dispatch * gate[:, :, None, None]  # [B, m, n, c]
         y = jnp.einsum("bmnc,bncd->bmd", combine, expert_out)  # [B, m, d]
 

@@ -5,7 +5,7 @@
 
     torso = make_torso("soft_moe", num_experts=4)
     torso = make_torso("my_pkg.nets:MyTorso", width=2)   # no edit to this package needed
-    kwargs = filter_torso_kwargs("baseline", config_block)  # keep what the torso accepts
+    name, kwargs = torso_spec(config.torso)  # the config block's keys for this torso
 
 A registered object is a Flax module class (its dataclass fields are its keyword arguments) or
 any callable returning a module (its signature's keyword arguments are). The torso contract is
@@ -134,15 +134,58 @@ def make_torso(name_or_path: str, **kwargs) -> nn.Module:
     return module
 
 
-def torso_from_config(block: Mapping[str, Any]) -> nn.Module:
-    """Builds the torso a flat config block names: `make_torso(block['name'], **accepted)`.
+def is_builtin_torso(name_or_path: str) -> bool:
+    """True for a torso this package registers (baseline, soft_moe, ...), False otherwise."""
+    if ":" in name_or_path:
+        return False
+    module = getattr(resolve_torso(name_or_path), "__module__", "") or ""
+    return module.startswith("offline_moe.")
 
-    Keys the torso does not accept (e.g. `num_experts` for `baseline`) are dropped.
+
+def torso_spec(block: Mapping[str, Any], *, where: str = "config.torso") -> tuple[str, dict]:
+    """(name, keyword arguments) of the torso a config block names (`configs.common.torso_block`).
+
+    A key set in the block (not None) is passed and must be accepted by the torso. The
+    `builtin` sub-block's values go to the built-in torsos only, each taking the keys it
+    accepts, under the keys set. A torso of your own thus keeps its own defaults. `noisy=False`
+    is not passed to a torso without a `noisy` field (it has no noisy layers).
+
+    Raises:
+      TorsoError: no name, or a set key the torso does not accept (naming torso and key).
     """
     if "name" not in block:
-        raise TorsoError(f"torso config block needs a 'name' key, got keys {sorted(block)}")
+        raise TorsoError(f"{where}: the torso block needs a 'name' key, got keys {sorted(block)}")
     name = block["name"]
-    return make_torso(name, **filter_torso_kwargs(name, block))
+    factory = resolve_torso(name)
+    valid = set(_kwarg_names(factory))
+    kwargs = {}
+    if is_builtin_torso(name):
+        builtin = dict(block.get("builtin") or {})
+        kwargs.update({k: v for k, v in builtin.items() if k in valid and v is not None})
+    for key, value in block.items():
+        if key in ("name", "builtin") or value is None:
+            continue
+        if key not in valid and not _accepts_var_kwargs(factory):
+            if key == "noisy" and value is False:
+                continue
+            hint = (
+                " (DER's noisy torso layers: give the torso a `noisy` field that makes its "
+                f"hidden layer noisy, or set {where}.noisy=False)"
+                if key == "noisy"
+                else f" (set {where}.{key}=None or give the torso that field)"
+            )
+            raise TorsoError(
+                f"{where}.{key}={value!r}: torso {name!r} does not accept {key!r}{hint}; "
+                f"its keyword arguments: {', '.join(sorted(valid)) or '(none)'}"
+            )
+        kwargs[key] = value
+    return name, kwargs
+
+
+def torso_from_config(block: Mapping[str, Any]) -> nn.Module:
+    """Builds the torso a config block names (see `torso_spec` for which keys it gets)."""
+    name, kwargs = torso_spec(block)
+    return make_torso(name, **kwargs)
 
 
 def count_params(tree) -> int:

@@ -1,4 +1,4 @@
-"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`.
+"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`, `tokenized_expert`.
 
 Contract (every torso, built-in or user-supplied):
 
@@ -14,13 +14,26 @@ plus values worth logging. Torsos never read configs; the head that follows is t
   (no pooling, no residual), so D = m * d: the MoE replaces the baseline's penultimate dense
   layer. Paper defaults: Impala encoder, 8 experts, per_conv tokens, expert width 512,
   capacity factor 1.
+- `tokenized_expert`: encoder -> tokens -> one expert MLP applied to every token (no routing,
+  no slots) -> flatten, the expert as wide as n experts together (H = n * expert_width). The
+  control of Sokar et al. 2025 ("Don't flatten, tokenize!", ICLR), separating tokenisation
+  from the mixture. `soft_moe` with one expert is not this: its single expert still sees
+  p = m slots that are learned softmax mixtures of all tokens (dispatch), recombined per token
+  (combine), so tokens are still routed.
+
+`noisy=True` (every torso here): the penultimate hidden layer is a factorised `NoisyDense`
+(baseline: the 512-unit Dense, as Dopamine's FullRainbowNetwork; MoE torsos: the first layer of
+each expert, as Dopamine's labs/moes ExpertModel). It draws from the 'noise' rng when
+train=True and is exactly noiseless when train=False. With noisy=False the parameters are
+those of the plain layers (same names and shapes).
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from offline_moe.networks.encoders import ENCODERS, make_encoder
-from offline_moe.networks.moe import SoftMoE, Top1MoE
+from offline_moe.networks.moe import ExpertMLP, SoftMoE, Top1MoE
+from offline_moe.networks.noisy import NoisyDense
 from offline_moe.networks.registry import register_torso
 
 HIDDEN_UNITS = 512  # the paper's penultimate dense layer
@@ -92,10 +105,12 @@ class BaselineTorso(nn.Module):
     Attributes:
       encoder: 'impala' or 'nature'.
       width: multiplier of the 512 hidden units (the paper's scaled baseline uses width = n).
+      noisy: the hidden layer is a factorised NoisyDense (Dopamine's FullRainbowNetwork).
     """
 
     encoder: str = "impala"
     width: float = 1
+    noisy: bool = False
 
     def __post_init__(self):
         _check_encoder("baseline", self.encoder)
@@ -105,13 +120,17 @@ class BaselineTorso(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        del train  # no dropout / batch norm
         _check_input("baseline", x)
         fmap = make_encoder(self.encoder)(x)  # [B, 11, 11, c]
         flat = fmap.reshape(fmap.shape[0], -1)  # [B, h*w*c]
         units = max(1, round(HIDDEN_UNITS * self.width))
-        dense = nn.Dense(units, kernel_init=nn.initializers.xavier_uniform(), name="hidden")
-        features = nn.relu(dense(flat))  # [B, 512 * width]
+        if self.noisy:
+            hidden = NoisyDense(units, name="hidden")(flat, train=train)
+        else:
+            hidden = nn.Dense(units, kernel_init=nn.initializers.xavier_uniform(), name="hidden")(
+                flat
+            )
+        features = nn.relu(hidden)  # [B, 512 * width]
         return features, {"aux_loss": jnp.zeros((), jnp.float32)}
 
 
@@ -125,6 +144,7 @@ class _MoETorso(nn.Module):
       tokenization: per_conv | per_feat | per_samp | per_patch.
       patch_size: patch edge for per_patch tokens.
       capacity_factor: slots (Soft MoE) / capacity (Top-1) per expert = ceil(m * cf / n).
+      noisy: noisy first layer in every expert (Dopamine's labs/moes ExpertModel).
     """
 
     encoder: str = "impala"
@@ -133,6 +153,7 @@ class _MoETorso(nn.Module):
     tokenization: str = "per_conv"
     patch_size: int = 3
     capacity_factor: float = 1.0
+    noisy: bool = False
 
     def __post_init__(self):
         torso = type(self).__name__
@@ -154,11 +175,10 @@ class _MoETorso(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        del train  # no dropout / batch norm
         _check_input(type(self).__name__, x)
         fmap = make_encoder(self.encoder)(x)  # [B, h, w, c]
         tokens = Tokenizer(self.tokenization, self.patch_size, name="tokenizer")(fmap)  # [B,m,d]
-        y, aux = self.make_moe()(tokens)  # [B, m, d]
+        y, aux = self.make_moe()(tokens, train=train)  # [B, m, d]
         return y.reshape(y.shape[0], -1), aux  # [B, m*d]
 
 
@@ -178,6 +198,7 @@ class SoftMoETorso(_MoETorso):
             expert_width=self.expert_width,
             capacity_factor=self.capacity_factor,
             normalize=self.normalize_tokens,
+            noisy=self.noisy,
             name="moe",
         )
 
@@ -201,5 +222,55 @@ class Top1MoETorso(_MoETorso):
             capacity_factor=self.capacity_factor,
             importance_weight=self.importance_weight,
             load_weight=self.load_weight,
+            noisy=self.noisy,
             name="moe",
         )
+
+
+@register_torso("tokenized_expert")
+class TokenizedExpertTorso(nn.Module):
+    """Encoder -> tokens -> one expert MLP per token (no routing) -> flatten.
+
+    The tokenised single-expert control of Sokar et al. 2025: the same tokens as the MoE
+    torsos, each mapped d -> H -> ReLU -> d by one shared `ExpertMLP` (the MoE experts'
+    layer), H = num_experts * expert_width so the expert is as wide as the n experts it
+    stands in for (and has their parameter count up to biases). D = m * d, as the MoE torsos.
+
+    Attributes:
+      encoder: 'impala' or 'nature'.
+      num_experts: n of the MoE it is compared with (sets the width only).
+      expert_width: hidden units per expert of that MoE.
+      tokenization: per_conv | per_feat | per_samp | per_patch.
+      patch_size: patch edge for per_patch tokens.
+      noisy: noisy first layer of the expert.
+    """
+
+    encoder: str = "impala"
+    num_experts: int = 8
+    expert_width: int = 512
+    tokenization: str = "per_conv"
+    patch_size: int = 3
+    noisy: bool = False
+
+    def __post_init__(self):
+        _check_encoder("tokenized_expert", self.encoder)
+        if self.tokenization not in TOKENIZATIONS:
+            raise ValueError(
+                f"torso 'tokenized_expert': unknown tokenization {self.tokenization!r}; "
+                f"valid: {', '.join(TOKENIZATIONS)}"
+            )
+        if self.num_experts < 1 or self.expert_width < 1:
+            raise ValueError(
+                "torso 'tokenized_expert': num_experts and expert_width must be positive, got "
+                f"{self.num_experts}, {self.expert_width}"
+            )
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        _check_input("tokenized_expert", x)
+        fmap = make_encoder(self.encoder)(x)  # [B, h, w, c]
+        tokens = Tokenizer(self.tokenization, self.patch_size, name="tokenizer")(fmap)  # [B,m,d]
+        hidden = self.num_experts * self.expert_width
+        y = ExpertMLP(hidden, tokens.shape[-1], self.noisy, name="expert")(tokens, train)
+        return y.reshape(y.shape[0], -1), {"aux_loss": jnp.zeros((), jnp.float32)}  # [B, m*d]

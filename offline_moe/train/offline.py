@@ -179,7 +179,7 @@ def build(config: Mapping, log=_log):
     The memory plan (`offline_moe.replay.memory`) is made and logged before the cache is
     loaded; a cache that does not fit is refused then, naming the sizes and the options.
     """
-    from offline_moe.networks import filter_torso_kwargs, make_torso
+    from offline_moe.networks import make_torso, torso_spec
     from offline_moe.replay import memory
     from offline_moe.replay.cache import load_cache
     from offline_moe.replay.device import DeviceReplay
@@ -205,9 +205,12 @@ def build(config: Mapping, log=_log):
             "the config"
         )
     check_cache_data(config["data"], cache_identity(cache_meta), tc.cache_dir)
-    torso_block = dict(config["torso"])
-    torso_name = torso_block["name"]
-    torso_kwargs = filter_torso_kwargs(torso_name, torso_block)
+    torso_name, torso_kwargs = torso_spec(config["torso"])
+    if torso_kwargs.get("noisy"):
+        raise ValueError(
+            "config.torso.noisy=True: the offline agents (cql, cql_c51) act and learn without "
+            "noisy layers; noisy torsos are for DER (offline_moe/configs/der.py)"
+        )
     torso = make_torso(torso_name, **torso_kwargs)
     num_actions = cache_meta.get("num_actions") or int(np.max(arrays["action"])) + 1
     learner = make_learner(lc, torso, int(num_actions))

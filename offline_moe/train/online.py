@@ -39,7 +39,7 @@ from offline_moe.envs.evaluate import EvalConfig
 from offline_moe.envs.evaluate import evaluate as shared_evaluate
 from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import make_act_fn, online, seed_keys
-from offline_moe.networks import filter_torso_kwargs
+from offline_moe.networks import torso_spec
 from offline_moe.train.progress import Progress
 from offline_moe.train.rundir import (
     SUMMARY,
@@ -84,27 +84,48 @@ class RunConfig:
 
 
 def run_config(config: ml_collections.ConfigDict) -> RunConfig:
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    rc = RunConfig(**{k: config[k] for k in fields})
+    """The run-loop part of a sectioned config (`offline_moe.configs.common.online_config`)."""
+    rc = RunConfig(
+        agent=config.agent,
+        game=config.game,
+        protocol=config.env.protocol,
+        seed=config.seed,
+        num_seeds=config.num_seeds,
+        total_steps=config.total_steps,
+        iteration_steps=config.iteration_steps,
+        eval_every_iterations=config.eval.interval,
+        eval_episodes=config.eval.episodes,
+        eval_max_steps=config.eval.max_episode_steps,
+        eval_workers=config.eval.workers,
+        max_episode_steps=config.env.max_episode_steps,
+        log_every=config.log_interval,
+        export_replay=config.export_replay,
+    )
     if rc.agent not in online.AGENTS:
         raise ValueError(f"config.agent {rc.agent!r}; valid: {', '.join(online.AGENTS)}")
     return rc
 
 
 def agent_config(config: ml_collections.ConfigDict, num_actions: int) -> online.OnlineAgentConfig:
-    """Unpacks the agent's hyper-parameters; the torso block is filtered for the torso."""
-    torso = dict(config.torso)
-    name = torso.pop("name")
-    kwargs = filter_torso_kwargs(name, torso)
-    fields = {f.name for f in dataclasses.fields(online.OnlineAgentConfig)}
-    skip = {"agent", "num_actions", "torso_name", "torso_kwargs", "stack"}
-    values = {k: config[k] for k in fields - skip if k in config}
+    """Unpacks the agent's hyper-parameters (config.learner, .replay, .eval, .torso)."""
+    learner = dict(config.learner)
+    if learner.pop("agent", config.agent) != config.agent:
+        raise ValueError(
+            f"config.agent ({config.agent!r}) and config.learner.agent "
+            f"({config.learner.agent!r}) disagree"
+        )
+    name, kwargs = torso_spec(config.torso)
     return online.OnlineAgentConfig(
         agent=config.agent,
         num_actions=num_actions,
         torso_name=name,
         torso_kwargs=tuple(sorted(kwargs.items())),
-        **values,
+        min_replay=config.replay.min_replay,
+        prioritized=config.replay.prioritized,
+        clip_rewards=config.replay.clip_rewards,
+        replay_capacity=config.replay.capacity,
+        epsilon_eval=config.eval.epsilon,
+        **learner,
     )
 
 
