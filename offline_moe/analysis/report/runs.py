@@ -35,6 +35,8 @@ class Protocol:
       data_source: kind of data the run learned from: 'tfds' / 'dqn_replay' (DQN-Replay),
         'record' (recorded locally), 'online' (its own interaction), ... ; None if unknown.
       data_percent: percent of the source dataset in the cache (None: not a fraction).
+      data_sample: how the cache drew that percent ('random'; None: the first percent, the
+        prefix of `ingest --sample=prefix`, also for caches older than that flag).
       iterations: training iterations.
       steps_per_iteration: gradient updates (offline) or agent steps (online) per iteration.
       unit: 'updates' or 'agent_steps'.
@@ -48,6 +50,7 @@ class Protocol:
     track: str = UNKNOWN
     data_source: str | None = None
     data_percent: float | None = None
+    data_sample: str | None = None
     iterations: int | None = None
     steps_per_iteration: int | None = None
     unit: str | None = None
@@ -74,6 +77,7 @@ class Protocol:
     def from_block(cls, block: dict) -> Protocol:
         data, budget, ev = block["data"], block["budget"], block["eval"]
         percent = data.get("percent")
+        sample = (data.get("cache") or {}).get("sample")
         if ev.get("min_steps") is not None:
             eval_budget = ("min_steps", int(ev["min_steps"]))
         else:
@@ -82,6 +86,7 @@ class Protocol:
             track=str(block["track"]),
             data_source=data.get("source"),
             data_percent=None if percent is None else float(percent),
+            data_sample=None if sample in (None, "prefix") else str(sample),
             iterations=int(budget["iterations"]),
             steps_per_iteration=int(budget["steps_per_iteration"]),
             unit=str(budget["unit"]),
@@ -104,7 +109,8 @@ class Protocol:
         name = SOURCE_NAMES.get(self.data_source, f"{self.data_source} data")
         if self.data_percent is None:
             return name
-        return f"{_num(self.data_percent)}% of {name}"
+        drawn = f" ({self.data_sample} sample)" if self.data_sample else ""
+        return f"{_num(self.data_percent)}% of {name}{drawn}"
 
     def budget_text(self) -> str:
         if self.iterations is None:
@@ -131,6 +137,7 @@ class Protocol:
         if not self.known:
             return "unknown"
         pct = "" if self.data_percent is None else f"{_num(self.data_percent)}pct"
+        pct += self.data_sample or ""
         label = f"{self.data_source}{pct}_{self.iterations}x{self.steps_per_iteration}"
         if self.capped:
             label += f"_cap{self.eval_cap}"
@@ -260,6 +267,9 @@ def load_run(path: str | os.PathLike) -> Run:
     if torso is None:  # no protocol block: the config's torso, for the label only
         torso = config.get("torso") or {}
         torso = {"name": torso} if isinstance(torso, str) else dict(torso)
+        # A configs.common block: the config's builtin values under the keys that were set.
+        set_keys = {k: v for k, v in torso.items() if k != "builtin" and v is not None}
+        torso = {**(torso.get("builtin") or {}), **set_keys}
     seed = int(config.get("seed", 0))
     num_seeds = int(config.get("num_seeds", 1))
     summary = None
