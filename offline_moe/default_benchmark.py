@@ -136,8 +136,8 @@ def main(argv=None) -> dict:
     print(
         f"Default benchmark: CQL on {args.game} ({args.steps:,} random-policy steps recorded), "
         f"smoke budget ({c.num_iterations} iterations x {c.updates_per_iteration} updates, "
-        f"batch {c.learner.batch_size}, {c.torso.builtin.encoder} encoder), evaluated in ALE (sticky "
-        f"actions, eps {c.eval.epsilon}, >= {c.eval.steps} agent steps, episodes capped at "
+        f"batch {c.learner.batch_size}, {c.torso.builtin.encoder} encoder), evaluated in ALE "
+        f"(sticky actions, eps {c.eval.epsilon}, >= {c.eval.steps} agent steps, episodes capped at "
         f"{c.eval.max_episode_steps} steps)"
     )
     print(format_table(rows))

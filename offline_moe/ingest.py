@@ -47,6 +47,17 @@ def _define_flags():
         "Percent in (0, 100] of each checkpoint to keep: the first percent of the episodes of "
         "each TFDS split, or of the transitions of each DQN-Replay checkpoint.",
     )
+    flags.DEFINE_enum(
+        "sample",
+        "prefix",
+        ["prefix", "random"],
+        "How --percent is drawn from each checkpoint: prefix (the first percent, as Dopamine and "
+        "batch_rl read DQN-Replay) or random (whole episodes drawn at random with "
+        "--sample_seed until the same budget; the paper says its 5% is 'drawn randomly').",
+    )
+    flags.DEFINE_integer(
+        "sample_seed", 0, "Seed of --sample=random (recorded in meta.json with the sample)."
+    )
     flags.DEFINE_boolean("clip_rewards", True, "Clip rewards to [-1, 1].")
     flags.DEFINE_string("out", None, "Replay cache directory to write.")
     flags.DEFINE_boolean("overwrite", False, "Replace an existing cache at --out.")
@@ -71,6 +82,8 @@ def main(argv) -> None:
             run=f.run,
             checkpoints=f.checkpoints,
             percent=f.percent,
+            sample=f.sample,
+            sample_seed=f.sample_seed,
             clip_rewards=f.clip_rewards,
             overwrite=f.overwrite,
             progress=f.progress,

@@ -255,3 +255,61 @@ def test_bench_data_on_an_existing_cache(replay_dir, tmp_path, capsys):
     assert lines[0]["value"] == round((40 * 7067 + 6 * 128 + meta_bytes) / 39, 1)
     assert lines[0]["transitions"] == 39 and lines[0]["rows"] == 40
     assert [r["n_step"] for r in lines[1:]] == [1, 3] and all(r["value"] > 0 for r in lines[1:])
+
+
+def _transitions_by_frame(cache_dir, stack=4, n_step=3):
+    """{frame value of the transition's last stacked frame: its transition} of every
+    sampleable transition of a cache (frame values are unique row ids in these logs)."""
+    from offline_moe.replay.device import DeviceReplay
+
+    replay = DeviceReplay.load(cache_dir, stack=stack, n_step=n_step)
+    batch = {k: np.asarray(v) for k, v in replay.transitions(replay.valid).items()}
+    out = {}
+    for b in range(replay.num_valid):
+        out[int(batch["obs"][b, 0, 0, -1])] = {k: v[b] for k, v in batch.items()}
+    return out
+
+
+def test_random_sample_keeps_whole_episodes_so_every_window_is_the_datas(replay_dir, tmp_path):
+    """Known answer for --sample=random: each kept transition's frame stack, n-step reward,
+    discount and next stack equal those of the same transition in the full (100%) data, the
+    draw is whole episodes (reproducible from the recorded seed) reaching the 30% budget of
+    each checkpoint (6 of 20 rows), and another seed draws other episodes."""
+    full = _transitions_by_frame(_ingested(replay_dir, tmp_path / "full", percent=100))
+    kept = {}
+    for seed in (0, 1, 2):
+        out = _ingested(replay_dir, tmp_path / f"r{seed}", percent=30, sample="random", seed=seed)
+        meta = load_cache(out)[1]
+        assert (meta["sample"], meta["sample_seed"]) == ("random", seed)
+        got = _transitions_by_frame(out)
+        assert got and set(got) <= set(full)
+        for frame, tr in got.items():
+            for key in ("obs", "next_obs", "action", "reward", "discount"):
+                np.testing.assert_array_equal(tr[key], full[frame][key], err_msg=f"{frame} {key}")
+        # Whole episodes of each checkpoint: 0: [0,5) [5,10) [10,16) [16,20); 1: [0,3) [3,20).
+        episodes = {0: [(0, 5), (5, 10), (10, 16), (16, 20)], 1: [(0, 3), (3, 20)]}
+        rows = set(int(v) for v in load_cache(out)[0]["observation"][:, 0, 0])
+        for c, bounds in episodes.items():
+            whole = [set(range(50 * c + a, 50 * c + b)) for a, b in bounds]
+            drawn = [w for w in whole if w & rows]
+            assert all(w <= rows | {50 * c + 19} for w in drawn)  # row 19: cut, obs-only
+            total = sum(len(w) for w in drawn)
+            assert total >= 6 and any(total - len(w) < 6 for w in drawn)  # stops at the budget
+        kept[seed] = frozenset(rows)
+        again = _ingested(replay_dir, tmp_path / f"again{seed}", percent=30, sample="random",
+                          seed=seed)  # fmt: skip
+        assert set(_transitions_by_frame(again)) == set(got)  # the seed fixes the draw
+    assert len(set(kept.values())) > 1
+    prefix = _ingested(replay_dir, tmp_path / "prefix", percent=30)
+    assert load_cache(prefix)[1]["sample"] == "prefix"
+
+
+def _ingested(replay_dir, out, percent, sample="prefix", seed=0):
+    ingest(
+        f"dqn_replay:{replay_dir}",
+        str(out),
+        percent=percent,
+        sample=sample,
+        sample_seed=seed,
+    )
+    return str(out)

@@ -215,6 +215,9 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     c.data.source = "tfds"  # what the cache holds: tfds | dqn_replay (DQN-Replay) | record (local)
     c.data.run = values.get("run", 1)  # DQN-Replay run (1..5)
     c.data.percent = float(values.get("percent", 5.0))  # % of the 50M transitions (paper: 5, 10)
+    # How the cache drew `percent` from each checkpoint (`ingest --sample`): prefix (the first
+    # p%, as Dopamine's and batch_rl's readers) or random (whole episodes drawn at random).
+    c.data.sample = "prefix"
     c.data.clip_rewards = True  # rewards clipped to [-1, 1] for learning (Table 3)
     c.data.stack = 4  # frames per observation
     # Where the frames live: 'device' (DeviceReplay), 'host' (HostReplay: host memory, batches

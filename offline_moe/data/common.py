@@ -66,6 +66,43 @@ def prefix_count(percent: float, total: int) -> int:
     return int(exact)  # floor for non-negative values
 
 
+SAMPLES = ("prefix", "random")
+
+
+def check_sample(sample: str) -> str:
+    """`sample` if it is one of SAMPLES, else an IngestError listing them."""
+    if sample not in SAMPLES:
+        raise IngestError(f"--sample={sample!r}: expected one of {', '.join(SAMPLES)}")
+    return sample
+
+
+def random_episodes(lengths, budget: int, seed: int, checkpoint: int) -> np.ndarray:
+    """Whole episodes of one checkpoint drawn at random until `budget` is reached.
+
+    The episodes are taken in a random order (a permutation seeded by (seed, checkpoint), so
+    each checkpoint's draw is reproducible on its own) and kept until their sizes sum to at
+    least `budget`. Every transition thus has the same chance to be kept, and it keeps the
+    frames before it (its stack) and after it (its n-step window) from its own episode.
+
+    Args:
+      lengths: size of each episode of the checkpoint, in checkpoint order (transitions for
+        DQN-Replay; 1 per episode to draw a number of episodes, as TFDS splits do).
+      budget: how much to keep (the prefix rule's count, `prefix_count`).
+      seed: the recorded sampling seed.
+      checkpoint: the checkpoint index.
+
+    Returns:
+      Sorted indices of the kept episodes (checkpoint order is kept in the cache).
+    """
+    lengths = np.asarray(lengths, np.int64)
+    if budget <= 0 or lengths.size == 0:
+        return np.zeros(0, np.int64)
+    order = np.random.default_rng([int(seed), int(checkpoint)]).permutation(lengths.size)
+    reached = np.cumsum(lengths[order]) >= budget
+    count = int(np.argmax(reached)) + 1 if reached.any() else lengths.size
+    return np.sort(order[:count])
+
+
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 

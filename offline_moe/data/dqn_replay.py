@@ -233,14 +233,79 @@ def iter_checkpoint_episodes(replay_dir: str, plan: dict) -> Iterator[Episode]:
             final = None
             if not terminated and end < read_rows:
                 final = frames.read(1)[0]
-            episode = Episode(
-                observations=obs,
-                actions=small["action"][start:end].astype(np.int32),
-                rewards=small["reward"][start:end].astype(np.float32),
-                terminated=terminated,
-                final_observation=final,
-                checkpoint=ckpt,
-            )
+            episode = _episode(obs, small, start, end, terminated, final, ckpt)
             if episode.num_transitions > 0:
                 yield episode
             start = end
+
+
+def _episode(obs, small: dict, start: int, end: int, terminated: bool, final, ckpt) -> Episode:
+    """The Episode of rows [start, end) of a checkpoint (obs: their frames)."""
+    return Episode(
+        observations=obs,
+        actions=small["action"][start:end].astype(np.int32),
+        rewards=small["reward"][start:end].astype(np.float32),
+        terminated=terminated,
+        final_observation=final,
+        checkpoint=ckpt,
+    )
+
+
+def episode_bounds(terminal: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, end)) of the episodes of a checkpoint's rows, from its terminal flags.
+
+    Row 0 starts an episode (it usually continues one of the previous checkpoint); the last
+    episode ends at the last row, terminated or cut.
+    """
+    ends = list(np.flatnonzero(np.asarray(terminal, bool)) + 1)
+    if not ends or ends[-1] != len(terminal):
+        ends.append(len(terminal))
+    starts = [0, *ends[:-1]]
+    return [(a, b) for a, b in zip(starts, ends) if b > a]
+
+
+def random_plan(replay_dir: str, plan: dict, seed: int) -> dict:
+    """`plan` (from `checkpoint_plan`) with whole episodes drawn at random (`random_episodes`)
+    instead of the prefix: adds `episodes`, the kept [(start, end)), and resets `keep`."""
+    from offline_moe.data.common import random_episodes
+
+    ckpt, total = plan["checkpoint"], plan["total"]
+    with GzipNpyReader(store_path(replay_dir, "terminal", ckpt), "terminal") as reader:
+        terminal = reader.read(total).astype(bool)
+    bounds = episode_bounds(terminal)
+    chosen = random_episodes([b - a for a, b in bounds], plan["keep"], seed, ckpt)
+    episodes = [bounds[i] for i in chosen]
+    return {**plan, "episodes": episodes, "keep": int(sum(b - a for a, b in episodes))}
+
+
+def iter_random_episodes(replay_dir: str, plan: dict) -> Iterator[Episode]:
+    """Yields the episodes `random_plan` chose, whole, in checkpoint order.
+
+    A chosen episode cut by the end of the checkpoint is truncated (its last row becomes the
+    observation-only row, as at 100% in the prefix rule); all others end as in the data.
+    """
+    ckpt, total = plan["checkpoint"], plan["total"]
+    if not plan["episodes"]:
+        return
+    small = {}
+    for field in ("action", "reward", "terminal"):
+        with GzipNpyReader(store_path(replay_dir, field, ckpt), field) as reader:
+            small[field] = reader.read(total)
+    terminal = small["terminal"].astype(bool)
+    with GzipNpyReader(store_path(replay_dir, "observation", ckpt), "observation") as frames:
+        position = 0
+        for start, end in plan["episodes"]:
+            if start > position:
+                frames.read(start - position)  # skip the episodes not drawn
+            obs = frames.read(end - start)
+            position = end
+            terminated = bool(terminal[end - 1])
+            final = None
+            if not terminated and end - start < 2:
+                continue  # a single cut frame holds no transition
+            if not terminated:  # cut by the checkpoint's end: its last frame ends it
+                obs, final = obs[:-1], obs[-1]
+                end -= 1
+            episode = _episode(obs, small, start, end, terminated, final, ckpt)
+            if episode.num_transitions > 0:
+                yield episode

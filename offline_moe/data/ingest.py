@@ -27,6 +27,8 @@ from offline_moe.data.common import (
     Episode,
     IngestError,
     check_percent,
+    check_sample,
+    random_episodes,
     format_checkpoints,
     parse_checkpoints,
 )
@@ -120,7 +122,7 @@ def _resolve_game(game: str | None, found: str | None, *, where: str, games, lab
     return found
 
 
-def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent):
+def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent, sample, sample_seed):
     from offline_moe.data import tfds_source
 
     builder = tfds_source.open_builder(kind, name, data_dir)
@@ -141,9 +143,17 @@ def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent):
     splits = tfds_source.select_splits(builder, checkpoints)
     split_plan = tfds_source.plan(builder, splits, percent)
     chosen = [c for _, c, _, _ in split_plan if c is not None] or checkpoints
+    drawn = None
+    if sample == "random":  # n whole episodes of each split, drawn with the recorded seed
+        drawn = {
+            split: set(random_episodes(np.ones(total), n, sample_seed, i if c is None else c))
+            for i, (split, c, n, total) in enumerate(split_plan)
+        }
 
     def episodes() -> Iterator[Episode]:
-        yield from tfds_source.iter_episodes(builder, split_plan, checkpoints=checkpoints)
+        yield from tfds_source.iter_episodes(
+            builder, split_plan, checkpoints=checkpoints, drawn=drawn
+        )
 
     from offline_moe.data.record import description_identity
 
@@ -159,7 +169,7 @@ def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent):
     return game, run, chosen, None, episodes, detail
 
 
-def _dqn_plan(replay_dir, *, game, run, checkpoints, percent):
+def _dqn_plan(replay_dir, *, game, run, checkpoints, percent, sample, sample_seed):
     from offline_moe.data import dqn_replay
 
     present = dqn_replay.list_checkpoints(replay_dir)
@@ -190,11 +200,15 @@ def _dqn_plan(replay_dir, *, game, run, checkpoints, percent):
     if run is None:
         run = path_run
     plans = [dqn_replay.checkpoint_plan(replay_dir, c, percent) for c in checkpoints]
+    if sample == "random":
+        plans = [dqn_replay.random_plan(replay_dir, p, sample_seed) for p in plans]
     total = sum(p["keep"] for p in plans)
+    read = dqn_replay.iter_random_episodes if sample == "random" else None
+    read = read or dqn_replay.iter_checkpoint_episodes
 
     def episodes() -> Iterator[Episode]:
         for p in plans:
-            yield from dqn_replay.iter_checkpoint_episodes(replay_dir, p)
+            yield from read(replay_dir, p)
 
     detail = {"transitions_per_checkpoint": {str(p["checkpoint"]): p["keep"] for p in plans}}
     return game, run, checkpoints, total, episodes, detail
@@ -209,6 +223,8 @@ def ingest(
     run: int | None = None,
     checkpoints: str | Iterable[int] | None = None,
     percent: float = 5.0,
+    sample: str = "prefix",
+    sample_seed: int = 0,
     clip_rewards: bool = True,
     overwrite: bool = False,
     progress: bool = False,
@@ -225,6 +241,11 @@ def ingest(
       checkpoints: '0-49'-style ranges or a list of ints; default all present.
       percent: in (0, 100]: the first `percent`% of the episodes of each TFDS checkpoint
         split, or of the transitions of each DQN-Replay checkpoint.
+      sample: 'prefix' (the first `percent`%, as Dopamine and batch_rl read DQN-Replay) or
+        'random': whole episodes of each checkpoint drawn at random (seeded by `sample_seed`
+        and the checkpoint) until the same budget is reached, so every stack and n-step
+        window of a kept transition is the one in the data (`data.common.random_episodes`).
+      sample_seed: the seed of `sample='random'` (recorded in meta.json).
       clip_rewards: clip rewards to [-1, 1] (recorded in meta.json).
       overwrite: replace an existing cache at `out`.
       progress: draw a progress line with transitions/s on stderr.
@@ -238,6 +259,7 @@ def ingest(
       CacheError: `out` exists and `overwrite` is false.
     """
     percent = check_percent(percent)
+    sample = check_sample(sample)
     kind, name = parse_source(source)
     out = os.path.expanduser(os.fspath(out))
     data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else data_dir
@@ -248,19 +270,13 @@ def ingest(
         from offline_moe.replay.cache import CacheError
 
         raise CacheError(f"--out: {out} already exists; pass --overwrite to replace it")
+    what = dict(game=game, run=run, checkpoints=checkpoints, percent=percent)
+    what.update(sample=sample, sample_seed=sample_seed)
     if kind == "dqn_replay":
-        game, run, checkpoints, total, episodes, detail = _dqn_plan(
-            name, game=game, run=run, checkpoints=checkpoints, percent=percent
-        )
+        game, run, checkpoints, total, episodes, detail = _dqn_plan(name, **what)
     else:
         game, run, checkpoints, total, episodes, detail = _tfds_plan(
-            kind,
-            name,
-            data_dir=data_dir,
-            game=game,
-            run=run,
-            checkpoints=checkpoints,
-            percent=percent,
+            kind, name, data_dir=data_dir, **what
         )
     num_actions = env_num_actions(game) if game else None
     recorded = detail.pop("recorder", None) or {}
@@ -270,6 +286,8 @@ def ingest(
         "run": run,
         "checkpoints": list(checkpoints) if checkpoints is not None else None,
         "percent": percent,
+        "sample": sample,  # prefix | random (whole episodes drawn per checkpoint)
+        "sample_seed": int(sample_seed) if sample == "random" else None,
         "clip_rewards": bool(clip_rewards),
         "num_actions": num_actions,
         "policy": recorded.get("policy"),

@@ -268,6 +268,7 @@ def iter_episodes(
     *,
     checkpoints: list[int] | None = None,
     decode_threads: int | None = None,
+    drawn: dict[str, set[int]] | None = None,
 ) -> Iterator[Episode]:
     """Yields the episodes of each planned split prefix in order, one at a time.
 
@@ -277,6 +278,8 @@ def iter_episodes(
       checkpoints: for datasets without checkpoint splits, keep only episodes whose
         `checkpoint_id` is listed.
       decode_threads: threads decoding PNG frames (default: min(4, CPU count)).
+      drawn: per split, the indices of the episodes to keep (ingest's sample='random'); the
+        whole split is read and the others skipped undecoded. None: the planned prefixes.
     """
     import concurrent.futures
 
@@ -289,12 +292,14 @@ def iter_episodes(
             if n == 0:
                 continue
             ds = builder.as_dataset(
-                split=f"{split}[:{n}]",
+                split=split if drawn is not None else f"{split}[:{n}]",
                 decoders={"steps": tfds.decode.SkipDecoding()},
                 shuffle_files=False,
                 read_config=tfds.ReadConfig(interleave_cycle_length=1),
             ).prefetch(2)
             for i, episode in enumerate(tfds.as_numpy(ds)):
+                if drawn is not None and i not in drawn[split]:
+                    continue
                 ep_ckpt = int(episode.get("checkpoint_id", -1)) if ckpt is None else ckpt
                 if ckpt is None and checkpoints is not None and ep_ckpt not in checkpoints:
                     continue

@@ -530,7 +530,18 @@ def _check_flags(cache_dir: str, arrays: Mapping[str, np.ndarray], meta: Mapping
 # Identity: what made a cache (or a recorded dataset). A cache is reused, or trained on, only
 # when its identity matches what is asked for; the conventional path is derived from it.
 
-IDENTITY_FIELDS = ("source", "game", "run", "checkpoints", "percent", "policy", "steps", "seed")
+IDENTITY_FIELDS = (
+    "source",
+    "game",
+    "run",
+    "checkpoints",
+    "percent",
+    "sample",  # how percent was drawn: prefix | random (offline_moe.data.ingest)
+    "sample_seed",
+    "policy",
+    "steps",
+    "seed",
+)
 # `source` strings start with the reader that made them (offline_moe.data.ingest); rlds_dir
 # sources hold the same RL Unplugged data as tfds ones.
 _KIND_OF_PREFIX = {"tfds": "tfds", "rlds_dir": "tfds", "dqn_replay": "dqn_replay"}

@@ -120,6 +120,14 @@ def check_cache_data(data: Mapping, identity: Mapping, cache_dir: str) -> None:
             f"meta.json); pass --config.data.percent={float(held):g}, or point "
             f"config.data.cache_dir at a {float(data['percent']):g}% cache"
         )
+    held_sample = identity.get("sample") or "prefix"  # caches before --sample hold prefixes
+    if held_sample != data.get("sample", "prefix"):
+        raise ValueError(
+            f"config.data.sample is {data.get('sample')!r} but the replay cache {cache_dir!r} "
+            f"holds a {held_sample!r} sample of its source (meta.json); pass "
+            f"--config.data.sample={held_sample} or point config.data.cache_dir at a cache "
+            f"ingested with --sample={data.get('sample')} (valid: prefix, random)"
+        )
     kind = source_kind(identity)
     if kind is not None and kind != data["source"]:
         raise ValueError(
