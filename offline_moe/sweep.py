@@ -42,7 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per (game, agent, torso)")
     parser.add_argument("--seeds_per_run", type=int, default=None, help="default: all in one")
-    parser.add_argument("--first_seed", type=int, default=0)
+    parser.add_argument("--first_seed", type=int, default=0, help="seed of the first run")
+    parser.add_argument(
+        "--config_arg",
+        default="",
+        help="extra config-file argument for every run, e.g. preset=fig12,frames=50000000 "
+        "(the agent configs' presets and budgets; see offline_moe/configs/common.py)",
+    )
+    parser.add_argument(
+        "--runs_per_seed",
+        action="store_true",
+        help="offline agents: seed s reads DQN-Replay run s+1 (--config.data.run), one run "
+        "directory per seed, as Agarwal et al. 2020 give each of 5 seeds its own run "
+        "(default: every seed reads the config's run, 1)",
+    )
     parser.add_argument("--root", default="runs", help="root of the run directories")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel")
     parser.add_argument("--smoke", action="store_true", help="use each agent's smoke config")
@@ -149,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         first_seed=args.first_seed,
         smoke=args.smoke,
         overrides=args.override,
+        runs_per_seed=args.runs_per_seed,
+        config_arg=args.config_arg,
     )
     specs = with_env_settings(specs, args.data_dir, prepare=not args.print_only)
     from offline_moe.bench.learning import known_answer_hook
@@ -171,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     local_steps = args.local_data_steps
     if local_steps is None:
         local_steps = 3000 if args.smoke else 0
+    if local_steps > 0 and args.runs_per_seed:
+        parser.error("--runs_per_seed selects DQN-Replay runs; local data has none (--smoke "
+                     "records local data unless --local_data_steps=0)")  # fmt: skip
     if local_steps > 0:
         # --print only writes commands: the caches are made by the command printed to stderr.
         # Ray tasks prepare missing caches on their nodes (once per cache, under a lock).

@@ -170,3 +170,15 @@ def test_cql_c51_target_period_presets():
     assert c.learner.target_update_period == 50 and c.preset == "dopamine_counter"
     with pytest.raises(ValueError, match="valid presets: cql_period"):
         cql_c51.get_config("preset=fig12")
+
+
+def test_data_sample_names_the_default_cache():
+    from offline_moe.replay.cache import CACHE_NAME_RE
+    from offline_moe.train.offline import default_cache_dir
+
+    c = cql.get_config("game=Pong,run=3")
+    assert (c.data.sample, c.data.run) == ("prefix", 3)
+    assert default_cache_dir(c.to_dict()) == "data/cache/Pong_run3_5pct"
+    c.data.sample, c.data.sample_seed = "random", 2
+    assert default_cache_dir(c.to_dict()) == "data/cache/Pong_run3_5pct_random2"
+    assert CACHE_NAME_RE.fullmatch("Pong_run3_5pct_random2")

@@ -12,6 +12,7 @@ import pytest
 
 from offline_moe.networks import (
     TOKENIZATIONS,
+    SoftMoE,
     TorsoError,
     filter_torso_kwargs,
     list_torsos,
@@ -292,3 +293,26 @@ def test_torso_table():
     # Scaled baseline at n = 8: 77,984 + (7744 + 1) * 4096.
     assert rows["baseline (width n)"][-2:] == ["31,801,504", "4,096"]
     assert "| soft_moe | nature |" in format_table(("nature",), (8,), markdown=True)
+
+
+def test_tokenized_expert_is_not_soft_moe_with_one_expert():
+    """Sokar et al.'s control maps each token alone (changing token 0 leaves token 3's output
+    as it was); Soft MoE with n = 1 still routes: its slots mix all tokens, so token 3's
+    output moves too. Parameters: encoder + one expert d -> nH -> d (2 d n H + n H + d)."""
+    from offline_moe.networks.moe import ExpertMLP
+
+    tokens = jax.random.normal(jax.random.key(0), (1, 5, 4))
+    moved = tokens.at[0, 0].add(1.0)
+    soft = SoftMoE(num_experts=1, expert_width=8)
+    p_soft = soft.init(jax.random.key(1), tokens)
+    a, _ = soft.apply(p_soft, tokens)
+    b, _ = soft.apply(p_soft, moved)
+    assert not np.allclose(np.asarray(a[0, 3]), np.asarray(b[0, 3]))
+    expert = ExpertMLP(8, 4)
+    p_exp = expert.init(jax.random.key(1), tokens)
+    a, b = expert.apply(p_exp, tokens), expert.apply(p_exp, moved)
+    np.testing.assert_array_equal(np.asarray(a[0, 1:]), np.asarray(b[0, 1:]))
+    assert not np.allclose(np.asarray(a[0, 0]), np.asarray(b[0, 0]))
+    d, n, h = 32, 8, 512  # Impala tokens
+    count = torso_param_count(make_torso("tokenized_expert", num_experts=n, expert_width=h))
+    assert count == 97_744 + 2 * d * n * h + n * h + d == 364_016

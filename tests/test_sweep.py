@@ -265,3 +265,35 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
     out, err = capsys.readouterr()
     assert "4 runs: 4 done, 0 to run" in err, err
     assert err.count("[local_data] cache exists") == 2, err
+
+
+def test_runs_per_seed_gives_seed_s_dqn_replay_run_s_plus_1(tmp_path):
+    """--runs_per_seed: 5 seeds of an offline agent read the 5 DQN-Replay runs (seed s: run
+    s + 1), one run directory each; online agents have no data run; more seeds than runs, or
+    seeds grouped in one program, are refused."""
+    specs = sweep.expand_grid(["Pong"], ["cql", "der"], ["baseline"], root=tmp_path, seeds=5,
+                              runs_per_seed=True)  # fmt: skip
+    offline = [s for s in specs if s.agent == "cql"]
+    assert [(s.seed, s.num_seeds) for s in offline] == [(s, 1) for s in range(5)]
+    for s in offline:
+        cmd = sweep.trainer_command(s)
+        assert cmd.count(f"--config.data.run={s.seed + 1}") == 1
+        assert cmd.index(f"--config.seed={s.seed}") < cmd.index(f"--config.data.run={s.seed + 1}")
+    assert not any("config.data.run" in o for s in specs if s.agent == "der" for o in s.overrides)
+    plain = sweep.expand_grid(["Pong"], ["cql"], ["baseline"], root=tmp_path, seeds=5)
+    assert len(plain) == 1 and not any("data.run" in a for a in sweep.trainer_command(plain[0]))
+    with pytest.raises(ValueError, match="DQN-Replay has runs 1..5"):
+        sweep.expand_grid(["Pong"], ["cql"], ["baseline"], root=tmp_path, seeds=6,
+                          runs_per_seed=True)  # fmt: skip
+    with pytest.raises(ValueError, match="seeds_per_run=5"):
+        sweep.expand_grid(["Pong"], ["cql"], ["baseline"], root=tmp_path, seeds=5,
+                          seeds_per_run=5, runs_per_seed=True)  # fmt: skip
+
+
+def test_config_arg_reaches_every_run(tmp_path):
+    specs = sweep.expand_grid(["Pong"], ["der"], ["soft_moe"], root=tmp_path, seeds=1,
+                              config_arg="preset=fig12,frames=50000000")  # fmt: skip
+    cmd = sweep.trainer_command(specs[0])
+    assert "--config=offline_moe/configs/der.py:game=Pong,preset=fig12,frames=50000000" in cmd
+    with pytest.raises(ValueError, match="come from the grid"):
+        sweep.expand_grid(["Pong"], ["der"], ["soft_moe"], root=tmp_path, config_arg="seed=3")

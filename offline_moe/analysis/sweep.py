@@ -100,6 +100,7 @@ class RunSpec:
       workdir: run directory.
       smoke: use the agent's `smoke` config.
       overrides: extra 'config.x=y' flags, passed as --config.x=y.
+      config_arg: extra tokens of the config-file argument ('preset=fig12,frames=50000000').
     """
 
     game: str
@@ -110,6 +111,7 @@ class RunSpec:
     workdir: Path
     smoke: bool = False
     overrides: tuple[str, ...] = ()
+    config_arg: str = ""
 
 
 def seed_groups(num_seeds: int, seeds_per_run: int | None, first_seed: int = 0):
@@ -121,6 +123,7 @@ def seed_groups(num_seeds: int, seeds_per_run: int | None, first_seed: int = 0):
 
 
 # Overrides whose value is a path: made absolute like --root (the trainers run elsewhere).
+DQN_REPLAY_RUNS = 5  # runs per game in DQN-Replay (Agarwal et al. 2020)
 PATH_OVERRIDES = ("config.data.cache_dir", "config.export_replay")
 
 
@@ -143,12 +146,36 @@ def expand_grid(
     first_seed: int = 0,
     smoke: bool = False,
     overrides: Sequence[str] = (),
+    runs_per_seed: bool = False,
+    config_arg: str = "",
 ) -> list[RunSpec]:
     """All runs of the grid, in (agent, game, torso, seed group) order.
 
     `root` and path overrides (`PATH_OVERRIDES`) become absolute here, relative to the
-    current directory.
+    current directory. `config_arg` is added to every run's config-file argument (presets and
+    budgets: 'preset=fig12,frames=50000000'). With `runs_per_seed`, seed s of an offline
+    agent reads DQN-Replay run s + 1 (`--config.data.run`), as Agarwal et al. (2020) give each
+    of 5 seeds its own run; each seed is then its own run directory (seeds_per_run must be 1
+    or unset).
     """
+    taken = {t.partition("=")[0] for t in config_arg.split(",") if t}
+    if taken & {"smoke", "game", "seed", "num_seeds", "torso"}:
+        raise ValueError(
+            f"config_arg {config_arg!r}: smoke, game, seed, num_seeds and torso come from the "
+            "grid (--smoke, --suite, --seeds, --torsos)"
+        )
+    if runs_per_seed:
+        if seeds_per_run not in (None, 1):
+            raise ValueError(
+                f"runs_per_seed: seeds read different data, so each is its own run; got "
+                f"seeds_per_run={seeds_per_run} (use 1 or leave it unset)"
+            )
+        if first_seed + seeds > DQN_REPLAY_RUNS:
+            raise ValueError(
+                f"runs_per_seed: seeds {first_seed}..{first_seed + seeds - 1} would read runs "
+                f"up to {first_seed + seeds}; DQN-Replay has runs 1..{DQN_REPLAY_RUNS}"
+            )
+        seeds_per_run = 1
     for agent in agents:
         if agent not in TRAINERS:
             raise ValueError(f"unknown agent {agent!r}; valid agents: {', '.join(TRAINERS)}")
@@ -169,8 +196,21 @@ def expand_grid(
                     workdir = (
                         root / agent / game / variant.label / f"seeds_{seed}-{seed + count - 1}"
                     )
+                    extra = list(overrides)
+                    if runs_per_seed and agent in suites.OFFLINE_AGENTS:
+                        extra.append(f"config.data.run={seed + 1}")
                     specs.append(
-                        RunSpec(game, agent, variant, seed, count, workdir, smoke, tuple(overrides))
+                        RunSpec(
+                            game,
+                            agent,
+                            variant,
+                            seed,
+                            count,
+                            workdir,
+                            smoke,
+                            tuple(extra),
+                            config_arg,
+                        )  # fmt: skip
                     )
     return specs
 
@@ -235,7 +275,8 @@ def trainer_command(
 ) -> list[str]:
     """The trainer's command line for one run (argv list)."""
     module = trainer_module or TRAINERS[spec.agent]
-    config_arg = ",".join((["smoke"] if spec.smoke else []) + [f"game={spec.game}"])
+    extra = [spec.config_arg] if spec.config_arg else []
+    config_arg = ",".join((["smoke"] if spec.smoke else []) + [f"game={spec.game}", *extra])
     cmd = [
         python,
         "-m",

@@ -218,6 +218,7 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     # How the cache drew `percent` from each checkpoint (`ingest --sample`): prefix (the first
     # p%, as Dopamine's and batch_rl's readers) or random (whole episodes drawn at random).
     c.data.sample = "prefix"
+    c.data.sample_seed = 0  # the seed of a random sample (names the default cache_dir)
     c.data.clip_rewards = True  # rewards clipped to [-1, 1] for learning (Table 3)
     c.data.stack = 4  # frames per observation
     # Where the frames live: 'device' (DeviceReplay), 'host' (HostReplay: host memory, batches

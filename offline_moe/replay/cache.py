@@ -549,7 +549,7 @@ CACHE_ROOT = "cache"
 # The names `cache_dir_for` gives: {Game}_run{run}_{percent}pct for a fraction of DQN-Replay,
 # {Game}_{policy}_{steps}steps_seed{seed} for a local recording (all of it).
 CACHE_NAME_RE = re.compile(
-    r"[A-Z][A-Za-z0-9]*_(run\d+_\d+(\.\d+)?pct|[a-z][a-z0-9_.]*_\d+steps_seed\d+(_\d+(\.\d+)?pct)?)"
+    r"[A-Z][A-Za-z0-9]*_(run\d+_\d+(\.\d+)?pct(_random\d+)?|[a-z][a-z0-9_.]*_\d+steps_seed\d+(_\d+(\.\d+)?pct)?)"
 )
 
 
@@ -613,7 +613,8 @@ def cache_dir_for(identity: Mapping[str, Any], data_dir: str = "data") -> str:
     """The conventional cache directory of an identity (README, trainers, local data, sweep).
 
     DATA_DIR/cache/{Game}_run{run}_{percent}pct for a fraction of DQN-Replay (e.g.
-    data/cache/Pong_run1_5pct); DATA_DIR/cache/{Game}_{policy}_{steps}steps_seed{seed} for all
+    data/cache/Pong_run1_5pct, `_random{seed}` appended for `ingest --sample=random`);
+    DATA_DIR/cache/{Game}_{policy}_{steps}steps_seed{seed} for all
     of a local recording (e.g. data/cache/Pong_random_3000steps_seed0; '_{percent}pct' is
     appended when only part of it is ingested).
     """
@@ -626,4 +627,6 @@ def cache_dir_for(identity: Mapping[str, Any], data_dir: str = "data") -> str:
             name += f"_{_num(pct)}pct"
     else:
         name = f"{game}_run{int(identity['run'])}_{_num(identity['percent'])}pct"
+        if identity.get("sample") == "random":  # ingest --sample=random: its seed names it
+            name += f"_random{int(identity.get('sample_seed') or 0)}"
     return os.path.join(data_dir, CACHE_ROOT, name)

@@ -103,7 +103,8 @@ def default_cache_dir(config: Mapping) -> str:
             "--config.data.cache_dir=PATH"
         )
     identity = {"source": d["source"], "game": config["game"], "run": d["run"],
-                "percent": d["percent"]}  # fmt: skip
+                "percent": d["percent"], "sample": d.get("sample"),
+                "sample_seed": d.get("sample_seed")}  # fmt: skip
     return cache_dir_for(identity)
 
 
