@@ -30,7 +30,7 @@ def test_catch_configs_build_for_every_agent():
         assert tc.num_iterations * tc.updates_per_iteration == 1000
         assert lc.target_update_period == 100 and lc.learning_rate == pytest.approx(1e-3)
         assert ec.steps == learning.CATCH_EVAL_STEPS and c.torso.num_experts == 4
-        assert c.torso.encoder == "nature" and c.torso.name == "top1_moe"
+        assert c.torso.builtin.encoder == "nature" and c.torso.name == "top1_moe"
     for agent in learning.ONLINE_AGENTS:
         c = learning.make_config(hook, agent, "baseline", 2000, seeds=1)
         rc, game, online_agent = build(c)
@@ -93,7 +93,7 @@ def test_sweep_gives_catch_its_settings(tmp_path):
     expected = local_cache_dir("Catch", learning.CATCH.data_steps, str(tmp_path / "data"))
     assert caches == [f"config.data.cache_dir={expected}"]
     cmd = sweep.trainer_command(by[("Catch", "der")])
-    assert "--config.target_update_period=100" in cmd and "--config.game=Catch" in cmd
+    assert "--config.learner.target_update_period=100" in cmd and "--config.game=Catch" in cmd
     pong = by[("Pong", "cql")]
     assert not pong.smoke and pong.overrides[0] == "config.seed=7"
     assert pong.overrides[-1].endswith(local_cache_dir("Pong", 3000, str(tmp_path / "data")))

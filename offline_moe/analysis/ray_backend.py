@@ -109,7 +109,7 @@ def estimate_memory(spec: sweep_lib.RunSpec, local_data_steps: int = 0) -> int:
 
         module = importlib.import_module(f"offline_moe.configs.{spec.agent}")
         config = module.get_config("smoke" if spec.smoke else None)
-        replay = int(config.replay_capacity) * FRAME_BYTES * spec.num_seeds
+        replay = int(config.replay.capacity) * FRAME_BYTES * spec.num_seeds
     return BASE_MEMORY + int(replay * 1.25)
 
 

@@ -29,6 +29,7 @@ agent's `smoke` config, so the same run is `python -m offline_moe.train_offline
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import os
@@ -138,17 +139,17 @@ def catch_overrides(agent: str, budget: int) -> list[str]:
             "config.game=Catch",
             f"config.total_steps={budget}",
             f"config.iteration_steps={per}",
-            "config.eval_episodes=20",
-            "config.eval_max_steps=27000",
-            f"config.log_every={per}",
-            "config.min_replay=200",
-            "config.batch_size=32",
-            f"config.replay_capacity={budget + 16}",
+            "config.eval.episodes=20",
+            "config.eval.max_episode_steps=27000",
+            f"config.log_interval={per}",
+            "config.replay.min_replay=200",
+            "config.learner.batch_size=32",
+            f"config.replay.capacity={budget + 16}",
         ]
         if agent == "der":
-            out.append("config.target_update_period=100")
+            out.append("config.learner.target_update_period=100")
         else:
-            out.append("config.epsilon_decay_steps=1000")
+            out.append("config.learner.epsilon_decay_steps=1000")
         return out
     raise ValueError(f"--agent: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
 
@@ -224,6 +225,11 @@ def apply_overrides(config, overrides: Sequence[str]):
             node[keys[-1]] = value.lower() in ("1", "true")
         elif isinstance(old, int | float | str):
             node[keys[-1]] = type(old)(value)
+        elif old is None:  # an unset torso key (configs.common.torso_block): its literal
+            try:
+                node[keys[-1]] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                node[keys[-1]] = value
         else:
             node[keys[-1]] = value
     return config
