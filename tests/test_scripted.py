@@ -138,3 +138,29 @@ def test_local_data_names_scripted_recordings_by_quality():
     assert cache.CACHE_NAME_RE.fullmatch(path.split("/")[-1])
     assert local.recording_identity("Pong", 10, policy="scripted", eps=0)["policy"] == "scripted_0"
     assert local.local_cache_dir("Pong", 3000) == "data/cache/Pong_random_3000steps_seed0"
+
+
+def test_bench_learning_real_game_hook_pong():
+    from offline_moe.bench import learning
+    from offline_moe.train.offline import unpack
+
+    hook = learning.hook_for("pong")
+    assert (hook.game, hook.policy, hook.eps, hook.data_steps) == ("Pong", "scripted", 0.25, 50000)
+    c = learning.make_config(hook, "cql", "baseline", 4000, seeds=3)
+    c.data.cache_dir = "data/cache/Pong"  # run_one points it at the recorded cache
+    tc, lc, ec = unpack(c.to_dict())
+    assert (tc.game, tc.num_seeds) == ("Pong", 3)
+    assert tc.num_iterations * tc.updates_per_iteration == 4000
+    assert lc.cql_coefficient == 1.0 and lc.learning_rate == pytest.approx(2.5e-4)
+    assert ec.max_episode_steps == learning.REAL_GAME_EVAL_CAP and c.torso.width == 0.125
+    # --policy / --epsilon replace the data policy; random data carry no eps.
+    assert learning.hook_for("Pong", "scripted", 0.0).eps == 0.0
+    assert learning.hook_for("Pong", "random", 0.3).eps is None
+    assert learning.hook_for("Breakout").policy == "random"  # no controller: random data
+    with pytest.raises(ValueError, match="multiples of 500"):
+        hook.overrides("cql", 750)
+    # CI over seeds: all seeds well above random -> the interval excludes it.
+    out = learning.ci95_over_seeds([-15.0, -14.0, -16.0], -19.9)
+    assert out["mean"] == -15.0 and -16.0 <= out["ci95"][0] < out["ci95"][1] <= -14.0
+    assert out["excludes_random"] is True
+    assert learning.ci95_over_seeds([-21.0, -15.0, -14.0], -19.9)["excludes_random"] is False

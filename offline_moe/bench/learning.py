@@ -5,6 +5,8 @@
     python -m offline_moe.bench learning --env=catch --agent=der,drq_eps --torso=baseline \
         --seeds=2 --budget=3000
     python -m offline_moe.bench learning --env=catch --agent=cql --torso=top1_moe@num_experts=4
+    python -m offline_moe.bench learning --env=Pong --agent=cql --torso=baseline --seeds=3 \
+        --policy=scripted --epsilon=0.25     # a real game, from a medium-quality dataset
 
 Every run takes the path a paper-scale run takes. Offline agents (cql, cql_c51): random-policy
 episodes recorded by `offline_moe.record` into an RLDS dataset (RL Unplugged layout), read by
@@ -24,6 +26,12 @@ Per-environment settings live in one `EnvHook` per environment (`HOOKS`), also u
 Catch's hook (`CATCH`) states its settings and why; they are `config.x=y` overrides of each
 agent's `smoke` config, so the same run is `python -m offline_moe.train_offline
 --config=offline_moe/configs/cql.py:smoke,game=Catch --config.x=y ...`.
+
+Real games with a scripted controller (`offline_moe.envs.scripted`: Pong, Freeway) have a hook
+of their own (`real_game_hook`): the offline data are recorded by `--policy` (default
+scripted) with `--epsilon` random actions (default 0.25, a medium-quality dataset), and the
+JSON line adds the 95% CI of the final return over seeds and whether it excludes the random
+policy's score (measured under the evaluation's protocol and episode cap).
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ class EnvHook:
       budgets: default budget per agent: gradient updates (offline) or agent steps (online).
       overrides: (agent, budget) -> 'config.x=y' overrides of the agent's smoke config.
       random_score: (seed) -> the uniformly random policy's mean return, and how it was got.
+      policy, eps: the behaviour policy that records the offline data (`offline_moe.record`).
     """
 
     game: str
@@ -68,13 +77,22 @@ class EnvHook:
     budgets: dict[str, int]
     overrides: Callable[[str, int], list[str]]
     random_score: Callable[[int], dict]
+    policy: str = "random"
+    eps: float | None = None
 
 
-def play_random(game: str, episodes: int, seed: int = 0, protocol: str = "dqn_replay") -> dict:
-    """Mean return of the uniformly random policy over `episodes` full episodes."""
+def play_random(
+    game: str,
+    episodes: int,
+    seed: int = 0,
+    protocol: str = "dqn_replay",
+    max_episode_steps: int | None = None,
+) -> dict:
+    """Mean return of the uniformly random policy over `episodes` full (or capped) episodes."""
     from offline_moe.envs import make_env
 
-    env = make_env(game, protocol=protocol, seed=seed)
+    cap = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    env = make_env(game, protocol=protocol, seed=seed, **cap)
     rng = np.random.default_rng(seed)
     returns = []
     for _ in range(episodes):
@@ -89,7 +107,8 @@ def play_random(game: str, episodes: int, seed: int = 0, protocol: str = "dqn_re
         "mean": float(np.mean(returns)),
         "sem": float(np.std(returns) / np.sqrt(len(returns))),
         "episodes": episodes,
-        "how": f"uniform random actions, {episodes} episodes, {protocol}, seed {seed}",
+        "how": f"uniform random actions, {episodes} episodes, {protocol}, seed {seed}"
+        + (f", capped at {max_episode_steps} agent steps" if max_episode_steps else ""),
     }
 
 
@@ -178,12 +197,86 @@ def known_answer_hook(game: str) -> EnvHook | None:
     return HOOKS.get(name) if name else None
 
 
-def hook_for(env: str) -> EnvHook:
-    """The hook of `env` ('catch', 'Catch'; Atari games: `atari_hook`)."""
-    from offline_moe.envs import canonical_game
+def hook_for(env: str, policy: str | None = None, eps: float | None = None) -> EnvHook:
+    """The hook of `env` ('catch', 'Catch'; games with a scripted controller:
+    `real_game_hook`; other Atari games: `atari_hook`). `policy` / `eps` replace the hook's
+    data policy (None: keep it)."""
+    from offline_moe.envs import canonical_game, scripted
 
     game = canonical_game(env)
-    return HOOKS.get(game) or atari_hook(game)
+    if game in HOOKS:
+        hook = HOOKS[game]
+    elif game in scripted.CONTROLLERS:
+        hook = real_game_hook(game)
+    else:
+        hook = atari_hook(game)
+    if policy is not None:
+        hook = dataclasses.replace(hook, policy=policy, eps=eps if policy != "random" else None)
+    elif eps is not None:
+        hook = dataclasses.replace(hook, eps=eps)
+    return hook
+
+
+# Real-game settings (deviations from each offline agent's smoke config, and why), chosen so
+# that 3 seeds of CQL fit a 2-core CPU in about an hour (README: "Learning on a real game"):
+#   * data: the scripted controller with 25% random actions (a medium dataset): 50,000 steps of
+#     Pong (16 full games), 20,000 of Freeway (10 games);
+#   * the smoke torsos (Nature encoder, Dense(64) baseline), batch 32;
+#   * learning rate 2.5e-4 (Table 3's 5e-5 is tuned for 62.5M-update runs), CQL coefficient 1.0
+#     (Kumar et al. 2020's Atari value; 0.1 of Table 3 leans on TD, which needs far more updates
+#     to carry a sparse reward back), target network synced every 500 updates;
+#   * evaluation after every iteration over 2 episodes per seed (2 envs, >= 1,000 steps) capped
+#     at 1,000 agent steps, with sticky actions and eps 0.001 (the paper's protocol, capped);
+#     the random score is measured with the same cap.
+REAL_GAME_EVAL_CAP = 1000
+REAL_GAME_DATA_STEPS = {"Pong": 50_000, "Freeway": 20_000}
+REAL_GAME_UPDATES_PER_ITERATION = {"Pong": 500, "Freeway": 200}
+REAL_GAME_BUDGETS = {"Pong": 4000, "Freeway": 1200}
+
+
+def real_game_hook(game: str) -> EnvHook:
+    """The hook of an ALE game that has a scripted controller (see the settings above)."""
+    per = REAL_GAME_UPDATES_PER_ITERATION.get(game, 500)
+
+    def overrides(agent: str, budget: int) -> list[str]:
+        if agent not in OFFLINE_AGENTS:
+            return [f"config.game={game}", f"config.total_steps={budget}"]
+        if budget % per:
+            raise ValueError(f"--budget: {game} offline budgets are multiples of {per} updates")
+        return [
+            f"config.game={game}",
+            f"config.num_iterations={budget // per}",
+            f"config.updates_per_iteration={per}",
+            "config.scan_steps=5",
+            f"config.log_interval={per}",
+            "config.learner.batch_size=32",
+            "config.learner.learning_rate=0.00025",
+            "config.learner.cql_coefficient=1.0",
+            "config.learner.target_update_period=500",
+            "config.eval.steps=1000",
+            "config.eval.num_envs=2",
+            f"config.eval.max_episode_steps={REAL_GAME_EVAL_CAP}",
+            "config.repr.batch_size=32",
+        ]
+
+    def random_score(seed: int) -> dict:
+        return play_random(game, 10, seed, max_episode_steps=REAL_GAME_EVAL_CAP)
+
+    budget = REAL_GAME_BUDGETS.get(game, 4000)
+    budgets = {a: budget for a in OFFLINE_AGENTS} | {a: 100_000 for a in ONLINE_AGENTS}
+    steps = REAL_GAME_DATA_STEPS.get(game, 50_000)
+    return EnvHook(game, None, steps, budgets, overrides, random_score, "scripted", 0.25)
+
+
+def ci95_over_seeds(final: Sequence[float], random_mean: float | None) -> dict:
+    """The mean over seeds with its 95% percentile-bootstrap CI (`analysis.stats`), and whether
+    the CI lies wholly above the random policy's mean."""
+    from offline_moe.analysis import stats
+
+    x = np.asarray(final, np.float64).reshape(-1, 1)  # [seeds, 1 game]
+    point, lo, hi = stats.stratified_bootstrap_ci(x, stats.mean, reps=10_000)
+    above = None if random_mean is None else bool(lo > random_mean)
+    return {"mean": point, "ci95": [lo, hi], "excludes_random": above}
 
 
 def atari_hook(game: str) -> EnvHook:
@@ -276,15 +369,18 @@ def run_one(
     random_score: dict | None = None,
     fresh: bool = True,
     log=None,
+    policy: str | None = None,
+    eps: float | None = None,
 ) -> dict:
     """Trains one (agent, torso) run through the real pipeline; returns its JSON line.
 
     With `fresh` the run directory is made anew; otherwise a finished run is read back (its
-    wall time is then the one it recorded, offline) and an unfinished one resumed.
+    wall time is then the one it recorded, offline) and an unfinished one resumed. `policy`
+    and `eps` replace the hook's data policy (`hook_for`).
     """
     from offline_moe.analysis.sweep import TorsoVariant
 
-    hook = hook_for(env)
+    hook = hook_for(env, policy, eps)
     budget = budget or hook.budgets[agent]
     config = make_config(hook, agent, torso, budget, seeds, seed)
     label = TorsoVariant.parse(torso).label
@@ -296,7 +392,8 @@ def run_one(
         from offline_moe.data.local import ensure_local_cache
         from offline_moe.train.offline import train_and_evaluate
 
-        config.data.cache_dir = ensure_local_cache(hook.game, hook.data_steps, data_dir)
+        who = {"policy": hook.policy, "eps": hook.eps}
+        config.data.cache_dir = ensure_local_cache(hook.game, hook.data_steps, data_dir, **who)
         t_train = time.time()
         summary = train_and_evaluate(config, workdir, **({"log": log} if log else {}))
         unit = "updates"
@@ -329,6 +426,8 @@ def run_one(
         "mean_return": [float(np.mean(r)) for r in returns],
         "final_return_mean": float(np.mean(final)) if final else None,
         "random_score": random_score,
+        "data_policy": {"policy": hook.policy, "eps": hook.eps, "steps": hook.data_steps},
+        "final": ci95_over_seeds(final, random_score.get("mean")) if final else None,
         "threshold": hook.threshold,
         f"{unit}_to_threshold": reach,
         f"{unit}_to_threshold_per_seed": reach_seed,
@@ -378,6 +477,18 @@ def parse(argv):
         help="gradient updates (offline agents) or agent steps (online agents); default: the "
         "env's (Catch: 1,000 updates, 2,000 agent steps)",
     )
+    p.add_argument(
+        "--policy",
+        default=None,
+        help="behaviour policy of the offline data (offline_moe.record --policy: random, "
+        "eps_greedy, scripted); default: the env's (Catch: random; Pong, Freeway: scripted)",
+    )
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="random-action probability of --policy (default: the env's; Pong, Freeway: 0.25)",
+    )
     p.add_argument("--root", default=os.path.join("runs", "bench_learning"), help="run dirs")
     p.add_argument("--data_dir", default="data", help="recorded datasets and caches")
     p.add_argument("--table", action="store_true", help="also print a table on stderr")
@@ -390,7 +501,7 @@ def main(argv):
     for agent in agents:
         if agent not in AGENTS:
             raise SystemExit(f"--agent: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
-    hook = hook_for(args.env)
+    hook = hook_for(args.env, args.policy, args.epsilon)
     random_score = hook.random_score(args.seed)
     rows = []
     for agent in agents:
@@ -406,6 +517,8 @@ def main(argv):
                 seed=args.seed,
                 random_score=random_score,
                 log=lambda m: print(m, file=sys.stderr, flush=True),
+                policy=args.policy,
+                eps=args.epsilon,
             )
             rows.append(row)
             print(json.dumps(row), flush=True)
