@@ -136,7 +136,8 @@ def test_rlds_batch_on_tf_data_episode():
 def test_import_offline_moe_imports_no_tensorflow():
     code = (
         "import sys\n"
-        "import offline_moe, offline_moe.cache, offline_moe.ingest, offline_moe.record\n"
+        "import offline_moe, offline_moe.replay.cache, offline_moe.ingest, offline_moe.record\n"
+        "import offline_moe.data.ingest, offline_moe.data.record\n"
         "import offline_moe.data, offline_moe.data.games, offline_moe.data.common\n"
         "import offline_moe.data.dqn_replay, offline_moe.data.rlu_format\n"
         "import offline_moe.data.tfds_source, offline_moe.data.rlds_compat\n"
