@@ -72,7 +72,9 @@ class Sizes:
 SIZES = {
     "paper": Sizes("impala", {"num_experts": 8}, 32, 500, 2000, (5, 1), PAPER_ROWS_5PCT,
                    2000, 500, 1000, 5, 16, 4000, 2000),
-    "cpu": Sizes("impala", {"num_experts": 8}, 32, 2, 6, (5, 1), PAPER_ROWS_5PCT // 100,
+    # CPU: seeds are unrolled one after another in the jitted call (learners.core), so 5
+    # seeds x K compile 5K updates; 1 seed first keeps the first figure cheap.
+    "cpu": Sizes("impala", {"num_experts": 8}, 32, 1, 4, (1, 5), PAPER_ROWS_5PCT // 100,
                  200, 30, 200, 2, 8, 400, 200),
     "tiny": Sizes("nature", {"num_experts": 2, "expert_width": 32, "width": 0.0625}, 8, 1, 2,
                   (1,), 4_000, 50, 8, 64, 2, 2, 60, 40),
@@ -336,40 +338,42 @@ class Check:
         deadline = self.section_deadline("learner")
         self.result["learner"] = []
         last_cost = 0.0
-        for seeds in sz.seeds:
-            for agent in AGENTS:
-                for torso in TORSOS:
-                    what = f"learner {agent}/{torso} x{seeds}"
-                    first = not self.result["learner"]
-                    if not first and self.elapsed() + last_cost > deadline:
-                        self.skip(what, "the learner section's share of --minutes is used up")
-                        continue
-                    t = _now()
-                    rec = bench_one(
-                        agent,
-                        torso,
-                        encoder=sz.encoder,
-                        batch=sz.batch,
-                        steps=sz.learner_steps,
-                        scan_steps=sz.scan_steps,
-                        num_seeds=seeds,
-                        cache_dir=None,
-                        torso_overrides=sz.torso_kwargs,
-                        repeats=2,
-                        bare=False,
-                        replay=replays[1 if agent == "cql" else 3],
-                    )
-                    last_cost = _now() - t
-                    rec["seed_updates_per_s"] = rec["updates_per_s"]
-                    rec["per_seed_updates_per_s"] = round(rec["updates_per_s"] / seeds, 2)
-                    rec["memory"] = device_memory()
-                    rec["wall_s"] = round(last_cost, 2)
-                    self.result["learner"].append(rec)
-                    self.log(
-                        f"{what}: {rec['updates_per_s']:,.1f} seed-updates/s, compile "
-                        f"{rec['compile_s']:.1f}s"
-                    )
-                    self.write()
+        # The float32 grid at the first seed count, bfloat16 for one torso, then the others.
+        plan = [(agent, torso, sz.seeds[0], "float32") for agent in AGENTS for torso in TORSOS]
+        plan += [("cql", "soft_moe", sz.seeds[0], "bfloat16")]
+        plan += [(a, t, s, "float32") for s in sz.seeds[1:] for a in AGENTS for t in TORSOS]
+        for agent, torso, seeds, dtype in plan:
+            what = f"learner {agent}/{torso} x{seeds}" + ("" if dtype == "float32" else f" {dtype}")
+            first = not self.result["learner"]
+            if not first and self.elapsed() + last_cost > deadline:
+                self.skip(what, "the learner section's share of --minutes is used up")
+                continue
+            t = _now()
+            rec = bench_one(
+                agent,
+                torso,
+                encoder=sz.encoder,
+                batch=sz.batch,
+                steps=sz.learner_steps,
+                scan_steps=sz.scan_steps,
+                num_seeds=seeds,
+                cache_dir=None,
+                torso_overrides=sz.torso_kwargs,
+                repeats=2,
+                bare=False,
+                replay=replays[1 if agent == "cql" else 3],
+                compute_dtype=dtype,
+            )
+            last_cost = _now() - t
+            rec["per_seed_updates_per_s"] = round(rec["updates_per_s"] / seeds, 2)
+            rec["memory"] = device_memory()
+            rec["wall_s"] = round(last_cost, 2)
+            self.result["learner"].append(rec)
+            self.log(
+                f"{what}: {rec['updates_per_s']:,.1f} seed-updates/s, compile "
+                f"{rec['compile_s']:.1f}s"
+            )
+            self.write()
 
     def section_replay_sampling(self, replays) -> None:
         from offline_moe.replay.device import benchmark_sampling
@@ -529,13 +533,14 @@ def markdown(r: dict) -> str:
         lines += [
             "## Learner (end to end: sampling inside the fused scan)",
             "",
-            "| agent | torso | seeds | seed-updates/s | per seed | compile s | params | "
+            "| agent | torso | dtype | seeds | seed-updates/s | per seed | compile s | params | "
             "state GiB | peak mem GiB |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for x in r["learner"]:
             lines.append(
-                f"| {x['agent']} | {x['torso']} | {x['num_seeds']} | {_fmt(x['updates_per_s'])} "
+                f"| {x['agent']} | {x['torso']} | {x.get('compute_dtype', 'float32')} | "
+                f"{x['num_seeds']} | {_fmt(x['updates_per_s'])} "
                 f"| {_fmt(x['per_seed_updates_per_s'])} | {_fmt(x['compile_s'])} | "
                 f"{_fmt(x['params'])} | {_gib(x['state_bytes'])} | "
                 f"{_gib(x['memory'].get('peak_bytes_in_use'))} |"

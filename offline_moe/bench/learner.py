@@ -124,6 +124,7 @@ def bench_one(
     repeats=3,
     bare=True,
     replay=None,
+    compute_dtype="float32",
 ) -> dict:
     """Measures one (agent, torso); returns the JSON record.
 
@@ -145,7 +146,12 @@ def bench_one(
     from offline_moe.networks import filter_torso_kwargs, make_torso
     from offline_moe.replay.device import DeviceReplay
 
-    lc = LearnerConfig(agent=agent, batch_size=batch, n_step=1 if agent == "cql" else 3)
+    lc = LearnerConfig(
+        agent=agent,
+        batch_size=batch,
+        n_step=1 if agent == "cql" else 3,
+        compute_dtype=compute_dtype,
+    )
     if replay is None:
         replay = DeviceReplay.load(cache_dir, stack=4, n_step=lc.n_step, gamma=lc.gamma)
     if replay.n_step != lc.n_step:
@@ -193,6 +199,7 @@ def bench_one(
         "encoder": encoder,
         "batch": batch,
         "num_seeds": num_seeds,
+        "compute_dtype": compute_dtype,
         "scan_steps": scan_steps,
         "steps": calls * scan_steps,
         "updates_per_s": round(e2e, 2),
@@ -232,6 +239,9 @@ def main(argv) -> None:
     p.add_argument("--repeats", type=int, default=3, help="alternating timed repeats; best kept")
     p.add_argument("--cache", default="", help="replay cache dir (default: synthetic, temp dir)")
     p.add_argument("--num_experts", type=int, default=None, help="override torso num_experts")
+    p.add_argument(
+        "--compute_dtype", default="float32", help="float32 | bfloat16 (matmuls and convs)"
+    )
     args = p.parse_args(argv[1:])
     overrides = {} if args.num_experts is None else {"num_experts": args.num_experts}
     with tempfile.TemporaryDirectory() as tmp:
@@ -249,6 +259,7 @@ def main(argv) -> None:
                     cache_dir=cache,
                     torso_overrides=overrides,
                     repeats=args.repeats,
+                    compute_dtype=args.compute_dtype,
                 )
                 print(json.dumps(rec), flush=True)
 

@@ -205,6 +205,9 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     c.learner.num_atoms = 51  # CQL+C51: atoms of the categorical distribution
     c.learner.v_min = -10.0  # CQL+C51: lowest atom
     c.learner.v_max = 10.0  # CQL+C51: highest atom
+    # 'float32' (paper) or 'bfloat16': torso and head matmuls/convs in bfloat16, parameters,
+    # optimizer state and losses in float32 (faster on GPUs/TPUs with bfloat16 units).
+    c.learner.compute_dtype = "float32"
 
     # Offline data: a replay cache (offline_moe.replay.cache). If `cache_dir` is empty it is
     # derived as data/cache/{game}_run{run}_{percent}pct (`cache_dir_for`); ingest it first

@@ -68,7 +68,16 @@ class TrainState(struct.PyTreeNode):
 def apply_network(
     network: nn.Module, params: Any, obs: Array, *, train: bool, key: Array | None = None
 ) -> dict:
-    """Forward pass of a `QNetwork`; `key` feeds a noisy head's noise (train=True only)."""
+    """Forward pass of a `QNetwork`; `key` feeds a noisy head's noise (train=True only).
+
+    A network with a `compute_dtype` (bfloat16 matmuls) gets its float32 parameters cast to
+    it here, the one place every agent's forward pass goes through.
+    """
+    dtype = getattr(network, "compute_dtype", None)
+    if dtype is not None:
+        params = jax.tree.map(
+            lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params
+        )
     rngs = {NOISE_RNG: key} if key is not None else None
     return network.apply({"params": params}, obs, train=train, rngs=rngs)
 

@@ -45,6 +45,8 @@ class LearnerConfig:
       num_atoms: C51 atoms (CQL+C51).
       v_min: lowest atom.
       v_max: highest atom.
+      compute_dtype: 'float32' (the paper's) or 'bfloat16' (matmuls and convolutions of torso
+        and head in bfloat16; parameters, optimizer and losses stay float32).
     """
 
     agent: str = "cql"
@@ -60,8 +62,14 @@ class LearnerConfig:
     num_atoms: int = 51
     v_min: float = -10.0
     v_max: float = 10.0
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"learner.compute_dtype {self.compute_dtype!r} unknown; valid: "
+                f"{', '.join(COMPUTE_DTYPES)}"
+            )
         if self.agent not in AGENTS:
             raise ValueError(f"learner.agent {self.agent!r} unknown; valid: {', '.join(AGENTS)}")
         if self.target_update_period < 1:
@@ -80,6 +88,9 @@ class LearnerConfig:
                 f"config.learner: unknown field(s) {sorted(unknown)}; valid: {sorted(names)}"
             )
         return cls(**block)
+
+
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
 def _data_q(q: jax.Array, a: jax.Array) -> jax.Array:
@@ -177,5 +188,5 @@ def make_learner(cfg: LearnerConfig, torso, num_actions: int) -> Learner:
         loss = CQLC51Loss(
             cfg.num_atoms, cfg.v_min, cfg.v_max, cfg.cql_coefficient, cfg.td_coefficient
         )
-    network = QNetwork(torso=torso, head=head)
+    network = QNetwork(torso=torso, head=head, compute_dtype=COMPUTE_DTYPES[cfg.compute_dtype])
     return Learner(network, loss, optimizer, cfg.target_update_period)

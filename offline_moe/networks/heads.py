@@ -14,6 +14,8 @@ Learners read only these keys, never the torso's type.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -101,16 +103,31 @@ class QNetwork(nn.Module):
       torso: any module with the torso contract `torso(x, train=...) -> (features, aux)`.
       head: QHead, DuelingC51Head or RainbowHead (any module `head(features, train=...)`
         returning a dict with 'q_values').
+      compute_dtype: None (float32 everywhere, the paper's setting), or e.g. jnp.bfloat16:
+        the observations enter the torso in this dtype and `apply_network` casts the float32
+        parameters to it for the forward pass, so every matmul and convolution of torso and
+        head runs in it; the outputs are cast back to float32 (losses stay float32, and the
+        gradients reach the float32 parameters through the casts).
     """
 
     torso: nn.Module
     head: nn.Module
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, obs: Array, *, train: bool = False) -> dict:
         x = preprocess_obs(obs) if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
+        if self.compute_dtype is not None:
+            x = x.astype(self.compute_dtype)
         features, aux = self.torso(x, train=train)  # [B, D]
         out = dict(self.head(features, train=train))
         out["features"] = features
         out["aux"] = dict(aux)
+        if self.compute_dtype is not None:
+            out = jax.tree.map(_to_float32, out)
         return out
+
+
+def _to_float32(x):
+    x = jnp.asarray(x)
+    return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
