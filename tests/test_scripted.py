@@ -152,7 +152,7 @@ def test_bench_learning_real_game_hook_pong():
     assert (tc.game, tc.num_seeds) == ("Pong", 3)
     assert tc.num_iterations * tc.updates_per_iteration == 4000
     assert lc.cql_coefficient == 1.0 and lc.learning_rate == pytest.approx(2.5e-4)
-    assert ec.max_episode_steps == learning.REAL_GAME_EVAL_CAP and c.torso.width == 0.125
+    assert ec.max_episode_steps == learning.REAL_GAME_EVAL_CAP and c.torso.builtin.width == 0.125
     # --policy / --epsilon replace the data policy; random data carry no eps.
     assert learning.hook_for("Pong", "scripted", 0.0).eps == 0.0
     assert learning.hook_for("Pong", "random", 0.3).eps is None
