@@ -160,6 +160,7 @@ def figure_iqm_curves(result: GroupResult):
         c = result.curves.get(v)
         if c is not None and len(c.iterations):
             _line_with_band(ax, c.iterations, c.point, c.lower, c.upper, col[v], v, 0.2)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # iterations are whole numbers
     what = "IQM with 95% stratified-bootstrap CIs over training"
     return _finish(fig, ax, result, what, "training iteration", "IQM human-normalised score")
 
@@ -257,6 +258,7 @@ def figure_game_curves(result: GroupResult):
             ax.plot(its, mean, color=col[v], label=v, marker="o" if len(its) < 12 else None, ms=3)
             ax.fill_between(its, rets.min(axis=1), rets.max(axis=1), color=col[v], alpha=0.2, lw=0)
         ax.set_title(game, fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("training iteration", fontsize=8)
         ax.set_ylabel("return", fontsize=8)
         ax.tick_params(labelsize=7)
