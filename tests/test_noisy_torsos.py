@@ -36,12 +36,15 @@ def _as_plain(tree):
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_noisy_torso_without_train_is_the_plain_torso_at_mu(name):
-    x = jax.random.uniform(jax.random.key(0), (2, 84, 84, 4))
+    x = jax.random.uniform(jax.random.key(0), (2, 36, 36, 4))  # small frames: a fast check
     noisy = make_torso(name, noisy=True, **SMALL[name])
     plain = make_torso(name, **SMALL[name])
-    params = unfreeze(noisy.init(jax.random.key(1), x, train=False))
+    # Jitted whole: one compile per function instead of one per eager op (test time).
+    params = unfreeze(jax.jit(lambda k: noisy.init(k, x, train=False))(jax.random.key(1)))
     plain_params = _as_plain(params)
-    want = jax.tree.map(np.shape, plain.init(jax.random.key(1), x, train=False))
+    want = jax.tree.map(
+        np.shape, jax.eval_shape(lambda: plain.init(jax.random.key(1), x, train=False))
+    )
     assert jax.tree.map(np.shape, plain_params) == want  # same names and shapes as plain
     sigma = sum(
         leaf.size
@@ -49,12 +52,11 @@ def test_noisy_torso_without_train_is_the_plain_torso_at_mu(name):
         if "sigma" in jax.tree_util.keystr(path)
     )
     assert count_params(params) == count_params(plain_params) + sigma
-    f_eval, _ = noisy.apply(params, x, train=False)  # no rng: noise is exactly zero
-    f_plain, _ = plain.apply(plain_params, x, train=False)
+    f_eval = jax.jit(lambda p: noisy.apply(p, x, train=False)[0])(params)  # no rng: no noise
+    f_plain = jax.jit(lambda p: plain.apply(p, x, train=False)[0])(plain_params)
     np.testing.assert_allclose(np.asarray(f_eval), np.asarray(f_plain), rtol=1e-5, atol=1e-6)
-    a, _ = noisy.apply(params, x, train=True, rngs={"noise": jax.random.key(2)})
-    b, _ = noisy.apply(params, x, train=True, rngs={"noise": jax.random.key(3)})
-    a2, _ = noisy.apply(params, x, train=True, rngs={"noise": jax.random.key(2)})
+    train = jax.jit(lambda p, k: noisy.apply(p, x, train=True, rngs={"noise": k})[0])
+    a, b, a2 = (train(params, jax.random.key(k)) for k in (2, 3, 2))
     np.testing.assert_array_equal(np.asarray(a), np.asarray(a2))
     assert not np.allclose(np.asarray(a), np.asarray(b))
     assert not np.allclose(np.asarray(a), np.asarray(f_eval))
@@ -63,7 +65,7 @@ def test_noisy_torso_without_train_is_the_plain_torso_at_mu(name):
 def test_baseline_noise_is_one_factorised_draw_shared_by_the_batch():
     """delta_b = s (1 + flat_b . f(p)) f(q): the perturbations of two samples are parallel."""
     torso = make_torso("baseline", noisy=True, **SMALL["baseline"])
-    x = jax.random.uniform(jax.random.key(0), (2, 84, 84, 4))
+    x = jax.random.uniform(jax.random.key(0), (2, 36, 36, 4))
     params = torso.init(jax.random.key(1), x, train=False)
 
     def hidden(train, key=None):
