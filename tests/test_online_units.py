@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from offline_moe.learners import augment
-from offline_moe.learners.online import double_q_huber, linearly_decaying_epsilon
+from offline_moe.learners.losses import double_q_huber
+from offline_moe.learners.online import linearly_decaying_epsilon
 from offline_moe.networks.noisy import NoisyDense, RainbowHead, factorised_noise
 from offline_moe.replay import online as online_replay
 

@@ -106,6 +106,15 @@ def _cql_metrics(td: jax.Array, cql: jax.Array, q_tm1: jax.Array, a: jax.Array) 
     }
 
 
+def _forward(network, params, target_params, batch: Batch) -> tuple[dict, dict]:
+    """Online outputs at obs (with gradients) and target outputs at next_obs (stopped)."""
+    out_tm1 = apply_network(network, params, batch["obs"], train=True)
+    out_t = jax.lax.stop_gradient(
+        apply_network(network, target_params, batch["next_obs"], train=False)
+    )
+    return out_tm1, out_t
+
+
 @dataclasses.dataclass(frozen=True)
 class CQLLoss:
     """Huber TD with a max target + cql_coefficient * CQL term (per transition).
@@ -120,10 +129,7 @@ class CQLLoss:
 
     def __call__(self, network, params, target_params, batch: Batch, key):
         del key
-        out_tm1 = apply_network(network, params, batch["obs"], train=True)
-        out_t = jax.lax.stop_gradient(
-            apply_network(network, target_params, batch["next_obs"], train=False)
-        )
+        out_tm1, out_t = _forward(network, params, target_params, batch)
         q_tm1 = out_tm1["q_values"]  # [B, A]
         q_t = out_t["q_values"]  # [B, A]
         a, r, d = batch["action"], batch["reward"], batch["discount"]
@@ -150,10 +156,7 @@ class CQLC51Loss:
 
     def __call__(self, network, params, target_params, batch: Batch, key):
         del key
-        out_tm1 = apply_network(network, params, batch["obs"], train=True)
-        out_t_target = jax.lax.stop_gradient(
-            apply_network(network, target_params, batch["next_obs"], train=False)
-        )
+        out_tm1, out_t_target = _forward(network, params, target_params, batch)
         # Double Q: the online network picks the bootstrap action (van Hasselt et al. 2016).
         q_t_selector = jax.lax.stop_gradient(
             apply_network(network, params, batch["next_obs"], train=False)["q_values"]

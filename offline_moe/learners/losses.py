@@ -1,4 +1,4 @@
-"""Per-example value-learning losses for the offline learners (CQL, CQL+C51).
+"""Per-example value-learning losses of all four agents (CQL, CQL+C51, DER, DrQ(eps)).
 
 Every function here acts on one transition; the learner `jax.vmap`s it over the batch.
 Names follow time indices (rlax style): `q_tm1` are the online Q-values at the state s_{t-1}
@@ -186,3 +186,27 @@ def categorical_double_q_loss(
     chex.assert_rank([logits_tm1, a_tm1], [2, 0])
     target = categorical_double_q_target(r_t, discount_t, probs_t, q_t_selector, support)
     return categorical_cross_entropy(target, logits_tm1[a_tm1])
+
+
+def double_q_huber(
+    q_tm1: Array, a_tm1: Array, r_t: Array, discount_t: Array, q_t_target: Array, q_t_selector
+) -> Array:
+    """Huber loss of the double-Q TD error (van Hasselt et al. 2016) for one transition.
+
+    target = r_t + discount_t * q_t_target[argmax_a q_t_selector[a]] (gradient stopped).
+
+    Args:
+      q_tm1: [A] online Q-values at s_{t-1}.
+      a_tm1: [] action taken.
+      r_t: [] n-step reward.
+      discount_t: [] gamma^n or 0 at a terminal.
+      q_t_target: [A] target-network Q-values at s_t.
+      q_t_selector: [A] online Q-values at s_t (action choice).
+
+    Returns:
+      [] Huber(target - q_tm1[a_tm1]).
+    """
+    chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_target, q_t_selector], [1, 0, 0, 0, 1, 1])
+    a_star = double_q_action(q_t_selector)
+    target = jax.lax.stop_gradient(r_t + discount_t * q_t_target[a_star])
+    return huber(target - q_tm1[a_tm1])

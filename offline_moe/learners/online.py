@@ -132,29 +132,6 @@ def linearly_decaying_epsilon(
     return final_epsilon + jnp.clip(bonus, 0.0, 1.0 - final_epsilon)
 
 
-def double_q_huber(
-    q_tm1: Array, a_tm1: Array, r_t: Array, discount_t: Array, q_t_target: Array, q_t_selector
-) -> Array:
-    """Huber loss of the double-Q TD error (van Hasselt et al. 2016) for one transition.
-
-    target = r_t + discount_t * q_t_target[argmax_a q_t_selector[a]] (gradient stopped).
-
-    Args:
-      q_tm1: [A] online Q-values at s_{t-1}.
-      a_tm1: [] action taken.
-      r_t: [] n-step reward.
-      discount_t: [] gamma^n or 0 at a terminal.
-      q_t_target: [A] target-network Q-values at s_t.
-      q_t_selector: [A] online Q-values at s_t (action choice).
-
-    Returns:
-      [] Huber(target - q_tm1[a_tm1]).
-    """
-    a_star = losses.double_q_action(q_t_selector)
-    target = jax.lax.stop_gradient(r_t + discount_t * q_t_target[a_star])
-    return losses.huber(target - q_tm1[a_tm1])
-
-
 @dataclasses.dataclass(frozen=True)
 class _OnlineForward:
     """The forward passes both online losses need (DrQ augmentation and noise keys included).
@@ -238,14 +215,14 @@ class C51DoubleQLoss(_OnlineForward):
 
 @dataclasses.dataclass(frozen=True)
 class DoubleQHuberLoss(_OnlineForward):
-    """DrQ(eps)'s loss: Huber TD error to the double-Q target (`double_q_huber`).
+    """DrQ(eps)'s loss: Huber TD error to the double-Q target (`losses.double_q_huber`).
 
     A `learners.core.LossFn`.
     """
 
     def __call__(self, network, params, target_params, batch, key):
         out_tm1, out_t, selector = self.outputs(network, params, target_params, batch, key)
-        per_example = jax.vmap(double_q_huber)(
+        per_example = jax.vmap(losses.double_q_huber)(
             out_tm1["q_values"],  # [B, A]
             batch["action"],
             batch["reward"],
