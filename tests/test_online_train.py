@@ -253,7 +253,8 @@ def test_seed_of_a_multi_seed_run_equals_that_seed_run_alone():
     changes a seed's result (emulator seeds, init and update keys, evaluation keys)."""
     runs = {}
     for seed, num_seeds in ((0, 2), (1, 1)):
-        config = _tiny(drq_eps, seed=seed, num_seeds=num_seeds, min_replay=20, eval_max_steps=8)
+        overrides = {"replay.min_replay": 20, "eval.max_episode_steps": 8}
+        config = _tiny(drq_eps, seed=seed, num_seeds=num_seeds, **overrides)
         config.torso.name = "tests.toy_torso:ToyTorso"
         rc, game, agent = train_online.build(config)
         init_fn, step_fn, act_fn = train_online.compiled_fns(agent, rc.num_seeds)
