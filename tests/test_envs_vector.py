@@ -84,5 +84,8 @@ def test_evaluate_gives_the_same_results_with_either_backend():
     )
     assert pool["episode_returns"] == vec["episode_returns"]
     assert pool["agent_steps"] == vec["agent_steps"] and min(pool["agent_steps"]) >= 60
-    with pytest.raises(ValueError, match="backend.*valid: pool, vector"):
+    with pytest.raises(ValueError, match="backend.*valid: auto, pool, vector"):
         EvalConfig(backend="threads")
+    assert EvalConfig().backend == "auto"
+    assert vector.supports("Pong", "dqn_replay")
+    assert not vector.supports("Catch", "dqn_replay") and not vector.supports("Pong", "atari100k")

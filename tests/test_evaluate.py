@@ -48,7 +48,7 @@ def test_full_episodes_until_budget_hand_counted(monkeypatch):
         calls.append((obs.shape, keys.shape, eps))
         return jnp.zeros(obs.shape[:2], jnp.int32)
 
-    cfg = EvalConfig(steps=10, num_envs=2, epsilon=0.001)
+    cfg = EvalConfig(steps=10, num_envs=2, epsilon=0.001, backend="pool")  # the fake
     keys = jnp.zeros((2, 2), jnp.uint32)
     out = evaluate(act_fn, None, game="Pong", cfg=cfg, keys=keys, env_seeds=[10, 20])
     # Seed 0 (lengths 3, 5): counted steps 2, 4, 6 (env 0 ends: 3, keeps going since 6 < 10),
@@ -94,7 +94,7 @@ def test_worker_processes_give_identical_results():
         return jax.vmap(lambda k: jax.random.randint(k, (obs.shape[1],), 0, 3))(keys)
 
     # one env per seed, 90-step episodes (Pong scores its first points within them)
-    cfg = EvalConfig(steps=100, num_envs=1, max_episode_steps=90, workers=0)
+    cfg = EvalConfig(steps=100, num_envs=1, max_episode_steps=90, workers=0, backend="pool")
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     local = evaluate(act_fn, None, game="Pong", cfg=cfg, keys=keys, env_seeds=[1, 2])
     import dataclasses

@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
-BACKENDS = ("pool", "vector")
+BACKENDS = ("auto", "pool", "vector")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +42,10 @@ class EvalConfig:
       workers: processes stepping the emulators (0 = this process; -1 = one per spare CPU
         core, none on a host with 2 cores or fewer). Results are identical either way.
       backend: 'pool' (`offline_moe.envs.pool.EmulatorPool`: `AtariEnv`s, in `workers`
-        processes) or 'vector' (`offline_moe.envs.vector.VectorAtari`: ale-py's C++ vector
-        interface, one thread per core; `dqn_replay` protocol and ALE games only). Both give
-        the same observations and returns (tests/test_envs_vector.py).
+        processes), 'vector' (`offline_moe.envs.vector.VectorAtari`: ale-py's C++ vector
+        interface, one thread per core; `dqn_replay` protocol and ALE games only) or 'auto'
+        (vector where it applies, else pool). Both give the same observations and returns
+        (tests/test_envs_vector.py); vector was measured faster (README, 'Running on a GPU').
     """
 
     interval: int = 1
@@ -54,7 +55,7 @@ class EvalConfig:
     max_episode_steps: int = 27_000
     protocol: str = "dqn_replay"
     workers: int = 0
-    backend: str = "pool"
+    backend: str = "auto"
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -107,7 +108,12 @@ def evaluate(
     from offline_moe.envs.pool import EmulatorPool  # lazily: the ALE and cv2
 
     s_, e_ = len(env_seeds), cfg.num_envs
-    if cfg.backend == "vector":
+    backend = cfg.backend
+    if backend == "auto":
+        from offline_moe.envs import vector
+
+        backend = "vector" if vector.supports(game, cfg.protocol) else "pool"
+    if backend == "vector":
         from offline_moe.envs.vector import VectorAtari
 
         make = VectorAtari

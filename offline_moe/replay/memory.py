@@ -112,9 +112,9 @@ class MemoryPlan:
         return self.capacity is None or self.device_bytes + self.headroom <= self.capacity
 
     def describe(self) -> str:
-        where = "device" if self.replay == "device" else "host memory (HostReplay)"
+        where = "on the device" if self.replay == "device" else "in host memory (HostReplay)"
         return (
-            f"memory plan: replay {self.rows:,} rows, frames {_gib(self.frame_bytes)} in {where}, "
+            f"memory plan: replay {self.rows:,} rows, frames {_gib(self.frame_bytes)} {where}, "
             f"{_gib(self.replay_device_bytes)} of replay + {_gib(self.state_bytes)} for "
             f"{self.num_seeds} seed(s)' states on the device = {_gib(self.device_bytes)} "
             f"(+ {_gib(self.headroom)} headroom) of {_gib(self.capacity)} "
