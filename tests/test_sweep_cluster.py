@@ -207,3 +207,66 @@ def test_ray_sweep_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, fake_env, local_
     )  # fmt: skip
     assert len(result["ok"]) == 2 and "2 runs: 0 done, 2 to run (ray)" in lines[0]
     assert all(sweep.run_status(p.parent) == "done" for p in pids)
+
+
+def _run_files(workdir):
+    """The run directory's files, minus TensorBoard event files (named by time and host)."""
+    return sorted(p.name for p in Path(workdir).iterdir() if not p.name.startswith("events."))
+
+
+@pytest.mark.slow
+def test_ray_sweep_of_the_smoke_suite_survives_a_killed_worker_like_the_local_backend(tmp_path):
+    """The real trainers (smoke config, 2 iterations) on a local Ray instance with 2 CPUs: one
+    run's Ray worker is killed (SIGKILL) after its first checkpoint; Ray retries the task, the
+    trainer resumes, and the run directories equal the local backend's, losses and returns bit
+    for bit. The Ray sweep reuses the local sweep's compiled programs (persistent cache)."""
+    from offline_moe.train import rundir
+    from tests.test_monitor import read_scalars
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+           "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"), "RAY_ADDRESS": ""}  # fmt: skip
+    grid = [sys.executable, "-m", "offline_moe.sweep", "--suite=smoke", "--agents=cql",
+            "--torsos=baseline", "--seeds=1", "--smoke", "--local_data_steps=1000",
+            f"--data_dir={tmp_path / 'data'}"]  # fmt: skip
+    local = subprocess.run(
+        [*grid, f"--root={tmp_path / 'local'}", "--workers=2"], env=env, capture_output=True,
+        text=True, timeout=1500,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr[-3000:]
+
+    root = tmp_path / "ray"
+    ray_cmd = [*grid, f"--root={root}", "--backend=ray", "--ray_num_cpus=2", "--cpus_per_run=1",
+               "--status_every=5"]  # fmt: skip
+    proc = subprocess.Popen(ray_cmd, env=env, stderr=subprocess.PIPE, text=True)
+    victim = root / "cql" / "Pong" / "baseline" / "seeds_0-0"
+    log_path = root / "_logs" / "cql__Pong__baseline__seeds_0-0.log"
+    deadline = time.time() + 1500
+    while not (victim / "checkpoints" / "0").is_dir() and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.05)
+    worker = int(log_path.read_text().rsplit("worker pid ", 1)[1].split(",")[0])
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=1500)
+    assert proc.returncode == 0, err[-3000:]
+    log = log_path.read_text()
+    assert log.count("ray task on") == 2, log[-3000:]  # the first attempt and its retry
+    assert "resuming" in log and sweep.run_status(victim) == "done"
+    assert "2 ok, 0 failed" in err
+
+    for game in ("Pong", "Breakout"):
+        a = tmp_path / "local" / "cql" / game / "baseline" / "seeds_0-0"
+        b = root / "cql" / game / "baseline" / "seeds_0-0"
+        assert _run_files(a) == _run_files(b)
+        assert json.loads((a / "config.json").read_text()) == json.loads(
+            (b / "config.json").read_text()
+        )
+        ma, mb = rundir.read_jsonl(a / "metrics.jsonl"), rundir.read_jsonl(b / "metrics.jsonl")
+        assert [m["step"] for m in ma] == [m["step"] for m in mb] == list(range(20, 201, 20))
+        assert [m["loss"] for m in ma] == [m["loss"] for m in mb]
+        ea, eb = rundir.read_jsonl(a / "eval.jsonl"), rundir.read_jsonl(b / "eval.jsonl")
+        assert [e["episode_returns"] for e in ea] == [e["episode_returns"] for e in eb]
+        # TensorBoard holds every logged step once, also after the kill and the resume.
+        scalars = read_scalars(b)
+        assert [s for s, _ in scalars["train/loss"]] == [m["step"] for m in mb]
+        assert [v for _, v in scalars["train/loss"]] == pytest.approx([m["loss"][0] for m in mb])
+        assert [s for s, _ in scalars["eval/returns"]] == [100, 200]

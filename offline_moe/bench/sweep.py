@@ -48,6 +48,11 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv[1:])
     scratch = args.out or tempfile.mkdtemp(prefix="bench_sweep_")
     data_dir = os.path.abspath(args.data_dir)
+    from offline_moe.analysis import suites
+    from offline_moe.data.local import ensure_local_cache
+
+    for game in suites.get_suite(args.suite):  # the smoke data, made before either sweep
+        ensure_local_cache(game, 3000, data_dir)
     times: dict[str, list[float]] = {"local": [], "ray": []}
     for r in range(args.repeats):
         order = ("local", "ray") if r % 2 == 0 else ("ray", "local")
