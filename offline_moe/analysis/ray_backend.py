@@ -369,7 +369,12 @@ def run_sweep_ray(
     Returns:
       {'skipped': finished before, 'ok': finished now, 'failed': out of retries}.
     """
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise SystemExit(
+            "--backend=ray needs Ray: pip install -e '.[cluster]' (or pip install ray)"
+        ) from None
 
     result: dict[str, list] = {"skipped": [], "ok": [], "failed": []}
     todo = []
