@@ -73,6 +73,7 @@ def test_scripted_beats_random_on_pong():
     assert max(random) <= -15 and min(scripted) >= -8, (scripted, random)
 
 
+@pytest.mark.slow
 def test_scripted_beats_random_on_freeway():
     """One episode each, 300 agent steps: UP crosses about every 90 steps, random never."""
     scripted, random = (_episode_return(p, 0, 300, game="Freeway") for p in ("scripted", "random"))
