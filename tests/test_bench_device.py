@@ -17,6 +17,7 @@ def test_quick_check_writes_every_section(tmp_path):
     on_disk = json.loads((tmp_path / "device.json").read_text())
     assert on_disk == json.loads(json.dumps(result))  # the file holds the final state
     assert result["finished"] and result["env"]["versions"]["jax"]
+    assert "errors" not in result, result.get("errors")
     assert result["env"]["host_cpus"] >= 1 and result["env"]["device_kind"]
     replay = result["replay"]
     assert replay["rows"] == device.SIZES["tiny"].replay_rows

@@ -287,19 +287,31 @@ class Check:
                  f"size {self.size_name}, budget {self.budget_s:.0f}s")  # fmt: skip
         self.write()
         needs_replay = {"replay", "learner", "replay_sampling"} & set(self.sections)
-        replays = self.section_replay() if needs_replay else None
+        replays = self.guarded("replay", self.section_replay) if needs_replay else None
         if replays and "learner" in self.sections:
-            self.section_learner(replays)
+            self.guarded("learner", self.section_learner, replays)
         if replays and "replay_sampling" in self.sections:
-            self.section_replay_sampling(replays)
+            self.guarded("replay_sampling", self.section_replay_sampling, replays)
         if "online" in self.sections:
-            self.section_online()
+            self.guarded("online", self.section_online)
         if "eval" in self.sections:
-            self.section_eval()
+            self.guarded("eval", self.section_eval)
         self.result["finished"] = True
         self.result["memory_end"] = device_memory()
         self.write()
         return self.result
+
+    def guarded(self, name, fn, *args):
+        """Runs a section; an error is recorded under `errors` and the next section runs."""
+        try:
+            return fn(*args)
+        except Exception as e:  # one broken section must not cost the others' figures
+            self.result.setdefault("errors", []).append(
+                {"section": name, "error": f"{type(e).__name__}: {e}"}
+            )
+            self.log(f"section {name} failed: {type(e).__name__}: {e}")
+            self.write()
+            return None
 
     def section_replay(self):
         import jax
@@ -594,6 +606,8 @@ def markdown(r: dict) -> str:
             same = r["eval_backends_identical"]
             lines.append(f"Same episode returns from both backends: {same}.")
         lines.append("")
+    if r.get("errors"):
+        lines += ["## Errors", ""] + [f"- {e['section']}: {e['error']}" for e in r["errors"]] + [""]
     if r.get("skipped"):
         lines += ["## Skipped", ""] + [f"- {s['what']}: {s['why']}" for s in r["skipped"]] + [""]
     return "\n".join(lines)
