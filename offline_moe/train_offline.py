@@ -12,9 +12,6 @@ The library function is `offline_moe.train.offline.train_and_evaluate(config, wo
 
 from __future__ import annotations
 
-import json
-import os
-
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.offline import train_and_evaluate
 from offline_moe.train.process import define_process_flags, setup_trainer_process
@@ -51,18 +48,9 @@ def main(argv) -> None:
     del argv
     flags_ = flags.FLAGS
     setup_trainer_process()  # compilation cache, monitoring, quiet Orbax
-    config = flags_.config
-    if config is None:
-        path = os.path.join(flags_.workdir, rundir_lib.CONFIG)
-        if not os.path.exists(path):
-            raise SystemExit(
-                f"no --config given and {path} does not exist: pass --config=... to start a run"
-            )
-        with open(path) as f:
-            config = json.load(f)
     try:
-        train_and_evaluate(config, flags_.workdir, max_iterations=flags_.max_iterations)
-    except rundir_lib.NonFiniteLossError as e:
+        train_and_evaluate(flags_.config, flags_.workdir, max_iterations=flags_.max_iterations)
+    except rundir_lib.USER_ERRORS as e:
         raise SystemExit(f"[train_offline] {e}") from None
 
 

@@ -10,6 +10,7 @@ SUBCOMMANDS = {
     "online": "DER / DrQ(eps) agent steps per second including updates",
     "compile": "a trainer's second-start time with and without the persistent compile cache",
     "sweep": "the Ray sweep backend's overhead against the local one on the same grid",
+    "validate": "load-time cost of the replay-cache checks and fingerprint at paper size",
     "device": "the accelerator check: learner, replay, memory, online, evaluation in one JSON",
     "learning": "does each agent x torso learn (Catch: updates / agent steps to reach 0.9)",
 }

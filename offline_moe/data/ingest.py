@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from offline_moe.replay.cache import CacheWriter
+from offline_moe.replay.cache import ROW_BYTES, CacheError, CacheWriter, CacheWriteError
 from offline_moe.data import games as games_lib
 from offline_moe.data.common import (
     Episode,
@@ -267,8 +267,6 @@ def ingest(
         checkpoints if isinstance(checkpoints, str | None) else list(checkpoints)
     )
     if os.path.exists(out) and not overwrite:
-        from offline_moe.replay.cache import CacheError
-
         raise CacheError(f"--out: {out} already exists; pass --overwrite to replace it")
     what = dict(game=game, run=run, checkpoints=checkpoints, percent=percent)
     what.update(sample=sample, sample_seed=sample_seed)
@@ -323,11 +321,23 @@ def ingest(
         if num_actions is None:  # no action count known for this game: infer it from the data
             writer.update_meta(num_actions=max_action + 1)
         writer.close()
-    except BaseException:
-        writer.abort()
+    except BaseException as e:
+        writer.abort()  # removes the temporary directory, even on a full disk
         bar.close()
+        if isinstance(e, CacheWriteError):
+            raise CacheError(f"{e}{_space_needed(total, writer)}") from e
         raise
     bar.close()
     from offline_moe.replay.cache import read_meta
 
     return read_meta(out)
+
+
+def _space_needed(total: int | None, writer: CacheWriter) -> str:
+    """How much space the cache needs (from the planned transitions where they are known)."""
+    if total:
+        return (
+            f"; the whole cache needs about {total * ROW_BYTES:,} bytes ({total:,} transitions "
+            f"x {ROW_BYTES:,} bytes), {writer.bytes_written:,} were written"
+        )
+    return f"; {writer.bytes_written:,} bytes were written before it ({ROW_BYTES:,} per row)"

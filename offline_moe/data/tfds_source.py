@@ -253,6 +253,39 @@ def decode_pngs(pngs, *, where: str = "episode", pool=None) -> np.ndarray:
     return out
 
 
+def shard_of(builder, split: str, index: int) -> tuple[str, str]:
+    """(file path, 'shard k of n') holding episode `index` of `split` (files read in order)."""
+    info = builder.info.splits[split]
+    paths = [os.fspath(p) for p in info.filepaths]
+    lengths = list(info.shard_lengths)
+    if len(lengths) == len(paths):
+        k = int(np.searchsorted(np.cumsum(lengths), index, side="right"))
+        k = min(k, len(paths) - 1)
+        return paths[k], f"shard {k + 1} of {len(paths)}"
+    return ", ".join(paths), f"{len(paths)} shard(s)"
+
+
+def _guard_shards(builder, split: str, episodes) -> Iterator[tuple[int, dict]]:
+    """enumerate(episodes), turning TensorFlow's read errors into one naming file and split."""
+    import tensorflow as tf
+
+    i = 0
+    iterator = iter(episodes)
+    while True:
+        try:
+            episode = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:  # DataLossError (bad CRC, truncated), parse errors
+            path, shard = shard_of(builder, split, i)
+            raise IngestError(
+                f"{path} (split {split}, {shard}, episode {i}): corrupt or truncated TFRecord "
+                f"data: {type(e).__name__}: {_first_line(e)}. Re-download or re-build the dataset"
+            ) from None
+        yield i, episode
+        i += 1
+
+
 def plan(builder, splits, percent: float) -> list[tuple[str, int | None, int, int]]:
     """[(split, checkpoint, episodes kept, episodes in split)] for `percent`."""
     out = []
@@ -297,7 +330,7 @@ def iter_episodes(
                 shuffle_files=False,
                 read_config=tfds.ReadConfig(interleave_cycle_length=1),
             ).prefetch(2)
-            for i, episode in enumerate(tfds.as_numpy(ds)):
+            for i, episode in _guard_shards(builder, split, tfds.as_numpy(ds)):
                 if drawn is not None and i not in drawn[split]:
                     continue
                 ep_ckpt = int(episode.get("checkpoint_id", -1)) if ckpt is None else ckpt

@@ -68,7 +68,9 @@ whole.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -125,6 +127,24 @@ class CacheError(ValueError):
     """A replay cache is missing, malformed, or from another format version."""
 
 
+# Bytes one row takes over all arrays (84 * 84 frame + int32 action + float32 reward + 3 flags).
+ROW_BYTES = sum(int(np.prod(shape, dtype=np.int64)) * dt.itemsize for dt, shape in FIELDS.values())
+
+
+class CacheWriteError(CacheError):
+    """Writing a cache file failed (e.g. the disk is full); the message names file and space."""
+
+    def __init__(self, path: str, error: OSError, nbytes: int):
+        self.path, self.error, self.nbytes = path, error, nbytes
+        try:
+            free = shutil.disk_usage(os.path.dirname(path)).free
+            space = f"; {free:,} bytes free on its file system"
+        except OSError:
+            space = ""
+        need = f" while writing {nbytes:,} bytes" if nbytes else ""
+        super().__init__(f"cache write failed: {path}: {error.strerror or error}{need}{space}")
+
+
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     """A version-1.0 .npy header padded to exactly `_NPY_HEADER_BYTES` bytes."""
     text = f"{{'descr': {dtype.str!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, }}"
@@ -149,19 +169,32 @@ class _NpyAppender:
     def append(self, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array, dtype=self.dtype)
         assert array.shape[1:] == self.row_shape, (array.shape, self.row_shape)
-        self._file.write(memoryview(array).cast("B"))
+        try:
+            self._file.write(memoryview(array).cast("B"))
+        except OSError as e:
+            raise CacheWriteError(self.path, e, array.nbytes) from e
         self.rows += array.shape[0]
 
     def close(self) -> None:
         if self._file.closed:
             return
-        self._file.seek(0)
-        self._file.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
-        self._file.close()
+        try:
+            self._file.seek(0)
+            self._file.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
+            self._file.close()
+        except OSError as e:
+            raise CacheWriteError(self.path, e, 0) from e
 
     def abort(self) -> None:
+        """Closes the file, ignoring errors: closing flushes, which fails again on a full disk."""
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            if not self._file.closed:  # the flush failed before the descriptor was closed
+                with contextlib.suppress(OSError):
+                    os.close(self._file.fileno())
 
 
 def _is_cache_dir(path: str) -> bool:
@@ -381,10 +414,15 @@ class CacheWriter:
     def abort(self) -> None:
         """Discards everything written so far (removes the temporary directory)."""
         for appender in getattr(self, "_files", {}).values():
-            appender.abort()
+            appender.abort()  # never raises, so the directory below is always removed
         if os.path.isdir(self.tmp_dir):
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
         self._closed = True
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of array data written so far (all files)."""
+        return self.num_rows * ROW_BYTES
 
     def __enter__(self) -> CacheWriter:
         return self
@@ -440,12 +478,20 @@ def read_meta(cache_dir: str) -> dict:
     return meta
 
 
-def load_cache(cache_dir: str, mmap: bool = True) -> tuple[dict[str, np.ndarray], dict]:
-    """Loads and validates a replay cache.
+def load_cache(
+    cache_dir: str, mmap: bool = True, *, num_actions: int | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Loads and validates a replay cache (layout, episode flags and content).
+
+    Content checks (all rows; a few ms per million rows, the frames are not read): actions in
+    0..A-1, where A is `num_actions` (the game's action count) or meta.json's num_actions;
+    finite rewards, within [-1, 1] when meta.json says clip_rewards.
 
     Args:
       cache_dir: directory written by `CacheWriter`.
       mmap: memory-map the arrays (read-only) instead of reading them into RAM.
+      num_actions: the action count the caller expects (e.g. the game's); must agree with
+        meta.json's num_actions when both are known.
 
     Returns:
       (arrays, meta): arrays maps each name in `FIELDS` to its [N, ...] array.
@@ -490,7 +536,95 @@ def load_cache(cache_dir: str, mmap: bool = True) -> tuple[dict[str, np.ndarray]
             f"but the arrays have {n} rows"
         )
     _check_flags(cache_dir, arrays, meta)
+    _check_content(cache_dir, arrays, meta, num_actions)
     return arrays, meta
+
+
+def _first_bad(cache_dir: str, name: str, bad: np.ndarray, values: np.ndarray, expected: str):
+    row = int(np.flatnonzero(bad)[0])
+    return CacheError(
+        f"replay cache {cache_dir}: {name}.npy row {row} holds {values[row].item()!r}, "
+        f"expected {expected} ({int(bad.sum()):,} bad rows in all)"
+    )
+
+
+def _check_content(cache_dir: str, arrays: Mapping, meta: Mapping, num_actions: int | None):
+    """Actions within the action set, finite (and clipped, if so recorded) rewards."""
+    meta_actions = meta.get("num_actions")
+    if num_actions is not None and meta_actions is not None and int(meta_actions) != num_actions:
+        raise CacheError(
+            f"replay cache {cache_dir}: {META_FILE} field num_actions is {meta_actions} but the "
+            f"game has {num_actions} actions; the cache is from another game or action set"
+        )
+    count = num_actions if num_actions is not None else meta_actions
+    action = np.asarray(arrays["action"])
+    lo, hi = int(action.min()), int(action.max())
+    if lo < 0 or (count is not None and hi >= int(count)):
+        if count is None:
+            bad, expected = action < 0, "a non-negative action"
+        else:
+            bad = (action < 0) | (action >= int(count))
+            why = "meta.json num_actions" if num_actions is None else "the game's action set"
+            expected = f"an action in 0..{int(count) - 1} ({why})"
+        raise _first_bad(cache_dir, "action", bad, action, expected)
+    reward = np.asarray(arrays["reward"])
+    bound = 1.0 if meta.get("clip_rewards") else np.inf
+    # Two passes: min and max propagate NaN, and a NaN fails every comparison.
+    lo, hi = float(reward.min()), float(reward.max())
+    if not (-bound <= lo and hi <= bound and np.isfinite(lo) and np.isfinite(hi)):
+        bad = ~np.isfinite(reward) | (np.abs(reward) > bound)
+        expected = (
+            "a reward in [-1, 1] (meta.json clip_rewards)" if bound == 1.0 else "a finite reward"
+        )
+        raise _first_bad(cache_dir, "reward", bad, reward, expected)
+
+
+# Bytes read per sampled chunk and chunks per file for the fingerprint.
+_CHUNK_BYTES = 4096
+_CHUNKS = 16
+
+
+def fingerprint(cache_dir: str, meta: Mapping | None = None) -> str:
+    """A cheap content fingerprint: sha256 of meta.json (less `created`), file sizes and 16
+    evenly spaced 4 KiB chunks of each array file (headers included).
+
+    Milliseconds even for a paper-size cache (under 0.5 MB read). A re-ingest of the same
+    data gives the same fingerprint; another recording, size or subset gives another one.
+    """
+    meta = dict(read_meta(cache_dir) if meta is None else meta)
+    meta.pop("created", None)
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name in FIELDS:
+        path = os.path.join(cache_dir, name + ".npy")
+        size = os.path.getsize(path)
+        h.update(f"{name}:{size}".encode())
+        with open(path, "rb") as f:
+            for k in range(_CHUNKS):
+                f.seek(max(size - _CHUNK_BYTES, 0) * k // (_CHUNKS - 1))
+                h.update(f.read(_CHUNK_BYTES))
+    return h.hexdigest()
+
+
+def cache_pin(cache_dir: str, meta: Mapping | None = None) -> dict:
+    """What a run records about its cache (inputs.json): path, `fingerprint` (what a resume
+    compares), the identity fields (`cache_identity`) and the counts, for messages."""
+    meta = dict(read_meta(cache_dir) if meta is None else meta)
+    return {
+        "path": os.path.abspath(cache_dir),
+        "fingerprint": fingerprint(cache_dir, meta),
+        "identity": cache_identity(meta),
+        **{k: meta.get(k) for k in ("num_rows", "num_episodes", "created")},
+    }
+
+
+def describe_pin(pin: Mapping) -> str:
+    """One line naming a cache pin (for error messages)."""
+    ident = pin.get("identity") or {}
+    return (
+        f"{pin.get('path')} (game {ident.get('game')}, run {ident.get('run')}, source "
+        f"{ident.get('source')}, {pin.get('num_rows')} rows, {pin.get('num_episodes')} "
+        f"episodes, created {pin.get('created')}, fingerprint {str(pin.get('fingerprint'))[:12]})"
+    )
 
 
 def _check_flags(cache_dir: str, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:

@@ -259,10 +259,22 @@ class DeviceReplay:
 
     @classmethod
     def load(
-        cls, cache_dir: str, *, stack: int = 4, n_step: int = 1, gamma: float = 0.99
+        cls,
+        cache_dir: str,
+        *,
+        stack: int = 4,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        num_actions: int | None = None,
     ) -> DeviceReplay:
-        """Loads a cache directory onto the default device (see `offline_moe.replay.cache`)."""
-        arrays, meta = load_cache(cache_dir, mmap=True)
+        """Loads a cache directory onto the default device (see `offline_moe.replay.cache`).
+
+        `num_actions` (the game's action count) is checked against the cache's content and
+        meta.json, and stands in for a meta.json without one.
+        """
+        arrays, meta = load_cache(cache_dir, mmap=True, num_actions=num_actions)
+        if meta.get("num_actions") is None and num_actions is not None:
+            meta = {**meta, "num_actions": int(num_actions)}
         return cls.from_arrays(
             arrays, meta, stack=stack, n_step=n_step, gamma=gamma, name=str(cache_dir)
         )

@@ -74,9 +74,15 @@ class HostReplay:
         n_step: int = 1,
         gamma: float = 0.99,
         in_memory: bool = False,
+        num_actions: int | None = None,
     ) -> HostReplay:
-        """Loads a cache: frames memory-mapped (or read into RAM), the rest onto the device."""
-        arrays, meta = load_cache(cache_dir, mmap=True)
+        """Loads a cache: frames memory-mapped (or read into RAM), the rest onto the device.
+
+        `num_actions` as in `DeviceReplay.load` (checked, and standing in for a missing one).
+        """
+        arrays, meta = load_cache(cache_dir, mmap=True, num_actions=num_actions)
+        if meta.get("num_actions") is None and num_actions is not None:
+            meta = {**meta, "num_actions": int(num_actions)}
         frames = arrays["observation"]
         if in_memory:
             frames = np.array(frames)

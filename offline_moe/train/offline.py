@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offline_moe.envs import registry as envs
 from offline_moe.envs.evaluate import EvalConfig, evaluate
 from offline_moe.learners import (
     LearnerConfig,
@@ -37,7 +38,13 @@ from offline_moe.learners import (
     num_params,
     seed_keys,
 )
-from offline_moe.replay.cache import cache_dir_for, cache_identity, source_kind
+from offline_moe.replay.cache import (
+    cache_dir_for,
+    cache_identity,
+    cache_pin,
+    describe_pin,
+    source_kind,
+)
 from offline_moe.replay.host import HostReplay, HostTrainStep
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.progress import Progress
@@ -200,9 +207,16 @@ def build(config: Mapping, log=_log):
             f"`python -m offline_moe.ingest ... --out={tc.cache_dir}` (see README, 'Offline "
             "training') or run `./run.sh` for a small locally recorded dataset."
         )
-    arrays, cache_meta = load_cache(tc.cache_dir, mmap=True)  # memory-mapped: nothing read yet
+    # Checked before the first update, not at the first evaluation: the evaluation game and
+    # its action count, which the cache's actions must lie in (content checked on load).
+    try:
+        game = envs.canonical_game(tc.game)
+        game_actions = envs.num_actions(game, ec.protocol)
+    except ValueError as e:
+        raise ValueError(f"config.game / config.eval.protocol: {e}") from None
+    arrays, cache_meta = load_cache(tc.cache_dir, mmap=True, num_actions=game_actions)
     cache_game = cache_meta.get("game")
-    if cache_game and str(cache_game).lower() != str(tc.game).lower():
+    if cache_game and str(cache_game).replace("_", "").lower() != game.lower():
         raise ValueError(
             f"config.game is {tc.game!r} but the replay cache {tc.cache_dir!r} holds {cache_game!r}"
         )
@@ -221,8 +235,7 @@ def build(config: Mapping, log=_log):
             "noisy layers; noisy torsos are for DER (offline_moe/configs/der.py)"
         )
     torso = make_torso(torso_name, **torso_kwargs)
-    num_actions = cache_meta.get("num_actions") or int(np.max(arrays["action"])) + 1
-    learner = make_learner(lc, torso, int(num_actions))
+    learner = make_learner(lc, torso, game_actions)
     plan = memory.plan_memory(
         int(cache_meta["num_rows"]),
         replay=tc.replay,
@@ -232,7 +245,9 @@ def build(config: Mapping, log=_log):
     )
     log(plan.describe())
     cls = DeviceReplay if plan.replay == "device" else HostReplay
-    replay = cls.load(tc.cache_dir, stack=tc.stack, n_step=lc.n_step, gamma=lc.gamma)
+    replay = cls.load(
+        tc.cache_dir, stack=tc.stack, n_step=lc.n_step, gamma=lc.gamma, num_actions=game_actions
+    )
     torso_meta = {"name": torso_name, "kwargs": torso_kwargs}
     return tc, lc, ec, learner, replay, torso_meta
 
@@ -280,8 +295,10 @@ def train_and_evaluate(
     """Trains (or resumes) the run in `workdir`; returns summary.json's content when done.
 
     Args:
-      config: ConfigDict or dict (see `offline_moe.configs.common`).
-      workdir: run directory (see `offline_moe.train.rundir`).
+      config: ConfigDict or dict (see `offline_moe.configs.common`), or None to resume from
+        workdir/config.json.
+      workdir: run directory (see `offline_moe.train.rundir`; `rundir.open_run` is the
+        preamble: lock, config comparison, build, then inputs.json and config.json).
       max_iterations: stop after this many iterations in THIS call (checkpointed, no summary);
         a later call resumes. For job schedulers with time limits, and for tests.
       log: progress printer.
@@ -289,23 +306,34 @@ def train_and_evaluate(
     Returns:
       The summary dict, or None if stopped by `max_iterations` before the end.
     """
-    config = _to_dict(config)
-    rd = rundir_lib.RunDir(workdir, max_to_keep=int(config["checkpoint"]["max_to_keep"]))
-    if rd.is_done():
-        log(f"{workdir}: run already finished (summary.json); not re-running")
-        return rd.read_summary()
-    if rd.has_config():
-        stored = rd.read_config()
-        if stored != json.loads(json.dumps(config)):
-            diff = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
-            raise ValueError(
-                f"{rd.path(rundir_lib.CONFIG)} differs from the given config in {diff}; resume "
-                "with --workdir alone (the stored config is used) or pick a new --workdir"
-            )
-    else:
-        rd.write_config(config)
+    config = None if config is None else _to_dict(config)
+    with open_run(workdir, config, log=log) as run:
+        if run.finished:
+            return run.summary
+        return _train(run, workdir, max_iterations=max_iterations, log=log)
 
-    tc, lc, ec, learner, replay, torso_meta = build(config, log=log)
+
+def open_run(workdir: str, config: dict | None, *, log=_log):
+    """The run-directory preamble (`rundir.open_run`) with this track's build; the run pins
+    its replay cache (path, fingerprint and identity in inputs.json)."""
+
+    def build_pinned(cfg: dict):
+        built = build(cfg, log=log)
+        return built, {"cache": cache_pin(built[0].cache_dir, built[4].meta)}
+
+    return rundir_lib.open_run(
+        workdir,
+        config,
+        build=build_pinned,
+        describe_input=describe_pin,
+        max_to_keep=lambda cfg: int(cfg["checkpoint"]["max_to_keep"]),
+        log=log,
+    )
+
+
+def _train(run: rundir_lib.Run, workdir: str, *, max_iterations: int | None, log) -> dict | None:
+    rd, config = run.rd, run.config
+    tc, lc, ec, learner, replay, torso_meta = run.built
     rd.write_protocol(run_protocol(config, tc, ec, replay.meta, torso_meta))
     s_ = tc.num_seeds
     seeds = list(range(tc.seed, tc.seed + s_))  # seed s of the run is tc.seed + s
@@ -313,14 +341,13 @@ def train_and_evaluate(
     state = init_seeds(learner, seed_keys(tc.seed, s_, TRAIN_STREAM), obs0)
     n_params = num_params(jax.tree.map(lambda x: x[0], state.params))
 
-    last = rd.latest_checkpoint()
+    last = run.last_checkpoint  # the logs are truncated to it
     if last is not None:
         state, meta = rd.restore_checkpoint(state, last)
         start = int(meta["iteration"]) + 1
         log(f"resuming {workdir} after iteration {meta['iteration']} (update {meta['step']})")
     else:
         start = 0
-    rd.truncate_logs(last)  # drop lines of iterations after the last checkpoint
 
     scan_steps = effective_scan_steps(tc.scan_steps)  # smaller on CPU only
     if isinstance(replay, HostReplay):
@@ -409,7 +436,6 @@ def train_and_evaluate(
     if isinstance(train_step, HostTrainStep):
         train_step.close()  # the prefetch thread
     if stop < tc.num_iterations:
-        rd.close()
         return None
     summary = rundir_lib.build_summary(
         rd.read_evals(),
@@ -424,7 +450,6 @@ def train_and_evaluate(
         wall_s=time.time() - run_t0,
     )
     rd.write_summary(summary)
-    rd.close()
     log(f"done: final returns {summary['final_return']} -> {rd.path(rundir_lib.SUMMARY)}")
     return rd.read_summary()
 

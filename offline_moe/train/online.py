@@ -43,9 +43,11 @@ from offline_moe.networks import torso_spec
 from offline_moe.train.progress import Progress
 from offline_moe.train.rundir import (
     SUMMARY,
+    Run,
     RunDir,
     build_summary,
     check_finite,
+    open_run,
     printer,
     protocol_block,
 )
@@ -403,31 +405,27 @@ def train_and_evaluate(
       and return contract of the offline trainer).
     """
     log = log or printer("train_online")
-    # One checkpoint kept: each holds the whole replay (~0.7 GB per seed for a 100k run).
-    rd = RunDir(workdir, max_to_keep=1)
-    if rd.is_done():
-        log(f"{workdir}: run already finished (summary.json); not re-running")
-        return rd.read_summary()
-    if rd.has_config():
-        saved = ml_collections.ConfigDict(rd.read_config())
-        if config is not None and json.loads(config.to_json()) != json.loads(saved.to_json()):
-            raise ValueError(
-                f"{rd.path('config.json')} differs from the given config; resume with "
-                "--workdir alone or use a fresh workdir"
-            )
-        config = saved
-    elif config is None:
-        raise ValueError(f"no config given and no config.json in {workdir}")
-    else:
-        rd.write_config(json.loads(config.to_json()))
 
-    rc, game, agent = build(config)
+    def build_run(cfg: dict):
+        return build(ml_collections.ConfigDict(cfg)), {}  # no cache: nothing else to pin
+
+    given = None if config is None else json.loads(config.to_json())
+    # One checkpoint kept: each holds the whole replay (~0.7 GB per seed for a 100k run).
+    with open_run(workdir, given, build=build_run, max_to_keep=1, log=log) as run:
+        if run.finished:
+            return run.summary
+        return _train(run, workdir, max_iterations=max_iterations, log=log)
+
+
+def _train(run: Run, workdir: str, *, max_iterations: int | None, log) -> dict | None:
+    rd = run.rd
+    rc, game, agent = run.built
     rd.write_protocol(run_protocol(rc, game, agent.config))
     init_fn, step_fn, eval_act = compiled_fns(agent, rc.num_seeds)
 
     state = init_fn(init_keys(rc))
     actors = Actors.create(rc, game)
-    last = rd.latest_checkpoint()
+    last = run.last_checkpoint  # the logs are truncated to it
     start_iteration = 0
     metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
     if last is not None:
@@ -436,7 +434,6 @@ def train_and_evaluate(
         start_iteration = int(meta["iteration"])
         metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
         log(f"resuming {workdir} after iteration {start_iteration}")
-    rd.truncate_logs(start_iteration if last is not None else None)
 
     torso_meta = {"name": agent.config.torso_name, "kwargs": dict(agent.config.torso_kwargs)}
     seeds = list(range(rc.seed, rc.seed + rc.num_seeds))
@@ -518,7 +515,6 @@ def train_and_evaluate(
         done_this_call += 1
         if max_iterations is not None and done_this_call >= max_iterations:
             if iteration < rc.num_iterations:
-                rd.close()
                 return None
 
     summary = build_summary(
@@ -532,7 +528,6 @@ def train_and_evaluate(
     if rc.export_replay:
         summary["export_replay"] = export_replay(state, rc, game, actors)
     rd.write_summary(summary)
-    rd.close()
     log(f"done: final returns {summary['final_return']} -> {rd.path(SUMMARY)}")
     return rd.read_summary()
 

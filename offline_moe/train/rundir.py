@@ -28,18 +28,44 @@ Crash safety (a run may be SIGKILLed at any instant):
   * Orbax finalises a checkpoint step by an atomic rename; unfinished steps are ignored.
   * config.json, protocol.json and summary.json are written to a temporary file and renamed.
   * A finished run (summary.json with "done": true) is never re-run.
+
+Starting or resuming (`open_run`, the one preamble of both trainers):
+  1. The run directory is locked (`run.lock`, see `RunLock`) before anything is written: a
+     second trainer on the same directory stops at once, naming the holder's host and PID.
+  2. A stored config.json is compared with the given config, also for a finished run: any
+     difference is refused, naming the differing keys. A finished run with the same config
+     returns its summary ("already finished").
+  3. The run is built (the trainer's `build`: cache loaded and validated, game and action
+     count checked, networks made). Only then are inputs.json (identities of the inputs the
+     run depends on, e.g. the replay cache's fingerprint) and config.json written, so a start
+     that fails writes no config and the corrected command is accepted. On resume the stored
+     inputs are compared with the current ones and a difference is refused, naming both.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
+import errno
+import fcntl
 import json
+import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+
+from offline_moe.replay.cache import CacheError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -49,10 +75,43 @@ SUMMARY = "summary.json"
 PROTOCOL = "protocol.json"
 PROTOCOL_VERSION = 1
 TRACKS = ("offline", "online")
+INPUTS = "inputs.json"
+LOCK = "run.lock"
+
+# The holder of run.lock touches it every HEARTBEAT_S seconds; a holder recorded by ANOTHER
+# host counts as alive until its heartbeat is STALE_AFTER_S old (shared storage on which
+# flock does not reach across hosts).
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 300.0
 
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when a training loss is NaN/inf; the last good checkpoint is kept untouched."""
+
+
+class RunDirError(ValueError):
+    """This start is refused; the message says why and what to do (trainers exit non-zero)."""
+
+
+class RunLockedError(RunDirError):
+    """Another trainer holds the run directory."""
+
+
+class ConfigMismatchError(RunDirError):
+    """The given config differs from the run's config.json."""
+
+
+class InputMismatchError(RunDirError):
+    """An input the run was started on (e.g. its replay cache) has changed."""
+
+
+class CheckpointWriteError(OSError):
+    """Saving a checkpoint failed; earlier checkpoints are intact."""
+
+
+# What a trainer's command line reports as one line (and a non-zero exit), not a traceback:
+# refused starts, NaN stops, failed checkpoint writes, and caches that fail their checks.
+USER_ERRORS = (RunDirError, NonFiniteLossError, CheckpointWriteError, CacheError)
 
 
 def to_jsonable(x: Any) -> Any:
@@ -306,14 +365,48 @@ class RunDir:
         import orbax.checkpoint as ocp
 
         meta = to_jsonable({"iteration": iteration, **dict(meta)})
-        self.manager.save(
-            iteration,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-            ),
-            force=True,
+        _silence_failed_write_aftermath()
+        quiet = _DropOrbaxErrors()
+        absl_logger = logging.getLogger("absl")
+        absl_logger.addFilter(quiet)
+        try:
+            self.manager.save(
+                iteration,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                ),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 (any failure: one line naming the step and reason)
+            raise self._checkpoint_failed(iteration, e) from e
+        finally:
+            absl_logger.removeFilter(quiet)
+
+    def _checkpoint_failed(self, iteration: int, error: BaseException) -> CheckpointWriteError:
+        """Removes the failed step's partial files and says which checkpoint is the last whole one.
+
+        Orbax writes a step into a temporary directory renamed at the end, so a failed write
+        leaves only that directory (removed here to give the space back) and earlier steps.
+        """
+        root = self.path(CHECKPOINTS)
+        for name in os.listdir(root) if os.path.isdir(root) else []:
+            if name.startswith(f"{iteration}.orbax-checkpoint-tmp"):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (the manager may be broken by the same failure)
+            self._manager = None
+        complete = sorted(
+            int(n)
+            for n in (os.listdir(root) if os.path.isdir(root) else [])
+            if n.isdigit() and n != str(iteration)
         )
-        self.manager.wait_until_finished()
+        last = complete[-1] if complete else "none"
+        return CheckpointWriteError(
+            f"checkpoint write failed: {os.path.join(root, str(iteration))}: "
+            f"{_reason(error)}; the last complete checkpoint is {last}"
+        )
 
     def restore_checkpoint(self, template: Any, iteration: int | None = None) -> tuple[Any, dict]:
         """Restores (state, meta); `template` gives the pytree structure, shapes and dtypes."""
@@ -449,3 +542,349 @@ def printer(command: str):
         print(f"[{command}] {msg}", flush=True)
 
     return log
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost OSError's text (e.g. 'No space left on device'), else the first line."""
+    seen, e = set(), error
+    found = None
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            found = e
+        e = e.__cause__ or e.__context__
+    number = found.errno if found is not None else None
+    if number is None:  # tensorstore (Orbax's array writer) reports `[os_error_code='28']`
+        match = re.search(r"os_error_code='?(\d+)|\[Errno (\d+)\]", str(error))
+        number = int(match.group(1) or match.group(2)) if match else None
+    if number is not None:
+        return f"{os.strerror(number)} ({errno.errorcode.get(number, number)})"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def _silence_failed_write_aftermath() -> None:
+    """After a failed write, Orbax's other array writes finish on an event loop it has closed.
+
+    Each then prints `RuntimeError: Event loop is closed` (through sys.unraisablehook) or
+    asyncio's "Task exception was never retrieved", dozens of tracebacks after the one-line
+    error. Installed once, at the first save; other unraisable errors and logs pass.
+    """
+    if getattr(sys.unraisablehook, "_offline_moe", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook._offline_moe = True
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_DropUnretrievedWriteErrors())
+
+
+class _DropUnretrievedWriteErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            "exception was never retrieved" in record.getMessage()
+            and exc is not None
+            and "orbax-checkpoint-tmp" in str(exc)
+        )
+
+
+class _DropOrbaxErrors(logging.Filter):
+    """Orbax logs a failed write from each of its threads; the raised error says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
+
+
+# ----- one writer per run directory -----
+
+
+def _proc_start(pid: int) -> int | None:
+    """The start time of process `pid` in clock ticks since boot (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int, start: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    now_start = _proc_start(pid)
+    return start is None or now_start is None or now_start == start  # a reused pid is not it
+
+
+def describe_holder(holder: Mapping) -> str:
+    return (
+        f"PID {holder.get('pid')} on host {holder.get('host')} "
+        f"(started {holder.get('started', '?')})"
+    )
+
+
+class RunLock:
+    """One writer per run directory: an exclusive `flock` on `workdir/run.lock`.
+
+    The kernel drops a flock when its process dies (SIGKILL included), so a killed run never
+    leaves a stale lock. For shared file systems on which flock may not reach across hosts,
+    the holder also records itself in the file (host, pid, process start, start time) and
+    touches it every `HEARTBEAT_S` seconds. Even when the flock is granted, a start is refused
+    while that recorded holder is alive: on this host, while its process exists; on another
+    host, until its heartbeat (the file's mtime) is `STALE_AFTER_S` seconds old. The file is
+    emptied on release and never deleted (deleting it would let two processes lock two files).
+
+    Args:
+      workdir: the run directory (must exist).
+    """
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, LOCK)
+        self._fd: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read(self, fd: int) -> dict:
+        try:
+            data = os.pread(fd, 4096, 0)
+            return json.loads(data) if data.strip() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _alive(self, holder: Mapping) -> bool:
+        if not holder.get("pid"):
+            return False
+        if holder.get("host") == socket.gethostname():
+            if int(holder["pid"]) == os.getpid():
+                return False  # our own record from an earlier, released open
+            return _pid_alive(int(holder["pid"]), holder.get("pid_start"))
+        try:
+            age = time.time() - os.stat(self.path).st_mtime
+        except OSError:
+            return False
+        return age < STALE_AFTER_S
+
+    def acquire(self) -> None:
+        """Takes the lock or raises RunLockedError naming the holder."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._read(fd)
+                who = describe_holder(holder) if holder else "a process that has not yet said who"
+                raise RunLockedError(
+                    f"{os.path.dirname(self.path)} is in use by another trainer: {who} holds "
+                    f"{self.path}. Wait for it to finish or stop it; one run directory takes one "
+                    "trainer at a time"
+                ) from None
+            holder = self._read(fd)
+            if self._alive(holder):
+                other_host = holder.get("host") != socket.gethostname()
+                rule = (
+                    f"its heartbeat is younger than {STALE_AFTER_S:.0f} s"
+                    if other_host
+                    else "that process is alive"
+                )
+                raise RunLockedError(
+                    f"{os.path.dirname(self.path)} is in use by another trainer: "
+                    f"{describe_holder(holder)} is recorded in {self.path} and {rule} (shared "
+                    "storage: the file lock did not see it). Wait for it to finish or stop it"
+                )
+            me = {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "pid_start": _proc_start(os.getpid()),
+                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me, sort_keys=True) + "\n").encode(), 0)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._heartbeat, name="run.lock", daemon=True)
+        self._thread.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)  # drops the flock
+        self._fd = None
+
+
+# ----- the start/resume preamble shared by both trainers -----
+
+
+_MISSING = object()
+
+
+def config_diff(stored: Mapping, given: Mapping, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two (nested) config dicts."""
+    out = []
+    for key in sorted(set(stored) | set(given)):
+        a, b = stored.get(key, _MISSING), given.get(key, _MISSING)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _get(config: Mapping, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
+    return "(absent)" if node is _MISSING else node
+
+
+@dataclasses.dataclass
+class Run:
+    """What `open_run` hands the trainer.
+
+    Attributes:
+      rd: the locked RunDir.
+      config: the run's config (the stored one on resume), a plain dict.
+      built: what the trainer's `build` returned (None for a finished run).
+      summary: summary.json of a finished run, else None.
+      last_checkpoint: the last complete checkpoint's iteration, or None; the logs are already
+        truncated to it.
+    """
+
+    rd: RunDir
+    config: dict
+    built: Any = None
+    summary: dict | None = None
+    last_checkpoint: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+
+@contextlib.contextmanager
+def open_run(
+    workdir: str,
+    config: Mapping | None,
+    *,
+    build: Callable[[dict], tuple[Any, Mapping[str, Any]]],
+    describe_input: Callable[[Mapping], str] = json.dumps,
+    max_to_keep: int | Callable[[dict], int] = 2,
+    log: Callable[[str], None] = print,
+) -> Iterator[Run]:
+    """Locks, compares, builds and records a run; the one preamble of both trainers.
+
+    Args:
+      workdir: the run directory.
+      config: the full config as a plain dict, or None to resume from config.json.
+      build: config -> (built, inputs). `built` is the trainer's own (learner, replay, ...);
+        `inputs` maps names to JSON identities of what the run depends on (e.g. {"cache":
+        cache identity}), recorded in inputs.json on the first start and compared on resume
+        (by their "fingerprint" field where they have one).
+      describe_input: identity -> one-line text for error messages.
+      max_to_keep: Orbax checkpoints kept, or config -> that number.
+      log: progress printer.
+
+    Yields:
+      A `Run`. The lock is held until the block exits (however it exits).
+
+    Raises:
+      RunLockedError, ConfigMismatchError, InputMismatchError: the start is refused; nothing
+        in the run directory was changed.
+    """
+    rd = RunDir(workdir)
+    lock = RunLock(rd.workdir)
+    lock.acquire()
+    try:
+        config_path = rd.path(CONFIG)
+        if config is not None:
+            config = json.loads(json.dumps(config))  # plain JSON types (NaN stays a float)
+        if rd.has_config():
+            stored = rd.read_config()
+            if config is not None:
+                diff = config_diff(stored, config)
+                if diff:
+                    shown = "; ".join(
+                        f"{k}: stored {_get(stored, k)!r}, given {_get(config, k)!r}"
+                        for k in diff[:6]
+                    )
+                    state = "finished run" if rd.is_done() else "run"
+                    raise ConfigMismatchError(
+                        f"{config_path} of this {state} differs from the given config in "
+                        f"{diff} ({shown}{'; ...' if len(diff) > 6 else ''}); resume with "
+                        "--workdir alone (the stored config is used) or pick a new --workdir"
+                    )
+            config = stored
+        elif config is None:
+            raise RunDirError(
+                f"no config given and {config_path} does not exist: pass --config=... to start "
+                "a run"
+            )
+        rd.max_to_keep = max_to_keep(config) if callable(max_to_keep) else int(max_to_keep)
+        if rd.is_done():
+            log(f"{rd.workdir}: run already finished (summary.json), same config; not re-running")
+            yield Run(rd=rd, config=config, summary=rd.read_summary())
+            return
+        built, inputs = build(config)
+        inputs = json.loads(json.dumps(to_jsonable(dict(inputs))))
+        inputs_path = rd.path(INPUTS)
+        if os.path.exists(inputs_path):
+            with open(inputs_path) as f:
+                recorded = json.load(f)
+            for name in sorted(set(recorded) | set(inputs)):
+                if not _same_input(recorded.get(name), inputs.get(name)):
+                    raise InputMismatchError(
+                        f"{inputs_path}: this run was started on {name} "
+                        f"{_describe(describe_input, recorded.get(name))}, but {name} is now "
+                        f"{_describe(describe_input, inputs.get(name))}; resuming would train "
+                        "on other data. Restore the original or start a new --workdir"
+                    )
+        else:
+            _atomic_write_json(inputs_path, inputs)
+        if not rd.has_config():
+            rd.write_config(config)  # only now: a failed build leaves no config.json
+        last = rd.latest_checkpoint()
+        rd.truncate_logs(last)  # drop lines of iterations after the last checkpoint
+        yield Run(rd=rd, config=config, built=built, last_checkpoint=last)
+    finally:
+        try:
+            rd.close()
+        finally:
+            lock.release()
+
+
+def _same_input(a: Any, b: Any) -> bool:
+    """Identities with a "fingerprint" are compared by it alone (not by path or time)."""
+    if (
+        isinstance(a, Mapping)
+        and isinstance(b, Mapping)
+        and "fingerprint" in a
+        and "fingerprint" in b
+    ):
+        return a["fingerprint"] == b["fingerprint"]
+    return a == b
+
+
+def _describe(describe_input: Callable[[Mapping], str], identity: Any) -> str:
+    return "(none recorded)" if identity is None else describe_input(identity)
