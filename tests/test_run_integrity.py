@@ -49,7 +49,9 @@ def synthetic_cache(out, *, episodes=4, length=30, actions=None, rewards=None, m
     for k, e in enumerate(eps):
         e["actions"] = flat_a[k * length : (k + 1) * length]
         e["rewards"] = flat_r[k * length : (k + 1) * length]
-    base = {"source": "synthetic", "game": "Pong", "num_actions": PONG_ACTIONS}
+    # A "recorded" cache (a recorder's policy is set), as the smoke config's data.source says.
+    base = {"source": "synthetic", "policy": "random", "steps": len(flat_a), "seed": seed}
+    base.update(game="Pong", num_actions=PONG_ACTIONS)
     base["clip_rewards"] = True
     return write_cache(str(out), eps, meta={**base, **(meta or {})}, overwrite=True)
 

@@ -390,13 +390,23 @@ class RunDir:
         leaves only that directory (removed here to give the space back) and earlier steps.
         """
         root = self.path(CHECKPOINTS)
-        for name in os.listdir(root) if os.path.isdir(root) else []:
-            if name.startswith(f"{iteration}.orbax-checkpoint-tmp"):
-                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         try:
             self.close()
         except Exception:  # noqa: BLE001 (the manager may be broken by the same failure)
             self._manager = None
+        # Orbax's other writer threads may still be finishing into the step's temporary
+        # directory; remove it until it stays removed.
+        for _ in range(20):
+            partial = [
+                os.path.join(root, n)
+                for n in (os.listdir(root) if os.path.isdir(root) else [])
+                if n.startswith(f"{iteration}.orbax-checkpoint-tmp")
+            ]
+            if not partial:
+                break
+            for path in partial:
+                shutil.rmtree(path, ignore_errors=True)
+            time.sleep(0.05)
         complete = sorted(
             int(n)
             for n in (os.listdir(root) if os.path.isdir(root) else [])
