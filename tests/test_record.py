@@ -86,7 +86,7 @@ def test_ingest_recording_frames_match_replay(recorded, tmp_path):
     assert cache_identity(meta) == {
         "source": "tfds:rlu_atari_local/Pong_run_3", "game": "Pong", "run": 3,
         "checkpoints": [0, 1], "percent": 100.0, "policy": "eps_greedy_0.1", "steps": STEPS,
-        "seed": SEED,
+        "seed": SEED, "sample": "prefix", "sample_seed": None,
     }  # fmt: skip
     assert source_kind(meta) == "record"
     starts = np.flatnonzero(arrays["episode_start"]).tolist()
