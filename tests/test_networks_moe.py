@@ -219,10 +219,11 @@ def test_param_counts_closed_forms(encoder, c, n):
 
 
 def test_param_counts_paper_numbers():
-    # REFERENCE.md section 1.3: Impala per_conv (d = 32): one expert = 33,312 params, Phi = 4,096
-    # at n = 8; CNN expert 66,112; baseline penultimate layer scaled x8 15,863,808, CNN
-    # 3,965,440. (REFERENCE.md's unscaled Impala figure 1,983,488 is off by 512: the closed form
-    # (3872 + 1) * 512 = 1,982,976, consistent with its own x8 figure (3872 + 1) * 4096.)
+    # Closed forms for the paper's torsos (Obando-Ceron et al. 2024, Sec. 4 and App. B; Dopamine
+    # labs/moes): Impala per_conv (d = 32): one expert = 33,312 params, Phi = 4,096 at n = 8;
+    # CNN expert 66,112; baseline penultimate layer scaled x8 15,863,808, CNN 3,965,440. The
+    # unscaled Impala layer is (3872 + 1) * 512 = 1,982,976, consistent with the x8 figure
+    # (3872 + 1) * 4096.
     impala = _param_tree(make_torso("soft_moe", encoder="impala", num_experts=8))
     assert count_params(impala["moe"]["experts"]) == 8 * 33_312
     assert count_params(impala["moe"]["phi"]) == 4_096
