@@ -25,12 +25,7 @@ def _tiny(config_module, **overrides):
     c.eval.episodes = 1
     c.eval.max_episode_steps = 15
     c.replay.capacity = 128
-    for key, value in overrides.items():  # dotted keys: "eval.episodes"
-        *path, last = key.split(".")
-        node = c
-        for part in path:
-            node = node[part]
-        node[last] = value
+    c.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
     return c
 
 

@@ -68,12 +68,7 @@ def tiny(cache_dir, **overrides):
     c.eval.num_envs = 1
     c.eval.max_episode_steps = 5
     c.repr.batch_size = 4
-    for key, value in overrides.items():
-        node = c
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
+    c.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
     return c
 
 

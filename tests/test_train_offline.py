@@ -46,12 +46,7 @@ def tiny(config, cache_dir, **overrides):
     config.eval.num_envs = 2
     config.eval.max_episode_steps = 20
     config.repr.batch_size = 8
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
+    config.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
     return config
 
 
