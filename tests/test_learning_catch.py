@@ -10,7 +10,9 @@ Thresholds: a final evaluation return >= 0.9 after the budget (a random policy s
 the optimum is 1.0); seed 0 in CI. The subset here is what could be checked beforehand on
 other seeds (README, "Learning evidence"): CQL + baseline reached 1.0 after 600 of the 1,000
 updates on seeds 0 and 1 (outside this test, other data seed); DER + baseline reached 1.0 after
-1,500 of the 2,000 agent steps on seed 0. The full agent x torso grid is
+1,500 of the 2,000 agent steps on seed 0, but on seeds 1 and 2 (bench learning --seed=1
+--seeds=2 --budget=2000) it ended at 0.4 and 1.0: the online threshold holds for seed 0 only and
+is not yet robust (an open point of issue 9). The full agent x torso grid is
 `python -m offline_moe.bench learning`.
 """
 
