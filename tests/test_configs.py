@@ -30,6 +30,18 @@ def test_every_agent_has_the_same_sections_and_typed_arg(agent):
         CONFIGS[agent].get_config("seed=one")
 
 
+@pytest.mark.parametrize("agent", CONFIGS)
+def test_both_tracks_share_the_default_torso_and_games(agent):
+    """One convention (issue 12), set in `common.base_config`: the published agents' baseline
+    torso unless a torso is named, Pong by default and Breakout for `smoke`."""
+    for arg in ("", "smoke", "preset=" + next(iter(CONFIGS[agent].PRESETS))):
+        assert CONFIGS[agent].get_config(arg).torso.name == "baseline", arg
+    assert CONFIGS[agent].get_config("").game == "Pong"
+    assert CONFIGS[agent].get_config("smoke").game == "Breakout"
+    assert CONFIGS[agent].get_config("smoke,game=Pong").game == "Pong"
+    assert CONFIGS[agent].get_config("smoke,torso=soft_moe").torso.name == "soft_moe"
+
+
 def test_track_specific_arg_keys():
     assert cql.get_config("percent=10,run=3").data.percent == 10.0
     assert cql.get_config("run=3").data.run == 3
@@ -56,7 +68,7 @@ def test_readme_user_torso_has_the_same_size_from_python_and_from_the_config():
         assert (got_name, kwargs) == (name, {"num_experts": 4})
         assert torso_param_count(make_torso(name, **kwargs)) == from_python
     # The built-in torsos do get the config's values (smoke: Nature, 2 experts, H = 64).
-    c = cql.get_config("smoke")
+    c = cql.get_config("smoke,torso=soft_moe")
     assert torso_spec(c.torso)[1] == {
         "encoder": "nature",
         "num_experts": 2,

@@ -104,9 +104,11 @@ def test_train_offline_with_host_replay_and_the_memory_refusal(tmp_path, monkeyp
     from offline_moe.replay import memory
     from offline_moe.train.offline import train_and_evaluate
 
-    cache_dir = ale_cache(str(tmp_path / "cache"), steps=120, max_episode_steps=60, seed=3)
+    cache_dir = ale_cache(
+        str(tmp_path / "cache"), game="Pong", steps=120, max_episode_steps=60, seed=3
+    )
     lines = []
-    config = tiny(cql.get_config("smoke"), cache_dir, num_iterations=1)
+    config = tiny(cql.get_config("smoke,game=Pong"), cache_dir, num_iterations=1)
     config.data.replay = "host"
     summary = train_and_evaluate(config, str(tmp_path / "host"), log=lines.append)
     assert summary["done"] is True and summary["updates"] == 4
@@ -114,7 +116,7 @@ def test_train_offline_with_host_replay_and_the_memory_refusal(tmp_path, monkeyp
 
     # A device too small for the frames: refused before anything is loaded, naming sizes.
     monkeypatch.setattr(memory, "device_capacity", lambda: (2**20, "a 1 MiB test device"))
-    config = tiny(cql.get_config("smoke"), cache_dir, num_iterations=1)
+    config = tiny(cql.get_config("smoke,game=Pong"), cache_dir, num_iterations=1)
     config.data.replay = "device"
     match = "does not fit.*1 MiB test device.*replay=host"
     with pytest.raises(memory.MemoryPlanError, match=match):

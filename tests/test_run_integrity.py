@@ -57,8 +57,9 @@ def synthetic_cache(out, *, episodes=4, length=30, actions=None, rewards=None, m
 
 
 def tiny(cache_dir, **overrides):
-    """The smoke CQL config shrunk to 2 iterations of 2 updates (the tests stop before most)."""
-    c = cql.get_config("smoke")
+    """The smoke CQL config on Pong (the synthetic caches' game) shrunk to 2 iterations of 2
+    updates (the tests stop before most)."""
+    c = cql.get_config("smoke,game=Pong")
     c.data.cache_dir = str(cache_dir)
     c.updates_per_iteration = 2
     c.scan_steps = 2
@@ -284,7 +285,7 @@ def test_finished_run_with_other_flags_exits_non_zero_on_the_command_line(tmp_pa
     workdir = str(tmp_path / "run")
     _finished(workdir, tiny(str(tmp_path / "x")).to_dict())
     cmd = [sys.executable, "-m", "offline_moe.train_offline", f"--workdir={workdir}"]
-    cmd += ["--config=offline_moe/configs/cql.py:smoke", "--config.seed=4"]
+    cmd += ["--config=offline_moe/configs/cql.py:smoke,game=Pong", "--config.seed=4"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
     assert out.returncode == 1 and "differs from the given config in" in out.stderr
     assert "Traceback" not in out.stderr

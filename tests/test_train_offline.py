@@ -27,6 +27,10 @@ class NaNTorso(nn.Module):
         return h, {"aux_loss": jnp.float32(jnp.nan)}
 
 
+# The fixture cache holds Pong; the smoke config's own game is Breakout, so the tests name it.
+SMOKE = "smoke,game=Pong"
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     # ~200 uniformly random agent steps of Pong, episodes truncated at 60 steps.
@@ -65,7 +69,7 @@ def final_params(workdir, iteration=None):
 
 @pytest.mark.slow
 def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_path):
-    config = tiny(cql.get_config("smoke"), cache_dir, num_seeds=2)
+    config = tiny(cql.get_config(f"{SMOKE},torso=soft_moe"), cache_dir, num_seeds=2)
     full = str(tmp_path / "full")
     summary = train_and_evaluate(config, full)
     # every file of the run directory
@@ -80,7 +84,7 @@ def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_pat
         assert len(e["returns"]) == 2 and all(n >= 1 for n in e["episodes"])
         assert all(s >= 30 for s in e["agent_steps"])
         assert len(e["repr/srank"]) == 2 and all(0 <= d <= 100 for d in e["repr/dormant_pct"])
-        assert "repr/expert_usage" in e  # smoke torso is soft_moe
+        assert "repr/expert_usage" in e  # an MoE torso reports its experts' usage
     metrics = rundir_lib.read_jsonl(os.path.join(full, "metrics.jsonl"))
     assert [m["step"] for m in metrics] == [2, 4, 6, 8]
     assert all(len(m["loss"]) == 2 and np.all(np.isfinite(m["loss"])) for m in metrics)
@@ -93,7 +97,8 @@ def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_pat
     # ... and each is reproducible on its own: a 1-seed run with base seed 1 (one iteration)
     # equals seed 1 of the 2-seed run after its first iteration, evaluation included.
     alone = str(tmp_path / "seed1")
-    train_and_evaluate(tiny(cql.get_config("smoke"), cache_dir, seed=1, num_iterations=1), alone)
+    one_seed = tiny(cql.get_config(f"{SMOKE},torso=soft_moe"), cache_dir, seed=1, num_iterations=1)
+    train_and_evaluate(one_seed, alone)
     state_alone, _ = final_params(alone)
     state_it0, _ = final_params(full, iteration=0)
     for a, b in zip(jax.tree.leaves(state_alone), jax.tree.leaves(state_it0)):
@@ -142,7 +147,7 @@ def test_end_to_end_resume_equals_uninterrupted_and_two_seeds(cache_dir, tmp_pat
 
 def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
     config = tiny(
-        cql_c51.get_config("smoke,torso=tests.toy_torso:ToyTorso"),
+        cql_c51.get_config(f"{SMOKE},torso=tests.toy_torso:ToyTorso"),
         cache_dir,
         num_iterations=1,
         **{"eval.steps": 10, "eval.num_envs": 1, "eval.max_episode_steps": 10},
@@ -170,7 +175,7 @@ def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
 
 
 def test_nan_loss_stops_with_clear_message(cache_dir, tmp_path):
-    config = tiny(cql.get_config("smoke,torso=tests.test_train_offline:NaNTorso"), cache_dir)
+    config = tiny(cql.get_config(f"{SMOKE},torso=tests.test_train_offline:NaNTorso"), cache_dir)
     workdir = str(tmp_path / "nan")
     with pytest.raises(
         rundir_lib.NonFiniteLossError, match="non-finite training metric 'loss'"
@@ -183,10 +188,10 @@ def test_nan_loss_stops_with_clear_message(cache_dir, tmp_path):
 
 
 def test_config_mismatch_and_missing_cache_are_clear_errors(cache_dir, tmp_path):
-    config = tiny(cql.get_config("smoke"), str(tmp_path / "nope"))
+    config = tiny(cql.get_config(SMOKE), str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="replay cache"):
         train_and_evaluate(config, str(tmp_path / "a"))
-    config = tiny(cql.get_config("smoke"), cache_dir)
+    config = tiny(cql.get_config(SMOKE), cache_dir)
     rd = rundir_lib.RunDir(str(tmp_path / "b"))
     rd.write_config({**config.to_dict(), "seed": 5})
     with pytest.raises(ValueError, match="differs from the given config in \\['seed'\\]"):

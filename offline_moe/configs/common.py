@@ -8,8 +8,8 @@
 Every agent file has `get_config(arg)`; `arg` is comma-separated and parsed by `parse_arg`:
   smoke            tiny budgets for tests and the default benchmark (2 CPU cores, ~1 minute);
                    recorded as `config.smoke`
-  game=NAME        Atari game (e.g. Pong, Breakout)
-  torso=NAME       torso name or 'package.module:Name'
+  game=NAME        Atari game (default Pong; Breakout with `smoke`)
+  torso=NAME       torso name or 'package.module:Name' (default baseline on both tracks)
   seed=S           root seed
   num_seeds=N      seeds trained side by side
   preset=NAME      one of the agent file's named presets (its docstring lists them)
@@ -143,27 +143,35 @@ def torso_block(name: str, **builtin) -> ml_collections.ConfigDict:
     return t
 
 
-def base_config(
-    agent: str, smoke: bool, values: Mapping[str, object], *, torso: str
-) -> ml_collections.ConfigDict:
+# The defaults of both tracks, set here only. The torso is the published agents' (encoder +
+# Dense(512)); a torso under study is chosen explicitly (`torso=soft_moe`), as Dopamine's MoE
+# agents are opt-in (labs/moes).
+DEFAULT_TORSO = "baseline"
+DEFAULT_GAME = "Pong"
+SMOKE_GAME = "Breakout"  # it gives rewards within 240 agent steps (the online smoke budget)
+
+
+def base_config(agent: str, smoke: bool, values: Mapping[str, object]) -> ml_collections.ConfigDict:
     """The top of every agent's config: agent, game, seeds, smoke, preset and the torso block.
+
+    Both tracks take their defaults from here: torso DEFAULT_TORSO, game DEFAULT_GAME, or
+    SMOKE_GAME with `smoke`.
 
     Args:
       agent: 'cql', 'cql_c51', 'der' or 'drq_eps'.
       smoke: the `smoke` token was given.
       values: the parsed `key=value` tokens.
-      torso: the track's default torso (offline soft_moe, the paper's subject; online
-        baseline, the published Atari 100k agents).
     """
     c = ml_collections.ConfigDict()
     c.agent = agent  # selects head, loss and trainer
-    c.game = values.get("game", "Pong")  # Atari game (ALE name, e.g. Pong, MsPacman)
+    # Atari game (ALE name, e.g. Pong, MsPacman)
+    c.game = values.get("game", SMOKE_GAME if smoke else DEFAULT_GAME)
     # Root seed; seed s of the run has its own keys and emulators derived from (seed, s).
     c.seed = values.get("seed", 0)
     c.num_seeds = values.get("num_seeds", 1)  # independent seeds trained together; paper: 5
     c.smoke = smoke  # the tiny smoke budget (tests, default benchmark); scores are meaningless
     c.preset = ""  # the agent file's named preset (set by get_config)
-    c.torso = torso_block(values.get("torso", torso))
+    c.torso = torso_block(values.get("torso", DEFAULT_TORSO))
     return c
 
 
@@ -184,7 +192,7 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     sticky actions.
     """
     smoke, values = parse_arg(arg, OFFLINE_ARGS, where=where)
-    c = base_config(agent, smoke, values, torso="soft_moe")
+    c = base_config(agent, smoke, values)
     c.preset = values.get("preset", "")
 
     # Learner hyper-parameters (the agent file overwrites these with Table 3's values).
@@ -321,9 +329,7 @@ def online_config(agent: str, arg: str | None, *, where: str) -> ml_collections.
     The agent file sets its learner values, then calls `apply_online_smoke` when `c.smoke`.
     """
     smoke, values = parse_arg(arg, ONLINE_ARGS, where=where)
-    c = base_config(agent, smoke, values, torso="baseline")
-    if smoke and "game" not in values:
-        c.game = "Breakout"  # the online smoke game: it gives rewards within 240 agent steps
+    c = base_config(agent, smoke, values)
     c.preset = check_preset(values.get("preset", "dopamine_moes"), ONLINE_PRESETS, where=where)
     for key, value in _ONLINE_PRESET_TORSO[c.preset].items():
         c.torso.builtin[key] = value

@@ -1,7 +1,8 @@
 """CQL (paper Table 3): Huber TD with a max target (no double Q), Dense(A) head, n = 1.
 
-    --config=offline_moe/configs/cql.py            paper defaults (Pong, soft_moe, 5%)
-    --config=offline_moe/configs/cql.py:smoke,game=Breakout
+    --config=offline_moe/configs/cql.py            paper defaults (Pong, baseline torso, 5%)
+    --config=offline_moe/configs/cql.py:torso=soft_moe     the same with the Soft MoE torso
+    --config=offline_moe/configs/cql.py:smoke      tiny budget (Breakout, local recording)
 
 Presets (`preset=NAME`):
   paper   Table 3's values, target period 2000 (Dopamine's jax_dr3.gin); the default.

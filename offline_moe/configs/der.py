@@ -1,7 +1,7 @@
 """DER (data-efficient Rainbow) on the Atari 100k protocol (Dopamine's atari_100k DER.gin).
 
   python -m offline_moe.train_online --config=offline_moe/configs/der.py:game=Pong --workdir=runs/x
-  --config=offline_moe/configs/der.py:smoke,game=Breakout   (a few hundred steps, for tests)
+  --config=offline_moe/configs/der.py:smoke   (Breakout, a few hundred steps, for tests)
   --config=offline_moe/configs/der.py:preset=fig12,frames=50000000 --config.torso.name=soft_moe
 
 Presets (`preset=NAME`; the torso settings the built-in torsos get, baseline included):
