@@ -404,6 +404,39 @@ def test_figure_titles_say_what_was_run_and_legends_stay_outside(fabricated):
         plots._plt().close(fig)
 
 
+@pytest.mark.parametrize(
+    "online, per_iteration, label",
+    [
+        (False, 62_500, "training iteration (1 = 62,500 updates)"),
+        (True, 10_000, "training iteration (1 = 10,000 agent steps)"),
+    ],
+)
+def test_both_tracks_plot_against_iterations_labelled_with_their_unit(
+    tmp_path, online, per_iteration, label
+):
+    """One step axis for both tracks: x is the iterations completed at each evaluation (the
+    evaluation's step / steps per iteration), never raw updates or agent steps; the label says
+    what one iteration is on the run's track. Evaluations after iterations 3, 7 and 10."""
+    from offline_moe.analysis.report import plots
+
+    root = tmp_path / "runs"
+    agent = "der" if online else "cql"
+    for game in ("Pong", "Breakout"):
+        for torso, level in (("baseline", 0.2), ("soft_moe", 0.3)):
+            hns = [[level, level], [level + 0.1, level], [level + 0.2, level + 0.1]]
+            make_run(root, agent, game, torso, 0, hns_to_raw(game, hns), online=online,
+                     iterations=10, per_iteration=per_iteration)  # fmt: skip
+    res = _group(root, reps=100)
+    for fig in (plots.figure_iqm_curves(res), plots.figure_game_curves(res)):
+        axes = [ax for ax in fig.axes if ax.lines]
+        assert axes
+        for ax in axes:
+            assert ax.get_xlabel() == label
+            for line in ax.lines:
+                assert list(line.get_xdata()) == [3, 7, 10]
+        plots._plt().close(fig)
+
+
 def test_profile_axis_spans_the_data_and_uses_rlibles_counts(fabricated, monkeypatch, tmp_path):
     from offline_moe.analysis.report import plots
 

@@ -14,6 +14,9 @@ In the style of the paper's figures and of rliable's plots (Agarwal et al. 2021)
 
 Titles say what was run (agent, data, encoder, experts, games, seeds); legends sit outside
 the axes, so they never cover data. A variant keeps its colour in every figure of a group.
+Both tracks share one training axis: x = training iterations completed (an evaluation's step /
+the protocol's steps per iteration), labelled with what one iteration is on that track
+(offline: gradient updates; online: agent steps), as `iteration_axis_label` writes it.
 """
 
 from __future__ import annotations
@@ -141,6 +144,15 @@ def _line_with_band(ax, x, point, lower, upper, colour: str, label: str, alpha: 
     ax.fill_between(x, lower, upper, color=colour, alpha=alpha, lw=0)
 
 
+def iteration_axis_label(result: GroupResult) -> str:
+    """'training iteration (1 = 62,500 updates)' or '... (1 = 10,000 agent steps)'."""
+    p = result.protocol
+    if not p.steps_per_iteration:
+        return "training iteration"
+    unit = (p.unit or "steps").replace("_", " ")
+    return f"training iteration (1 = {p.steps_per_iteration:,} {unit})"
+
+
 def _finish(fig, ax, result: GroupResult, what: str, xlabel: str, ylabel: str):
     """Axis labels, grid, the human title and the legend under the axes."""
     ax.set_xlabel(xlabel)
@@ -162,7 +174,8 @@ def figure_iqm_curves(result: GroupResult):
             _line_with_band(ax, c.iterations, c.point, c.lower, c.upper, col[v], v, 0.2)
     ax.xaxis.get_major_locator().set_params(integer=True)  # iterations are whole numbers
     what = "IQM with 95% stratified-bootstrap CIs over training"
-    return _finish(fig, ax, result, what, "training iteration", "IQM human-normalised score")
+    xlabel = iteration_axis_label(result)
+    return _finish(fig, ax, result, what, xlabel, "IQM human-normalised score")
 
 
 def figure_intervals(result: GroupResult):
@@ -259,7 +272,7 @@ def figure_game_curves(result: GroupResult):
             ax.fill_between(its, rets.min(axis=1), rets.max(axis=1), color=col[v], alpha=0.2, lw=0)
         ax.set_title(game, fontsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_xlabel("training iteration", fontsize=8)
+        ax.set_xlabel(iteration_axis_label(result), fontsize=8)
         ax.set_ylabel("return", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
