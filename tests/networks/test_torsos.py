@@ -287,7 +287,7 @@ def test_torso_table():
 
     table = format_table(encoders=("nature",), experts=(1, 8))
     rows = {line.split("  ")[0].strip(): line.split() for line in table.splitlines()[2:]}
-    # Nature encoder 77,984 + Phi 64*8*16 + 8 experts * 66,112 (see test_networks_moe.py).
+    # Nature encoder 77,984 + Phi 64*8*16 + 8 experts * 66,112 (see test_moe.py).
     assert rows["soft_moe"][-2:] == ["615,072", "7,744"]
     assert rows["top1_moe"][-2:] == ["607,392", "7,744"]
     # Scaled baseline at n = 8: 77,984 + (7744 + 1) * 4096.

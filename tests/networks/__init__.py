@@ -1,0 +1,1 @@
+"""Tests of offline_moe.networks (tests/ mirrors the package)."""
