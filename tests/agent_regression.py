@@ -1,8 +1,9 @@
 """Fixed-seed smoke training of each agent, reduced to a few numbers per parameter leaf.
 
-`tests/test_agent_regression.py` compares these numbers with `tests/data/agent_params.json`,
-which holds what the code produced when the reference was written. Regenerate it (only when a
-change of results is intended, and say why in the commit) with
+`tests/learners/test_agent_regression.py` compares these numbers with
+`tests/data/agent_params.json`, which holds what the code produced when the reference was
+written. Regenerate it (only when a change of results is intended, and say why in the commit)
+with
 
     PYTHONPATH=. python -m tests.agent_regression --write [--agents=drq_eps]
 

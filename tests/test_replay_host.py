@@ -14,7 +14,7 @@ from offline_moe.replay.host import (
     Prefetcher,
     benchmark_host_sampling,
 )
-from tests.test_learner import TinyTorso, fake_arrays
+from tests.learners.test_core import TinyTorso, fake_arrays
 from tests.test_train_offline import tiny
 
 

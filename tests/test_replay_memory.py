@@ -6,7 +6,7 @@ import pytest
 
 from offline_moe.learners import LearnerConfig, init_seeds, make_learner, seed_keys
 from offline_moe.replay import memory
-from tests.test_learner import TinyTorso
+from tests.learners.test_core import TinyTorso
 
 GiB = 2**30
 

@@ -1,0 +1,1 @@
+"""Tests of offline_moe.learners (tests/ mirrors the package)."""
