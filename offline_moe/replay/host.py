@@ -16,7 +16,7 @@ update k of a call that starts at step s uses key fold_in(fold_in(rng, s + k), S
 Steps 1-3 for call c + 1 run in a background thread while the device runs call c (double
 buffering: one block is being trained on, the next one is being built). Since the indices
 depend only on (rng, step), the batches are exactly those `DeviceReplay` gives for the same
-state: training from a HostReplay gives the same updates (tests/test_replay_host.py), and a
+state: training from a HostReplay gives the same updates (tests/replay/test_host.py), and a
 run resumed from a checkpoint continues as it would have.
 
 The cost is host memory bandwidth and the transfer: per update and seed B x 2 x stack frames

@@ -1,0 +1,1 @@
+"""Tests of offline_moe.replay (tests/ mirrors the package)."""
