@@ -325,7 +325,7 @@ def small_tmpfs(path, size="2m"):
 
 def test_ingest_on_a_full_disk_removes_its_temp_dir_and_names_the_file(tmp_path):
     from offline_moe.data.ingest import ingest
-    from tests.test_data_dqn_replay import write_checkpoint
+    from tests.data.test_dqn_replay import write_checkpoint
 
     replay_dir = tmp_path / "Pong" / "1" / "replay_logs"
     replay_dir.mkdir(parents=True)
@@ -376,7 +376,7 @@ def test_checkpoint_write_on_a_full_disk_is_one_line_naming_the_last_checkpoint(
 def test_corrupt_tfds_shard_names_the_file_and_split(tmp_path):
     from offline_moe.data.common import IngestError
     from offline_moe.data.ingest import ingest
-    from tests.test_data_rlds import write_dataset
+    from tests.data.test_rlds import write_dataset
 
     path = write_dataset(tmp_path / "rlds")
     shards = sorted(f for f in os.listdir(path) if "tfrecord" in f and "checkpoint_01" in f)

@@ -17,6 +17,7 @@ from offline_moe.data.common import IngestError, parse_checkpoints, prefix_count
 from offline_moe.data.ingest import ingest
 from offline_moe.data.tfds_source import steps_to_episode
 from offline_moe.replay.cache import CacheError, load_cache
+from tests import REPO_ROOT
 
 
 def frames(values):
@@ -146,7 +147,7 @@ def test_import_offline_moe_imports_no_tensorflow():
         "('tensorflow', 'tensorflow_datasets', 'rlds', 'reverb'))\n"
         "print(bad[:5]); sys.exit(1 if bad else 0)\n"
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO_ROOT)
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
     )

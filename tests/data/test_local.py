@@ -11,8 +11,9 @@ from offline_moe.data import local
 from offline_moe.data.rlu_format import dataset_dir
 from offline_moe.replay import cache as cache_lib
 from offline_moe.replay.cache import CacheError, cache_dir_for
+from tests import REPO_ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO_ROOT / "README.md"
 
 
 def _fake_recording(data_dir, game, **description):

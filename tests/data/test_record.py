@@ -10,6 +10,7 @@ from offline_moe.data import rlu_format
 from offline_moe.data.ingest import ingest
 from offline_moe.data.record import EpsGreedyBanditPolicy, record, split_budget, split_seed
 from offline_moe.replay.cache import cache_identity, load_cache, source_kind
+from tests import REPO_ROOT
 
 STEPS, CAP, SEED = 300, 100, 7
 
@@ -126,7 +127,7 @@ def test_tfds_dataset_folder_builds_and_ingests(tmp_path, monkeypatch):
 
     import tensorflow_datasets as tfds
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO_ROOT)
     path = os.path.join(root, "datasets", "rlu_atari_local", "rlu_atari_local_dataset_builder.py")
     spec = importlib.util.spec_from_file_location("rlu_atari_local_dataset_builder", path)
     module = importlib.util.module_from_spec(spec)

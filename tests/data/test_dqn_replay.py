@@ -16,6 +16,7 @@ from offline_moe.data.common import IngestError
 from offline_moe.data.dqn_replay import GzipNpyReader
 from offline_moe.data.ingest import ingest
 from offline_moe.replay.cache import load_cache
+from tests import REPO_ROOT
 
 N = 20
 TERMINALS = {0: [4, 9, 15], 1: [2, 19]}
@@ -221,7 +222,7 @@ def test_ingest_command_line(replay_dir, tmp_path):
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO_ROOT)
     out = str(tmp_path / "cli_cache")
     cmd = [sys.executable, "-m", "offline_moe.ingest", f"--source=dqn_replay:{replay_dir}"]
     args = ["--checkpoints=1", "--percent=60", "--noclip_rewards", f"--out={out}"]
