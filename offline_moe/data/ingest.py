@@ -21,17 +21,17 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from offline_moe.replay.cache import ROW_BYTES, CacheError, CacheWriter, CacheWriteError
 from offline_moe.data import games as games_lib
 from offline_moe.data.common import (
     Episode,
     IngestError,
     check_percent,
     check_sample,
-    random_episodes,
     format_checkpoints,
     parse_checkpoints,
+    random_episodes,
 )
+from offline_moe.replay.cache import ROW_BYTES, CacheError, CacheWriteError, CacheWriter
 
 SOURCE_KINDS = ("tfds", "rlds_dir", "dqn_replay")
 

@@ -170,9 +170,9 @@ def ensure_local_cache(
     """Records (if needed) and ingests (if needed) `steps` steps of `game` by `policy` (and its
     `eps`); returns the cache.
 
-    Holds an exclusive lock (flock on `DATA_DIR/.locks/<cache>.lock`) meanwhile, so that several processes
-    that need the same cache, e.g. the sweep's Ray tasks on nodes sharing DATA_DIR, make it
-    once: the others wait, then find it made.
+    Holds an exclusive lock (flock on `DATA_DIR/.locks/<cache>.lock`) meanwhile, so that
+    several processes that need the same cache, e.g. the sweep's Ray tasks on nodes sharing
+    DATA_DIR, make it once: the others wait, then find it made.
     """
     import fcntl
 
