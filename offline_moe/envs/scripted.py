@@ -11,7 +11,7 @@ mixed datasets (Fu et al. 2020, "D4RL: Datasets for Deep Data-Driven RL", sectio
 Pong RAM addresses (the AtariARI annotations, Anand et al. 2019, "Unsupervised State
 Representation Learning in Atari", appendix: player_y = 51, ball_x = 49, ball_y = 54,
 enemy_score = 13, player_score = 14), checked against the screen by stepping ale-py
-(tests/test_scripted.py repeats the check):
+(tests/envs/test_scripted.py repeats the check):
 
   ram[51]  the player's (right, green) paddle: its bottom screen row is ram[51] + 1 (+ 2 on
            some frames while it moves); it is 16 rows tall, so its centre row is about

@@ -4,7 +4,7 @@
 `EmulatorPool(num_envs=E)`) in one `ALEVectorInterface`, whose worker threads run the
 emulators and the preprocessing outside the GIL. Under the `dqn_replay` protocol its
 observations, rewards and episode ends are exactly those of `BatchedAtari` under the same
-actions (tests/test_envs_vector.py checks it pixel by pixel, sticky actions and episode ends
+actions (tests/envs/test_vector.py checks it pixel by pixel, sticky actions and episode ends
 included), because the vector interface is configured to do what `offline_moe.envs.atari`
 does:
 

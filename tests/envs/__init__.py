@@ -1,0 +1,1 @@
+"""Tests of offline_moe.envs (tests/ mirrors the package)."""
