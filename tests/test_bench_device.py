@@ -12,7 +12,7 @@ from offline_moe.bench import device
 
 @pytest.mark.slow
 def test_quick_check_writes_every_section(tmp_path):
-    sections = [s for s in device.SHARES if s != "online"]  # DER: tests/test_online_*.py
+    sections = [s for s in device.SHARES if s != "online"]  # DER: tests/*/test_online.py
     result = device.Check(str(tmp_path), 1.0, "tiny", sections=sections, log=lambda m: None).run()
     on_disk = json.loads((tmp_path / "device.json").read_text())
     assert on_disk == json.loads(json.dumps(result))  # the file holds the final state

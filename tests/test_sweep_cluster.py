@@ -221,7 +221,7 @@ def test_ray_sweep_of_the_smoke_suite_survives_a_killed_worker_like_the_local_ba
     trainer resumes, and the run directories equal the local backend's, losses and returns bit
     for bit. The Ray sweep reuses the local sweep's compiled programs (persistent cache)."""
     from offline_moe.train import rundir
-    from tests.test_monitor import read_scalars
+    from tests.train.test_monitor import read_scalars
 
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
            "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"), "RAY_ADDRESS": ""}  # fmt: skip

@@ -15,7 +15,7 @@ from offline_moe.replay.host import (
     benchmark_host_sampling,
 )
 from tests.learners.test_core import TinyTorso, fake_arrays
-from tests.test_train_offline import tiny
+from tests.train.test_offline import tiny
 
 
 def truncated_arrays():

@@ -12,7 +12,7 @@ from offline_moe.envs.pool import EmulatorPool
 from offline_moe.train import online as train_online
 from offline_moe.train.monitor import Monitor
 from offline_moe.train.rundir import RunDir
-from tests.test_monitor import read_scalars
+from tests.train.test_monitor import read_scalars
 
 
 def _tiny(config_module, **overrides):

@@ -14,7 +14,7 @@ from offline_moe.configs import cql, cql_c51
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.monitor import Monitor
 from offline_moe.train.offline import build, train_and_evaluate
-from tests.test_monitor import read_scalars
+from tests.train.test_monitor import read_scalars
 
 
 class NaNTorso(nn.Module):
@@ -175,7 +175,7 @@ def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
 
 
 def test_nan_loss_stops_with_clear_message(cache_dir, tmp_path):
-    config = tiny(cql.get_config(f"{SMOKE},torso=tests.test_train_offline:NaNTorso"), cache_dir)
+    config = tiny(cql.get_config(f"{SMOKE},torso=tests.train.test_offline:NaNTorso"), cache_dir)
     workdir = str(tmp_path / "nan")
     with pytest.raises(
         rundir_lib.NonFiniteLossError, match="non-finite training metric 'loss'"

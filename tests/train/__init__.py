@@ -1,0 +1,1 @@
+"""Tests of offline_moe.train (tests/ mirrors the package)."""
