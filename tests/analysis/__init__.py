@@ -1,0 +1,1 @@
+"""Tests of offline_moe.analysis (tests/ mirrors the package)."""
