@@ -1,0 +1,1 @@
+"""Tests of offline_moe.bench (tests/ mirrors the package)."""
