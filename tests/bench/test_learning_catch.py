@@ -3,17 +3,29 @@
 Offline: random-policy Catch episodes written by `offline_moe.record` (RLDS, RL Unplugged
 layout) and read by `offline_moe.ingest` (both subprocesses, via `offline_moe.local_data`),
 trained by the real trainer (`train_and_evaluate`: DeviceReplay, learner, batched evaluation in
-the environment), then `offline_moe.report` over the run directories. Online: the real online
+the environment), then `offline_moe.report` over the run directory. Online: the real online
 trainer. Settings: `offline_moe.bench.learning.CATCH` (smoke torsos, Catch budgets).
 
-Thresholds: a final evaluation return >= 0.9 after the budget (a random policy scores -0.6,
-the optimum is 1.0); seed 0 in CI. The subset here is what could be checked beforehand on
-other seeds (README, "Learning evidence"): CQL + baseline reached 1.0 after 600 of the 1,000
-updates on seeds 0 and 1 (outside this test, other data seed); DER + baseline reached 1.0 after
-1,500 of the 2,000 agent steps on seed 0, but on seeds 1 and 2 (bench learning --seed=1
---seeds=2 --budget=2000) it ended at 0.4 and 1.0: the online threshold holds for seed 0 only and
-is not yet robust (an open point of issue 9). The full agent x torso grid is
-`python -m offline_moe.bench learning`.
+Criterion: the mean evaluation return reaches 0.9 (a random policy scores -0.6, the optimum is
+1.0) at one of the evaluations within the budget, and the last evaluation is above the random
+policy's score by at least 0.5 (a fallback after learning passes, a collapse to random does
+not). Seed 0 runs here; each budget is set from `bench learning` over seeds 0, 1 and 2
+(README, "Learning evidence"), where every seed reached 0.9 by then:
+
+  agent / torso        budget     first evaluation >= 0.9 on seeds 0, 1, 2
+  cql / baseline         600 upd  400, 400, 400 (1.0 on every seed from 400 to 2,000)
+  cql / soft_moe       1,400 upd  1,200, 800, 1,200
+  cql / top1_moe       1,200 upd  800, 800, 1,000
+  cql_c51 / baseline   1,000 upd  800, 600, 600
+  der / baseline       3,000 st.  1,000, 1,000, 1,500 (1.0 on every seed from 1,500 to 3,000)
+  drq_eps / baseline   3,000 st.  1,000, 1,000, 1,500
+
+The MoE torsos at the Catch learning rate fall back at times after reaching 1.0 (seed 2 of
+cql / soft_moe: 0.2 at 1,600 updates, 1.0 again at 1,800), so the test asks for the return to
+be reached, not held at the last evaluation. The full agent x torso grid is `python -m
+offline_moe.bench learning` (README table); CQL+C51 with the MoE torsos is slower there
+(soft_moe: 1,000, 1,600, 1,000; top1_moe: 1,800, 1,400 and not by 2,000 on seed 2), too slow
+for this suite.
 """
 
 import csv
@@ -23,8 +35,15 @@ import pytest
 from offline_moe.bench import learning
 
 THRESHOLD = 0.9
-OFFLINE_BUDGET = 1000  # gradient updates
-ONLINE_BUDGET = 2000  # agent steps
+RANDOM = -0.60012  # baselines/catch_scores.csv
+
+OFFLINE = [
+    ("cql", "baseline", 600),
+    ("cql", "soft_moe", 1400),
+    ("cql", "top1_moe", 1200),
+    ("cql_c51", "baseline", 1000),
+]
+ONLINE = [("der", "baseline", 3000), ("drq_eps", "baseline", 3000)]
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +56,32 @@ def _check(row, budget):
     assert row["env"] == "Catch" and row["budget"] == budget
     assert len(row["returns"]) == len(row["steps"]) and row["steps"][-1] == budget
     assert -0.7 < row["random_score"]["mean"] < -0.5
-    final = row["final_return_mean"]
-    assert final >= THRESHOLD, f"{row['agent']}/{row['torso']}: returns {row['returns']}"
-    assert row[f"{row['unit']}_to_threshold"] is not None
+    curve = f"{row['agent']}/{row['torso']}: returns {row['returns']}"
+    reached = row[f"{row['unit']}_to_threshold"]
+    assert reached is not None and reached <= budget, curve
+    assert max(row["mean_return"]) >= THRESHOLD, curve
+    assert row["final_return_mean"] > RANDOM + 0.5, curve
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent,torso", [("cql", "baseline")])
-def test_offline_agents_learn_catch(dirs, agent, torso, tmp_path):
-    row = learning.run_one("catch", agent, torso, seeds=1, budget=OFFLINE_BUDGET, **dirs)
-    _check(row, OFFLINE_BUDGET)
+@pytest.mark.parametrize("agent,torso,budget", OFFLINE)
+def test_offline_agents_learn_catch(dirs, agent, torso, budget, tmp_path):
+    row = learning.run_one("catch", agent, torso, seeds=1, budget=budget, **dirs)
+    _check(row, budget)
+    if torso != "baseline":
+        return
     # The report reads the run and normalises it with baselines/catch_scores.csv.
     from offline_moe.analysis.report import write_report
 
     write_report(row["workdir"], tmp_path / "report", reps=100, plots=False)
     rows = list(csv.DictReader(open(tmp_path / "report" / "results.csv")))
     assert [r["game"] for r in rows] == ["Catch"]
-    normalised = (row["final_return_mean"] + 0.60012) / (1.0 + 0.60012)
+    normalised = (row["final_return_mean"] - RANDOM) / (1.0 - RANDOM)
     assert float(rows[0]["final_hns"]) == pytest.approx(normalised, abs=1e-6)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent,torso", [("der", "baseline")])
-def test_online_agents_learn_catch(dirs, agent, torso):
-    row = learning.run_one("catch", agent, torso, seeds=1, budget=ONLINE_BUDGET, **dirs)
-    _check(row, ONLINE_BUDGET)
+@pytest.mark.parametrize("agent,torso,budget", ONLINE)
+def test_online_agents_learn_catch(dirs, agent, torso, budget):
+    row = learning.run_one("catch", agent, torso, seeds=1, budget=budget, **dirs)
+    _check(row, budget)
