@@ -44,7 +44,7 @@ cmd=${1:-bench}
 case "$cmd" in
   test)
     shift
-    exec "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" "$@"
+    exec "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
     ;;
   lint)
     "$VENV/bin/ruff" check .
