@@ -14,21 +14,22 @@ not). Seed 0 runs here; each budget is set from `bench learning` over seeds 0, 1
 
   agent / torso        budget     first evaluation >= 0.9 on seeds 0, 1, 2
   cql / baseline         600 upd  400, 400, 400 (1.0 on every seed from 400 to 2,000)
-  cql / top1_moe       1,600 upd  800, 800, 1,000 (1.0 on every seed from 1,000 to 1,800)
   cql_c51 / baseline   1,000 upd  800, 600, 600
-  der / baseline       3,000 st.  1,000, 1,000, 1,500 (1.0 on every seed from 1,500 to 3,000)
-  drq_eps / baseline   3,000 st.  1,000, 1,000, 1,500
+  der / baseline       2,500 st.  500, 1,000, 2,000 in a 2,000-step run; 1,000, 1,000, 1,500
+                                  in a 3,000-step run (its replay size differs, so its draws)
+  drq_eps / baseline   2,000 st.  1,000, 1,000, 1,500
 
 Seed 0 alone is not seed 0 of that grid bit for bit: one seed and three seeds are different
 programs, their float rounding differs, and training amplifies it (CQL + soft_moe, seed 0:
 the same returns as in the grid for 800 updates, then [0.08, 0.52, 0.12] alone against
-[0.68, 1.0, 1.0] in the grid at 1,000-1,400). So each budget leaves a margin past the
-grid's slowest seed. The MoE torsos at the Catch learning rate also fall back at times after
-reaching 1.0 (grid, cql / soft_moe seed 2: 0.2 at 1,600 updates, 1.0 again at 1,800), so the
-test asks for the return to be reached, not held at the last evaluation. soft_moe and CQL+C51
-with the MoE torsos are left to `python -m offline_moe.bench learning` (README table): they
-need more updates than this suite has time for (CQL + soft_moe reached 0.9 at 1,200, 800 and
-1,200 in the grid, and alone at seed 0 not by 1,400).
+[0.68, 1.0, 1.0] in the grid at 1,000-1,400). So a budget leaves a margin past the grid's
+slowest seed where the suite's time allows. The MoE torsos are left to `python -m
+offline_moe.bench learning` (README table) and the Catch grid of `./run.sh`: on Catch they
+need 2-3x the baseline's updates (CQL + soft_moe reached 0.9 at 1,200, 800 and 1,200 in the
+grid, and alone at seed 0 not by 1,400; CQL + top1_moe at 800, 800 and 1,000, and alone at
+seed 0 by 1,600), which the suite's 15 minutes do not hold beside the four agents. They also
+fall back at times after reaching 1.0 (grid, CQL + soft_moe seed 2: 0.2 at 1,600 updates,
+1.0 again at 1,800), which is why the criterion is reaching 0.9, not holding it at the end.
 """
 
 import csv
@@ -40,8 +41,8 @@ from offline_moe.bench import learning
 THRESHOLD = 0.9
 RANDOM = -0.60012  # baselines/catch_scores.csv
 
-OFFLINE = [("cql", "baseline", 600), ("cql", "top1_moe", 1600), ("cql_c51", "baseline", 1000)]
-ONLINE = [("der", "baseline", 3000), ("drq_eps", "baseline", 3000)]
+OFFLINE = [("cql", "baseline", 600), ("cql_c51", "baseline", 1000)]
+ONLINE = [("der", "baseline", 2500), ("drq_eps", "baseline", 2000)]
 
 
 @pytest.fixture(scope="module")
