@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from offline_moe.data.common import format_checkpoints
+from offline_moe.data.common import MissingExtraError, format_checkpoints
 from offline_moe.data.ingest import ingest
 
 
@@ -88,7 +88,7 @@ def main(argv) -> None:
             overwrite=f.overwrite,
             progress=f.progress,
         )
-    except ValueError as e:  # IngestError, CacheError: the message says what to fix
+    except (ValueError, MissingExtraError) as e:  # IngestError, CacheError: says what to fix
         print(f"ingest: error: {e}", file=sys.stderr)
         sys.exit(1)
     ckpts = format_checkpoints(meta["checkpoints"] or [])

@@ -1,10 +1,14 @@
 """The accelerator check: everything a researcher needs to plan the paper's grid, in one process.
 
-    python -m offline_moe.bench device [--minutes=8] [--out=runs/bench_device]
+    python -m offline_moe.bench device [--minutes=6] [--out=runs/bench_device]
+    ./run.sh device --minutes=6          # the same on a fresh GPU machine (installs first)
 
-Writes `device.json` and `device.md` (a markdown table) into `--out`, rewritten after every
-finished measurement, so a run cut short still leaves its figures. Order (most important
-first):
+Writes `device.json` and `device.md` (markdown tables) into `--out`, rewritten after every
+finished measurement, so a run cut short still leaves its figures. A second call with the same
+`--out` continues where the first stopped: measurements already in device.json are kept and
+not repeated, skipped ones are tried again, and the learning runs resume from their
+checkpoints (so a GPU lent in calls of a few minutes each still gets through the list).
+Order (most important first):
 
 1. `env`: JAX / jaxlib / Flax / Optax / Orbax / numpy / ale-py versions, XLA flags, the
    device (kind, platform, count) and the host's CPU cores.
@@ -15,6 +19,11 @@ first):
    and CQL+C51 x baseline / soft_moe / top1_moe (Impala, 8 experts, batch 32), at 5 and 1
    seeds trained in one program (vmap on accelerators), with compile time, the seeds' state
    bytes and the device's peak memory after each.
+3b. `learning`: real learning on a real game. Pong is recorded with the scripted controller
+   (eps 0.25: a medium-quality dataset) on the host's cores, one process per checkpoint
+   split, straight into a replay cache (`data.record.record_cache`, no TensorFlow); then CQL x
+   baseline / soft_moe (Impala, 8 experts) x 5 seeds train on it for as many updates as the
+   section's time allows (resumable), with the evaluation curve (`learning_curve.png`).
 4. `replay_sampling`: DeviceReplay sampling rate (transitions/s inside jit), and the
    host-resident replay's rate (`offline_moe.replay.host`) on the same rows.
 5. `online`: DER agent steps/s, emulator included, for one torso (`offline_moe.bench.online`).
@@ -39,11 +48,19 @@ import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
 
 # Section shares of the time budget (in order); unused time passes to the next section.
-SHARES = {"replay": 0.07, "learner": 0.5, "replay_sampling": 0.1, "online": 0.13, "eval": 0.2}
+SHARES = {
+    "replay": 0.04,
+    "learner": 0.36,
+    "learning": 0.4,
+    "replay_sampling": 0.04,
+    "online": 0.06,
+    "eval": 0.1,
+}
 AGENTS = ("cql", "cql_c51")
 TORSOS = ("soft_moe", "baseline", "top1_moe")
 PAPER_ROWS_5PCT = 2_500_000  # 5% of a game's 50M DQN-Replay transitions
@@ -67,18 +84,33 @@ class Sizes:
     eval_envs: int
     eval_steps: int  # agent steps per seed (full episodes)
     eval_cap: int  # agent steps per episode
+    # The learning section (bench.learning's Pong hook, with these changes):
+    learn_data_steps: int  # scripted-policy agent steps recorded
+    learn_checkpoints: int  # checkpoint splits (one recording process each)
+    learn_budget: int  # updates per seed the run is configured for (a multiple of learn_per)
+    learn_per: int  # updates per iteration (an evaluation every learn_eval_interval of them)
+    learn_eval_interval: int
+    learn_seeds: int
+    learn_torso: dict  # torso keys of both variants (the paper's: Impala, 8 experts)
 
 
+_PAPER_TORSO = {"encoder": "impala", "num_experts": 8, "expert_width": 512, "width": 1.0}
+_TINY_TORSO = {"encoder": "nature", "num_experts": 2, "expert_width": 32, "width": 0.0625}
 SIZES = {
     "paper": Sizes("impala", {"num_experts": 8}, 32, 500, 2000, (5, 1), PAPER_ROWS_5PCT,
-                   2000, 500, 1000, 5, 16, 4000, 2000),
+                   2000, 500, 1000, 5, 16, 4000, 2000,
+                   50_000, 10, 100_000, 500, 4, 5, _PAPER_TORSO),
     # CPU: seeds are unrolled one after another in the jitted call (learners.core), so 5
     # seeds x K compile 5K updates; 1 seed first keeps the first figure cheap.
     "cpu": Sizes("impala", {"num_experts": 8}, 32, 1, 4, (1, 5), PAPER_ROWS_5PCT // 100,
-                 200, 30, 200, 2, 8, 400, 200),
+                 200, 30, 200, 2, 8, 400, 200,
+                 20_000, 2, 4_000, 500, 2, 2, _PAPER_TORSO),
     "tiny": Sizes("nature", {"num_experts": 2, "expert_width": 32, "width": 0.0625}, 8, 1, 2,
-                  (1,), 4_000, 50, 8, 64, 2, 2, 60, 40),
+                  (1,), 4_000, 50, 8, 64, 2, 2, 60, 40,
+                  400, 2, 40, 20, 1, 1, _TINY_TORSO),
 }  # fmt: skip
+LEARN_GAME, LEARN_POLICY, LEARN_EPS = "Pong", "scripted", 0.25
+LEARN_TORSOS = ("baseline", "soft_moe")
 
 
 def _now() -> float:
@@ -237,16 +269,42 @@ class Check:
         self.size_name = size
         self.sizes = SIZES[size]
         self.log = log or (lambda msg: print(f"[bench device] {msg}", file=sys.stderr, flush=True))
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         self.result = {
             "bench": "device",
-            "started_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "started_utc": started,
             "minutes": minutes,
             "size": size,
             "sizes": dataclasses.asdict(self.sizes),
             "skipped": [],
             "finished": False,
+            "calls": [],
         }
+        previous = self._previous()
+        if previous is not None:  # continue: keep its figures, retry what it skipped
+            errors = previous.pop("errors", None)
+            if errors:  # they stay with the call that met them; their sections run again
+                previous["calls"][-1]["errors"] = errors
+            self.result.update(previous, skipped=[], finished=False)
+            self.log(f"continuing {out_dir} (call {len(self.result['calls']) + 1})")
+        self.result["calls"].append({"started_utc": started, "minutes": minutes})
         os.makedirs(out_dir, exist_ok=True)
+
+    def _previous(self) -> dict | None:
+        """device.json of an earlier call into the same directory, at the same size."""
+        path = os.path.join(self.out_dir, "device.json")
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if old.get("size") != self.size_name:
+            raise ValueError(
+                f"bench device: {path} holds a run at size {old.get('size')!r}, not "
+                f"{self.size_name!r}; use another --out or remove it"
+            )
+        old.setdefault("calls", [{"started_utc": old.get("started_utc")}])
+        return old
 
     # -- time --
 
@@ -287,17 +345,22 @@ class Check:
                  f"size {self.size_name}, budget {self.budget_s:.0f}s")  # fmt: skip
         self.write()
         needs_replay = {"replay", "learner", "replay_sampling"} & set(self.sections)
+        if self._learner_plan() == [] and self.result.get("replay_sampling"):
+            needs_replay = set()  # an earlier call measured everything that needs it
         replays = self.guarded("replay", self.section_replay) if needs_replay else None
         if replays and "learner" in self.sections:
             self.guarded("learner", self.section_learner, replays)
+        if "learning" in self.sections:
+            self.guarded("learning", self.section_learning)
         if replays and "replay_sampling" in self.sections:
             self.guarded("replay_sampling", self.section_replay_sampling, replays)
         if "online" in self.sections:
             self.guarded("online", self.section_online)
         if "eval" in self.sections:
             self.guarded("eval", self.section_eval)
-        self.result["finished"] = True
+        self.result["finished"] = not self.result["skipped"]
         self.result["memory_end"] = device_memory()
+        self.result["calls"][-1]["elapsed_s"] = round(self.elapsed(), 2)
         self.write()
         return self.result
 
@@ -343,23 +406,33 @@ class Check:
         self.write()
         return {1: replay, 3: replay3}
 
+    def _learner_plan(self) -> list[tuple[str, str, int, str]]:
+        """(agent, torso, seeds, dtype) still to measure: the float32 grid at the first seed
+        count, bfloat16 for one torso, then the other seed counts; earlier calls' removed."""
+        sz = self.sizes
+        plan = [(agent, torso, sz.seeds[0], "float32") for agent in AGENTS for torso in TORSOS]
+        plan += [("cql", "soft_moe", sz.seeds[0], "bfloat16")]
+        plan += [(a, t, s, "float32") for s in sz.seeds[1:] for a in AGENTS for t in TORSOS]
+        done = {
+            (x["agent"], x["torso"], x["num_seeds"], x.get("compute_dtype", "float32"))
+            for x in self.result.get("learner", [])
+        }
+        return [p for p in plan if p not in done]
+
     def section_learner(self, replays) -> None:
         from offline_moe.bench.learner import bench_one
 
         sz = self.sizes
         deadline = self.section_deadline("learner")
-        self.result["learner"] = []
+        self.result.setdefault("learner", [])
         last_cost = 0.0
-        # The float32 grid at the first seed count, bfloat16 for one torso, then the others.
-        plan = [(agent, torso, sz.seeds[0], "float32") for agent in AGENTS for torso in TORSOS]
-        plan += [("cql", "soft_moe", sz.seeds[0], "bfloat16")]
-        plan += [(a, t, s, "float32") for s in sz.seeds[1:] for a in AGENTS for t in TORSOS]
-        for agent, torso, seeds, dtype in plan:
+        first = True
+        for agent, torso, seeds, dtype in self._learner_plan():
             what = f"learner {agent}/{torso} x{seeds}" + ("" if dtype == "float32" else f" {dtype}")
-            first = not self.result["learner"]
             if not first and self.elapsed() + last_cost > deadline:
                 self.skip(what, "the learner section's share of --minutes is used up")
                 continue
+            first = False
             t = _now()
             rec = bench_one(
                 agent,
@@ -386,6 +459,89 @@ class Check:
                 f"{rec['compile_s']:.1f}s"
             )
             self.write()
+
+    def section_learning(self) -> None:
+        """Record Pong (scripted, eps 0.25) into a cache on the host's cores, then train CQL x
+        LEARN_TORSOS on it until the section's time is up (resumable; see module docstring)."""
+        from offline_moe.bench import learning as bl
+        from offline_moe.data.record import record_cache
+        from offline_moe.networks import filter_torso_kwargs
+
+        sz = self.sizes
+        deadline = self.section_deadline("learning")
+        res = self.result.setdefault("learning", {"game": LEARN_GAME, "runs": {}})
+        cache = os.path.join(self.out_dir, "cache", f"{LEARN_GAME}_{LEARN_POLICY}_{LEARN_EPS:g}")
+        if "data" not in res or not os.path.exists(os.path.join(cache, "meta.json")):
+            workers = min(sz.learn_checkpoints, os.cpu_count() or 1)
+            t = _now()
+            meta = record_cache(
+                LEARN_GAME,
+                sz.learn_data_steps,
+                cache,
+                policy=LEARN_POLICY,
+                eps=LEARN_EPS,
+                checkpoints=sz.learn_checkpoints,
+                workers=workers,
+                overwrite=True,
+            )
+            took = _now() - t
+            res["data"] = {
+                "policy": f"{LEARN_POLICY} eps {LEARN_EPS}",
+                "agent_steps": sz.learn_data_steps,
+                "checkpoints": sz.learn_checkpoints,
+                "transitions": meta["num_transitions"],
+                "episodes": meta["num_episodes"],
+                "record_s": round(took, 2),
+                "processes": workers,
+                "agent_steps_per_s": round(sz.learn_data_steps / took, 1),
+            }
+            self.log(
+                f"recorded {sz.learn_data_steps:,} {LEARN_GAME} steps in {took:.1f}s "
+                f"({workers} processes) -> {cache}"
+            )
+            self.write()
+        hook = bl.real_game_hook(LEARN_GAME, per=sz.learn_per)
+        if "random_score" not in res:
+            res["random_score"] = hook.random_score(0)
+        overrides = [
+            f"config.scan_steps={sz.learn_per}",
+            f"config.eval.interval={sz.learn_eval_interval}",
+            "config.eval.workers=-1",
+        ]
+        todo = [t for t in LEARN_TORSOS if not res["runs"].get(t, {}).get("finished")]
+        for k, torso in enumerate(todo):
+            # Each unfinished run gets an equal part of what is left of the section's time.
+            left = deadline - self.elapsed()
+            if left <= 0 and res["runs"].get(torso):
+                self.skip(f"learning cql/{torso}", "the learning section's share is used up")
+                continue
+            stop_at = time.time() + max(left, 0.0) / (len(todo) - k)
+            kwargs = filter_torso_kwargs(torso, sz.learn_torso)  # the keys this torso takes
+            variant = "@".join([torso, *(f"{key}={v}" for key, v in kwargs.items())])
+            line = bl.run_one(
+                LEARN_GAME,
+                "cql",
+                variant,
+                seeds=sz.learn_seeds,
+                budget=sz.learn_budget,
+                root=os.path.join(self.out_dir, "learning"),
+                fresh=False,
+                random_score=res["random_score"],
+                stop_at=stop_at,
+                cache_dir=cache,
+                overrides=overrides,
+                hook=hook,
+                log=lambda msg, t=torso: self.log(f"learning {t}: {msg}"),
+            )
+            res["runs"][torso] = _learning_record(line, self.out_dir)
+            self.log(
+                f"learning cql/{torso}: {line['steps'][-1] if line['steps'] else 0:,} updates, "
+                f"mean return {line['mean_return'][-1] if line['mean_return'] else None}"
+            )
+            self.write()
+            _plot_learning(res, os.path.join(self.out_dir, "learning_curve.png"))
+        if any(not r.get("finished") for r in res["runs"].values()):
+            self.skip("learning: runs not finished", "they resume on the next call")
 
     def section_replay_sampling(self, replays) -> None:
         from offline_moe.replay.device import benchmark_sampling
@@ -501,6 +657,51 @@ class Check:
             self.write()
 
 
+def _learning_record(line: dict, out_dir: str) -> dict:
+    """What device.json keeps of one `bench learning` line (plus the training rate)."""
+    rates = []
+    metrics = os.path.join(line["workdir"], "metrics.jsonl")
+    if os.path.exists(metrics):
+        with open(metrics) as f:
+            rates = [json.loads(x)["updates_per_s"] for x in f if x.strip()]
+    keep = ("torso", "seeds", "budget", "steps", "mean_return", "final", "finished")
+    return {
+        **{k: line[k] for k in keep},
+        "returns": line["returns"],
+        # Updates per seed per second (all seeds train together), over the logged blocks but
+        # the first, which holds the compile.
+        "updates_per_s_median": statistics.median(rates[1:]) if len(rates) > 1 else None,
+        "workdir": os.path.relpath(line["workdir"], out_dir),
+    }
+
+
+def _plot_learning(res: dict, path: str) -> None:
+    """The evaluation curves (mean over seeds, with each seed's) of the learning section."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for torso, run in res["runs"].items():
+        if not run["steps"]:
+            continue
+        (line,) = ax.plot(run["steps"], run["mean_return"], label=torso, lw=2)
+        for s in range(len(run["seeds"])):
+            seed_curve = [r[s] for r in run["returns"]]
+            ax.plot(run["steps"], seed_curve, color=line.get_color(), lw=0.5, alpha=0.4)
+    random = res.get("random_score", {}).get("mean")
+    if random is not None:
+        ax.axhline(random, color="grey", ls="--", lw=1, label="random")
+    ax.set_xlabel("updates (per seed)")
+    ax.set_ylabel(f"{res['game']} return (capped episodes)")
+    ax.set_title(f"CQL on {res['game']}, {res['data']['policy']} data")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _eval_cores(backend: str, cores: int, envs: int, units: int) -> int:
     from offline_moe.envs.pool import worker_count
 
@@ -561,6 +762,36 @@ def markdown(r: dict) -> str:
             "in under 3 hours).",
             "",
         ]
+    if r.get("learning", {}).get("runs"):
+        x = r["learning"]
+        d = x.get("data", {})
+        rnd = x.get("random_score", {})
+        lines += [
+            f"## Learning: CQL on {x['game']} ({d.get('policy')} data)",
+            "",
+            f"Data: {d.get('agent_steps', 0):,} agent steps in {d.get('checkpoints')} "
+            f"checkpoints, recorded in {d.get('record_s')} s by {d.get('processes')} processes "
+            f"({_fmt(d.get('agent_steps_per_s'))} agent steps/s). Random policy: "
+            f"{_fmt(rnd.get('mean'), 2)} ({rnd.get('how', '')}).",
+            "",
+            "| torso | seeds | updates per seed | final return (mean) | 95% CI "
+            "| updates/s per seed | finished |",
+            "|---|---:|---:|---:|---|---:|---:|",
+        ]
+        for torso, run in x["runs"].items():
+            final = run.get("final") or {}
+            ci = final.get("ci95")
+            lines.append(
+                f"| {torso} | {len(run['seeds'])} | {_fmt(run['steps'][-1] if run['steps'] else 0)}"
+                f" | {_fmt(final.get('mean'), 2)} | "
+                f"{'-' if not ci else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} | "
+                f"{_fmt(run.get('updates_per_s_median'))} | {run.get('finished')} |"
+            )
+        lines += ["", "Evaluation curves (mean over seeds):", ""]
+        for torso, run in x["runs"].items():
+            pts = ", ".join(f"{s:,}: {m:.2f}" for s, m in zip(run["steps"], run["mean_return"]))
+            lines.append(f"- {torso}: {pts}")
+        lines.append("")
     if r.get("replay"):
         x = r["replay"]
         lines += [
@@ -613,7 +844,12 @@ def markdown(r: dict) -> str:
 
 def main(argv) -> None:
     p = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=8.0, help="time budget of the whole check")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=6.0,
+        help="time budget of this call; a second call with the same --out continues",
+    )
     p.add_argument("--out", default="runs/bench_device", help="directory for device.json/.md")
     p.add_argument(
         "--size",

@@ -237,9 +237,10 @@ REAL_GAME_UPDATES_PER_ITERATION = {"Pong": 500, "Freeway": 200}
 REAL_GAME_BUDGETS = {"Pong": 4000, "Freeway": 1200}
 
 
-def real_game_hook(game: str) -> EnvHook:
-    """The hook of an ALE game that has a scripted controller (see the settings above)."""
-    per = REAL_GAME_UPDATES_PER_ITERATION.get(game, 500)
+def real_game_hook(game: str, per: int | None = None) -> EnvHook:
+    """The hook of an ALE game that has a scripted controller (see the settings above);
+    `per`: updates per iteration (one evaluation each), instead of the game's default."""
+    per = per or REAL_GAME_UPDATES_PER_ITERATION.get(game, 500)
 
     def overrides(agent: str, budget: int) -> list[str]:
         if agent not in OFFLINE_AGENTS:
@@ -331,8 +332,17 @@ def apply_overrides(config, overrides: Sequence[str]):
     return config
 
 
-def make_config(hook: EnvHook, agent: str, torso: str, budget: int, seeds: int, seed: int = 0):
-    """The agent's smoke config with the hook's overrides, the torso variant and the seeds."""
+def make_config(
+    hook: EnvHook,
+    agent: str,
+    torso: str,
+    budget: int,
+    seeds: int,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+):
+    """The agent's smoke config with the hook's overrides, the torso variant, the seeds and
+    then `overrides` ('config.x=y')."""
     from offline_moe.analysis.sweep import TorsoVariant
     from offline_moe.configs import cql, cql_c51, der, drq_eps
 
@@ -341,7 +351,7 @@ def make_config(hook: EnvHook, agent: str, torso: str, budget: int, seeds: int, 
     variant = TorsoVariant.parse(torso)
     extra = [f"config.torso.name={variant.name}", f"config.num_seeds={seeds}"]
     extra += [f"config.seed={seed}"] + [f"config.torso.{k}={v}" for k, v in variant.kwargs]
-    return apply_overrides(config, [*hook.overrides(agent, budget), *extra])
+    return apply_overrides(config, [*hook.overrides(agent, budget), *extra, *overrides])
 
 
 def steps_to_threshold(steps: Sequence[int], returns, threshold: float | None):
@@ -374,18 +384,26 @@ def run_one(
     log=None,
     policy: str | None = None,
     eps: float | None = None,
+    stop_at: float | None = None,
+    cache_dir: str | None = None,
+    overrides: Sequence[str] = (),
+    hook: EnvHook | None = None,
 ) -> dict:
     """Trains one (agent, torso) run through the real pipeline; returns its JSON line.
 
     With `fresh` the run directory is made anew; otherwise a finished run is read back (its
     wall time is then the one it recorded, offline) and an unfinished one resumed. `policy`
-    and `eps` replace the hook's data policy (`hook_for`).
+    and `eps` replace the hook's data policy (`hook_for`). `stop_at` (offline agents): a
+    `time.time()` deadline after which training stops, resumably (`train.offline`); the line
+    then says `finished: false` and holds the evaluations so far. `cache_dir` (offline): train
+    on this replay cache instead of recording the hook's data; `overrides`: 'config.x=y'
+    strings applied last (`make_config`); `hook`: use this one instead of `hook_for(env)`.
     """
     from offline_moe.analysis.sweep import TorsoVariant
 
-    hook = hook_for(env, policy, eps)
+    hook = hook or hook_for(env, policy, eps)
     budget = budget or hook.budgets[agent]
-    config = make_config(hook, agent, torso, budget, seeds, seed)
+    config = make_config(hook, agent, torso, budget, seeds, seed, overrides)
     label = TorsoVariant.parse(torso).label
     workdir = os.path.join(root, hook.game, agent, label, f"seeds_{seed}-{seed + seeds - 1}")
     if fresh:
@@ -396,9 +414,13 @@ def run_one(
         from offline_moe.train.offline import train_and_evaluate
 
         who = {"policy": hook.policy, "eps": hook.eps}
-        config.data.cache_dir = ensure_local_cache(hook.game, hook.data_steps, data_dir, **who)
+        config.data.cache_dir = cache_dir or ensure_local_cache(
+            hook.game, hook.data_steps, data_dir, **who
+        )
         t_train = time.time()
-        summary = train_and_evaluate(config, workdir, **({"log": log} if log else {}))
+        summary = train_and_evaluate(
+            config, workdir, stop_at=stop_at, **({"log": log} if log else {})
+        )
         unit = "updates"
     else:
         from offline_moe.train.online import train_and_evaluate
@@ -429,11 +451,16 @@ def run_one(
         "mean_return": [float(np.mean(r)) for r in returns],
         "final_return_mean": float(np.mean(final)) if final else None,
         "random_score": random_score,
-        "data_policy": {"policy": hook.policy, "eps": hook.eps, "steps": hook.data_steps},
+        "data_policy": (
+            {"policy": hook.policy, "eps": hook.eps, "steps": hook.data_steps}
+            if cache_dir is None
+            else {"cache_dir": cache_dir}
+        ),
         "final": ci95_over_seeds(final, random_score.get("mean")) if final else None,
         "threshold": hook.threshold,
         f"{unit}_to_threshold": reach,
         f"{unit}_to_threshold_per_seed": reach_seed,
+        "finished": summary is not None,
         "wall_s": wall,
         "data_s": t_train - t0,
         "workdir": workdir,

@@ -13,6 +13,32 @@ class IngestError(ValueError):
     """Bad ingest input: names the file, field or option and what was expected."""
 
 
+# The pip extra that brings TensorFlow, tensorflow-datasets and rlds (pyproject.toml).
+TF_EXTRA = "rlds"
+
+
+class MissingExtraError(ImportError):
+    """TensorFlow, tensorflow-datasets or rlds is needed but not installed."""
+
+
+def import_tfds(what: str):
+    """`tensorflow_datasets` (TensorFlow with it), or MissingExtraError naming the extra.
+
+    Args:
+      what: the work that needs them, for the message ('ingest --source=tfds:...').
+    """
+    try:
+        import tensorflow  # noqa: F401
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise MissingExtraError(
+            f"{what} needs TensorFlow and tensorflow-datasets ({e.name} is not installed): "
+            f"pip install 'offline_moe[{TF_EXTRA}]' (./run.sh installs it); a replay cache "
+            "can be recorded without them: python -m offline_moe.record --cache=DIR"
+        ) from e
+    return tfds
+
+
 @dataclasses.dataclass
 class Episode:
     """One episode in replay-cache row form (see `offline_moe.replay.cache` for the row rules).

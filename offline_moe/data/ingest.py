@@ -60,15 +60,29 @@ def env_num_actions(game: str) -> int | None:
 
 
 class Progress:
-    """A one-line progress display on stderr: transitions, transitions/s, checkpoint."""
+    """Progress on stderr: transitions, transitions/s, checkpoint.
 
-    def __init__(self, total: int | None, enabled: bool = True, interval: float = 0.5):
+    On a terminal one live line (redrawn with a carriage return every `interval` s); into a
+    file or pipe a plain line every `file_interval` s, so a captured log reads line by line.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        enabled: bool = True,
+        interval: float = 0.5,
+        *,
+        name: str = "ingest",
+        file_interval: float = 10.0,
+    ):
         self.total = total
         self.enabled = enabled
-        self.interval = interval
+        self.live = sys.stderr.isatty()
+        self.interval = interval if self.live else file_interval
+        self.name = name
         self.count = 0
         self.start = time.perf_counter()
-        self._last = 0.0
+        self._last = self.start
         self.label = ""
 
     def update(self, transitions: int, label: str = "") -> None:
@@ -90,8 +104,11 @@ class Progress:
             head = f"[{bar:<30s}] {self.count:,}/{self.total:,}"
         else:
             head = f"{self.count:,}"
-        line = f"\r[ingest] {head} transitions  {rate:,.0f}/s  {self.label}"
-        sys.stderr.write(line.ljust(100) + end)
+        line = f"[{self.name}] {head} transitions  {rate:,.0f}/s  {self.label}"
+        if self.live:
+            sys.stderr.write("\r" + line.ljust(100) + end)
+        else:
+            sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -276,6 +293,48 @@ def ingest(
         game, run, checkpoints, total, episodes, detail = _tfds_plan(
             kind, name, data_dir=data_dir, **what
         )
+    return write_episodes(
+        out,
+        episodes(),
+        source=source,
+        game=game,
+        run=run,
+        checkpoints=checkpoints,
+        percent=percent,
+        sample=sample,
+        sample_seed=sample_seed,
+        clip_rewards=clip_rewards,
+        detail=detail,
+        overwrite=overwrite,
+        progress=Progress(total, enabled=progress),
+    )
+
+
+def write_episodes(
+    out: str,
+    episodes: Iterable[Episode],
+    *,
+    source: str,
+    game: str | None,
+    run: int | None,
+    checkpoints: list[int] | None,
+    percent: float,
+    sample: str = "prefix",
+    sample_seed: int = 0,
+    clip_rewards: bool = True,
+    detail: dict,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict:
+    """Writes `episodes` into the replay cache `out` with ingest's meta; returns the meta.
+
+    The one writer of every cache made from episodes: `ingest` (from TFDS / DQN-Replay) and
+    `offline_moe.data.record.record_cache` (straight from the emulator, no TensorFlow), so
+    both give the same cache, identity included, for the same episodes. `detail` is the
+    source's own account (`source_detail`); its 'recorder' entry, when a recording states
+    one (`data.record.description_identity`), gives the policy, steps and seed.
+    """
+    detail = dict(detail)
     num_actions = env_num_actions(game) if game else None
     recorded = detail.pop("recorder", None) or {}
     meta = {
@@ -293,11 +352,11 @@ def ingest(
         "seed": recorded.get("seed"),
         "source_detail": detail,
     }
-    bar = Progress(total, enabled=progress)
+    bar = progress or Progress(None, enabled=False)
     max_action = -1
     writer = CacheWriter(out, meta=meta, overwrite=overwrite)
     try:
-        for episode in episodes():
+        for episode in episodes:
             episode = _clip(episode, clip_rewards)
             max_action = max(max_action, int(episode.actions.max()))
             if num_actions is not None and max_action >= num_actions:
@@ -325,7 +384,7 @@ def ingest(
         writer.abort()  # removes the temporary directory, even on a full disk
         bar.close()
         if isinstance(e, CacheWriteError):
-            raise CacheError(f"{e}{_space_needed(total, writer)}") from e
+            raise CacheError(f"{e}{_space_needed(bar.total, writer)}") from e
         raise
     bar.close()
     from offline_moe.replay.cache import read_meta

@@ -158,6 +158,28 @@ def ingest_dataset(source: str, data_dir: str, cache_dir: str, wanted: dict) -> 
     return cache_dir
 
 
+def record_cache_direct(
+    game: str, steps: int, cache_dir: str, wanted: dict, seed: int = 0, *, policy=POLICY, eps=None
+) -> str:
+    """Records straight into the cache (`data.record.record_cache`: no RLDS, no TensorFlow),
+    in this process; an existing cache is reused or refused as by `ingest_dataset`."""
+    from offline_moe.data.record import record_cache
+
+    if os.path.exists(os.path.join(cache_dir, "meta.json")):
+        check_identity(f"replay cache {cache_dir}", wanted, cache_identity(read_meta(cache_dir)))
+        _log(f"[local_data] cache exists: {cache_dir}")
+        return cache_dir
+    _log(f"[local_data] recording {steps:,} steps of {game} straight into {cache_dir}")
+    kwargs = {"eps": eps} if eps is not None else {}
+    record_cache(
+        game, steps, cache_dir, policy=policy, run=RUN, seed=seed, overwrite=True, **kwargs
+    )
+    return cache_dir
+
+
+VIAS = ("auto", "rlds", "direct")
+
+
 def ensure_local_cache(
     game: str,
     steps: int,
@@ -166,16 +188,27 @@ def ensure_local_cache(
     *,
     policy: str = POLICY,
     eps: float | None = None,
+    via: str = "auto",
 ) -> str:
     """Records (if needed) and ingests (if needed) `steps` steps of `game` by `policy` (and its
     `eps`); returns the cache.
+
+    `via`: 'rlds' records an RLDS dataset and ingests it (both in subprocesses: the public
+    format's path, TensorFlow kept out of this process); 'direct' records straight into the
+    cache in this process (no TensorFlow; the same cache, checked by tests/data/test_record.py);
+    'auto': 'rlds' where tensorflow-datasets is installed, else 'direct' (a GPU machine).
 
     Holds an exclusive lock (flock on `DATA_DIR/.locks/<cache>.lock`) meanwhile, so that
     several processes that need the same cache, e.g. the sweep's Ray tasks on nodes sharing
     DATA_DIR, make it once: the others wait, then find it made.
     """
     import fcntl
+    import importlib.util
 
+    if via not in VIAS:
+        raise ValueError(f"via: expected one of {', '.join(VIAS)}, got {via!r}")
+    if via == "auto":
+        via = "rlds" if importlib.util.find_spec("tensorflow_datasets") else "direct"
     who = {"policy": policy, "eps": eps}
     wanted = recording_identity(game, steps, seed, **who)
     rlds_dir = local_dataset_dir(game, steps, data_dir, seed, **who)
@@ -184,5 +217,7 @@ def ensure_local_cache(
     os.makedirs(locks, exist_ok=True)
     with open(os.path.join(locks, os.path.basename(cache_dir) + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed (or we die)
+        if via == "direct":
+            return record_cache_direct(game, steps, cache_dir, wanted, seed, **who)
         source = record_dataset(game, steps, rlds_dir, seed=seed, **who)
         return ingest_dataset(source, rlds_dir, cache_dir, wanted)

@@ -140,6 +140,28 @@ def description_identity(description: str) -> dict | None:
     }
 
 
+def _description(game, steps, *, policy, checkpoints, run, seed, eps, name) -> str:
+    """The recorder's account of a recording (the dataset description; `description_identity`
+    reads it back), as JSON."""
+    from offline_moe.envs import num_actions
+
+    return json.dumps(
+        {
+            "recorder": RECORDER,
+            "name": name,
+            "game": game,
+            "run": run,
+            "checkpoints": checkpoints,
+            "policy": policy,
+            "eps": eps if policy in ("eps_greedy", "scripted") else None,
+            "seed": seed,
+            "steps": steps,
+            "protocol": "dqn_replay",
+            "num_actions": num_actions(game, protocol="dqn_replay"),
+        }
+    )
+
+
 def recordable_game(game: str) -> str:
     """`game` checked against the RL Unplugged games and the known-answer envs ('catch' ->
     'Catch'; Atari names must be spelled as in the TFDS configs, e.g. 'MsPacman')."""
@@ -148,6 +170,21 @@ def recordable_game(game: str) -> str:
     if registry.is_known_answer(game):
         return registry.canonical_game(game)
     return games_lib.check_game(game, games=games_lib.RECORDABLE_GAMES)
+
+
+def check_request(game: str, steps: int, *, policy: str, eps: float, checkpoints: int) -> str:
+    """The canonical game, once the arguments of a recording are checked (before any play)."""
+    game = recordable_game(game)
+    make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
+    if policy == "scripted":
+        from offline_moe.envs import canonical_game, scripted
+
+        scripted.check_game(canonical_game(game))
+    if checkpoints < 1:
+        raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
+    if steps < checkpoints:
+        raise ValueError(f"--steps: expected at least one step per split (>= {checkpoints})")
+    return game
 
 
 def split_budget(steps: int, checkpoints: int) -> list[int]:
@@ -253,32 +290,11 @@ def record(
     """
     from offline_moe.envs import num_actions
 
-    game = recordable_game(game)
-    make_policy(policy, 1, np.random.default_rng(0), eps)  # validate before writing
-    if policy == "scripted":
-        from offline_moe.envs import canonical_game, scripted
-
-        scripted.check_game(canonical_game(game))
+    game = check_request(game, steps, policy=policy, eps=eps, checkpoints=checkpoints)
     out = os.path.expanduser(os.fspath(out))
-    if checkpoints < 1:
-        raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
-    if steps < checkpoints:
-        raise ValueError(f"--steps: expected at least one step per split (>= {checkpoints})")
     actions = num_actions(game, protocol="dqn_replay")
-    description = json.dumps(
-        {
-            "recorder": RECORDER,
-            "name": name,
-            "game": game,
-            "run": run,
-            "checkpoints": checkpoints,
-            "policy": policy,
-            "eps": eps if policy in ("eps_greedy", "scripted") else None,
-            "seed": seed,
-            "steps": steps,
-            "protocol": "dqn_replay",
-            "num_actions": actions,
-        }
+    description = _description(
+        game, steps, policy=policy, checkpoints=checkpoints, run=run, seed=seed, eps=eps, name=name
     )
     returns: list[float] = []
     terminated_count = 0
@@ -330,3 +346,120 @@ def record(
         "returns": returns,
         "num_actions": actions,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Straight into a replay cache (no TensorFlow).
+
+
+def _split_rows(game, checkpoint, budget, percent, kwargs) -> list:
+    """The cache rows (`data.common.Episode`s) of one split: its first `percent`% of episodes,
+    converted exactly as ingest converts the RLDS episodes `record` writes."""
+    from offline_moe.data.common import prefix_count
+    from offline_moe.data.tfds_source import steps_to_episode
+
+    episodes = list(record_split(game, checkpoint, budget, **kwargs))
+    keep = episodes[: prefix_count(percent, len(episodes))]
+    out = []
+    for i, episode in enumerate(keep):
+        rows = steps_to_episode(episode["steps"], where=f"split {checkpoint} episode {i}")
+        if rows is not None:
+            rows.checkpoint = checkpoint
+            out.append(rows)
+    return out
+
+
+def record_cache(
+    game: str,
+    steps: int,
+    out: str,
+    *,
+    policy: str = "random",
+    checkpoints: int = 1,
+    run: int = 1,
+    seed: int = 0,
+    eps: float = 0.1,
+    name: str = rlu_format.DEFAULT_NAME,
+    max_episode_steps: int | None = None,
+    percent: float = 100.0,
+    clip_rewards: bool = True,
+    overwrite: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict:
+    """Plays as `record` does and writes a replay cache directly: no RLDS, no TensorFlow.
+
+    The cache is the one `ingest --source=tfds:NAME/{Game}_run_{run} --percent=P` makes of the
+    dataset `record` writes with the same arguments: the same rows, and the same meta.json
+    (identity, action count, recorder's policy, steps and seed) except `source_detail`, which
+    says it was recorded directly. So a machine with JAX but no TensorFlow (a GPU host) can
+    make training data from real games, and the trainers cannot tell the two apart.
+
+    Args:
+      game, steps, policy, checkpoints, run, seed, eps, name, max_episode_steps: as `record`.
+      out: the replay cache directory to write (atomically, as ingest does).
+      percent: the first `percent`% of the episodes of each split, as ingest reads a split.
+      clip_rewards: clip rewards to [-1, 1] (recorded in meta.json), as ingest.
+      overwrite: replace an existing cache at `out`.
+      workers: processes playing splits side by side (splits are independent and seeded on
+        their own, so the cache does not depend on it); 1 plays them in this process.
+      progress: print progress lines on stderr.
+
+    Returns:
+      The meta dict written to `out/meta.json`.
+    """
+    from offline_moe.data.common import check_percent
+    from offline_moe.data.ingest import Progress, write_episodes
+    from offline_moe.replay.cache import CacheError
+
+    game = check_request(game, steps, policy=policy, eps=eps, checkpoints=checkpoints)
+    percent = check_percent(percent)
+    out = os.path.expanduser(os.fspath(out))
+    if os.path.exists(out) and not overwrite:
+        raise CacheError(f"--cache: {out} already exists; pass --overwrite to replace it")
+    description = _description(
+        game, steps, policy=policy, checkpoints=checkpoints, run=run, seed=seed, eps=eps, name=name
+    )
+    kwargs = dict(policy=policy, seed=seed, eps=eps, max_episode_steps=max_episode_steps)
+    budgets = split_budget(steps, checkpoints)
+
+    def episodes():
+        if workers <= 1:
+            for ckpt, budget in enumerate(budgets):
+                yield from _split_rows(game, ckpt, budget, percent, kwargs)
+            return
+        import concurrent.futures
+        import multiprocessing
+
+        # spawn: the caller may hold JAX's threads, which a fork would copy half-alive.
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(min(workers, checkpoints), ctx) as pool:
+            futures = [
+                pool.submit(_split_rows, game, ckpt, budget, percent, kwargs)
+                for ckpt, budget in enumerate(budgets)
+            ]
+            for future in futures:  # in split order, whichever finishes first
+                yield from future.result()
+
+    detail = {
+        "recorder": description_identity(description),
+        "dataset": name,
+        "config": rlu_format.config_name(game, run),
+        "version": rlu_format.VERSION,
+        "data_dir": None,
+        "written_by": f"{RECORDER} --cache (directly, no RLDS dataset)",
+    }
+    total = steps if percent == 100.0 else None
+    return write_episodes(
+        out,
+        episodes(),
+        source=f"tfds:{name}/{rlu_format.config_name(game, run)}",
+        game=game,
+        run=run,
+        checkpoints=list(range(checkpoints)),
+        percent=percent,
+        clip_rewards=clip_rewards,
+        detail=detail,
+        overwrite=overwrite,
+        progress=Progress(total, enabled=progress, name="record"),
+    )

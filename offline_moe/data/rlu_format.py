@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from offline_moe.data.common import import_tfds
 from offline_moe.replay.cache import install_dir
 
 DEFAULT_NAME = "rlu_atari_local"
@@ -69,7 +70,7 @@ def dataset_dir(data_dir: str, game: str, run: int, name: str = DEFAULT_NAME) ->
 
 def features_dict(with_clipped: bool = False):
     """The RLU Atari FeaturesDict (`with_clipped`: the older schema with clipped fields)."""
-    import tensorflow_datasets as tfds
+    tfds = import_tfds("the RL Unplugged features")
 
     steps = {
         "observation": tfds.features.Image(
@@ -189,7 +190,7 @@ class RLDSWriter:
         max_episodes_per_shard: int = 1000,
         description: str = "",
     ):
-        import tensorflow_datasets as tfds
+        tfds = import_tfds("writing an RLDS dataset (record --out)")
 
         self.target = os.path.abspath(dataset_dir(data_dir, game, run, name))
         if os.path.exists(self.target) and not overwrite:

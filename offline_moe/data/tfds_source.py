@@ -40,15 +40,15 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from offline_moe.data import rlu_format
-from offline_moe.data.common import Episode, IngestError, prefix_count
+from offline_moe.data.common import Episode, IngestError, import_tfds, prefix_count
 
 REQUIRED_STEP_FIELDS = ("observation", "action", "reward", "is_first", "is_terminal")
 _CONFIG_RE = re.compile(r"^(?P<game>[A-Za-z]+)_run_(?P<run>\d+)$")
 
 
 def _tfds():
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
+    tfds = import_tfds("reading a TFDS / RLDS dataset")
+    import tensorflow as tf  # present: import_tfds checked it
 
     # Ingest shares the host with JAX: keep TF off any GPU so it reserves no device memory.
     try:

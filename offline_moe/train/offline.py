@@ -290,7 +290,12 @@ def run_protocol(config: Mapping, tc: TrainConfig, ec: EvalConfig, meta: Mapping
 
 
 def train_and_evaluate(
-    config: Any, workdir: str, *, max_iterations: int | None = None, log=_log
+    config: Any,
+    workdir: str,
+    *,
+    max_iterations: int | None = None,
+    stop_at: float | None = None,
+    log=_log,
 ) -> dict | None:
     """Trains (or resumes) the run in `workdir`; returns summary.json's content when done.
 
@@ -301,16 +306,19 @@ def train_and_evaluate(
         preamble: lock, config comparison, build, then inputs.json and config.json).
       max_iterations: stop after this many iterations in THIS call (checkpointed, no summary);
         a later call resumes. For job schedulers with time limits, and for tests.
+      stop_at: a `time.time()` deadline: stop (checkpointed, no summary) after the first
+        iteration after which another one, as long as the last, would end past it. For a
+        machine lent for minutes (`bench device`); a later call resumes.
       log: progress printer.
 
     Returns:
-      The summary dict, or None if stopped by `max_iterations` before the end.
+      The summary dict, or None if stopped by `max_iterations` or `stop_at` before the end.
     """
     config = None if config is None else _to_dict(config)
     with open_run(workdir, config, log=log) as run:
         if run.finished:
             return run.summary
-        return _train(run, workdir, max_iterations=max_iterations, log=log)
+        return _train(run, workdir, max_iterations=max_iterations, stop_at=stop_at, log=log)
 
 
 def open_run(workdir: str, config: dict | None, *, log=_log):
@@ -331,7 +339,9 @@ def open_run(workdir: str, config: dict | None, *, log=_log):
     )
 
 
-def _train(run: rundir_lib.Run, workdir: str, *, max_iterations: int | None, log) -> dict | None:
+def _train(
+    run: rundir_lib.Run, workdir: str, *, max_iterations: int | None, stop_at: float | None, log
+) -> dict | None:
     rd, config = run.rd, run.config
     tc, lc, ec, learner, replay, torso_meta = run.built
     rd.write_protocol(run_protocol(config, tc, ec, replay.meta, torso_meta))
@@ -378,7 +388,7 @@ def _train(run: rundir_lib.Run, workdir: str, *, max_iterations: int | None, log
         stop = min(stop, start + max_iterations)
     for it in range(start, stop):
         pending: list[dict] = []
-        t_block = time.time()
+        t_block = t_iteration = time.time()
         for call in range(calls):
             state, m = train_step(state)
             pending.append(m)
@@ -433,6 +443,11 @@ def _train(run: rundir_lib.Run, workdir: str, *, max_iterations: int | None, log
                 "params": n_params,
             },
         )
+        now = time.time()
+        if stop_at is not None and it + 1 < stop and now + (now - t_iteration) > stop_at:
+            log(f"stopping after iteration {it + 1} (stop_at); resumes from {workdir}")
+            stop = it + 1
+            break
     if isinstance(train_step, HostTrainStep):
         train_step.close()  # the prefetch thread
     if stop < tc.num_iterations:

@@ -8,7 +8,13 @@ import pytest
 
 from offline_moe.data import rlu_format
 from offline_moe.data.ingest import ingest
-from offline_moe.data.record import EpsGreedyBanditPolicy, record, split_budget, split_seed
+from offline_moe.data.record import (
+    EpsGreedyBanditPolicy,
+    record,
+    record_cache,
+    split_budget,
+    split_seed,
+)
 from offline_moe.replay.cache import cache_identity, load_cache, source_kind
 from tests import REPO_ROOT
 
@@ -114,6 +120,63 @@ def test_ingest_recording_frames_match_replay(recorded, tmp_path):
         returns.append(total)
     assert returns == summary["returns"]
     assert frames.std() > 0  # real screens, not blanks
+
+
+def _same_cache(direct: str, ingested: str) -> None:
+    """Two caches hold the same rows and the same meta.json, but for what made them."""
+    a, meta_a = load_cache(direct)
+    b, meta_b = load_cache(ingested)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]), err_msg=name)
+    assert meta_a["source_detail"]["written_by"].startswith("offline_moe.record --cache")
+    for meta in (meta_a, meta_b):
+        for key in ("created", "source_detail"):
+            meta.pop(key)
+    assert meta_a == meta_b
+
+
+@pytest.mark.parametrize("percent", [100.0, 50.0])
+def test_record_cache_equals_record_then_ingest(recorded, tmp_path, percent):
+    """`record --cache` (no TensorFlow, splits played in 2 processes) makes the cache ingest
+    makes of `record`'s dataset: the same rows and identity, at 100% and at 50% of each split
+    (the first of each split's 2 episodes)."""
+    root, _ = recorded
+    ingested = str(tmp_path / "ingested")
+    ingest("tfds:rlu_atari_local/Pong_run_3", ingested, data_dir=root, percent=percent)
+    direct = str(tmp_path / "direct")
+    meta = record_cache(
+        "Pong",
+        STEPS,
+        direct,
+        policy="eps_greedy",
+        checkpoints=2,
+        run=3,
+        seed=SEED,
+        max_episode_steps=CAP,
+        percent=percent,
+        workers=2 if percent == 100.0 else 1,
+    )
+    assert meta["num_episodes"] == (4 if percent == 100.0 else 2)
+    _same_cache(direct, ingested)
+    with pytest.raises(ValueError, match="already exists"):
+        record_cache("Pong", STEPS, direct, checkpoints=2)
+
+
+def test_record_cache_of_catch_with_terminals(tmp_path):
+    """Terminated episodes too: Catch ends every 9 steps, so 100 steps hold 11 terminated
+    episodes and one of 1 step truncated by the budget (its final frame kept); the direct
+    cache equals the ingested one."""
+    root = str(tmp_path / "rlds")
+    record("Catch", 100, root, seed=3)
+    ingested = str(tmp_path / "ingested")
+    ingest("tfds:rlu_atari_local/Catch_run_1", ingested, data_dir=root, percent=100)
+    direct = str(tmp_path / "direct")
+    meta = record_cache("catch", 100, direct, seed=3)
+    assert meta["num_episodes"] == 12 and meta["num_transitions"] == 11 * 9 + 1
+    _same_cache(direct, ingested)
+    arrays, _ = load_cache(direct)
+    assert int(np.asarray(arrays["terminal"]).sum()) == 11
 
 
 def test_record_refuses_existing_dataset(recorded):
