@@ -352,11 +352,15 @@ class Check:
             self.guarded("learner", self.section_learner, replays)
         if "learning" in self.sections:
             self.guarded("learning", self.section_learning)
-        if replays and "replay_sampling" in self.sections:
+        if (
+            replays
+            and "replay_sampling" in self.sections
+            and not self.result.get("replay_sampling")
+        ):
             self.guarded("replay_sampling", self.section_replay_sampling, replays)
-        if "online" in self.sections:
+        if "online" in self.sections and not self.result.get("online"):
             self.guarded("online", self.section_online)
-        if "eval" in self.sections:
+        if "eval" in self.sections and not self.result.get("eval"):
             self.guarded("eval", self.section_eval)
         self.result["finished"] = not self.result["skipped"]
         self.result["memory_end"] = device_memory()
@@ -407,12 +411,15 @@ class Check:
         return {1: replay, 3: replay3}
 
     def _learner_plan(self) -> list[tuple[str, str, int, str]]:
-        """(agent, torso, seeds, dtype) still to measure: the float32 grid at the first seed
-        count, bfloat16 for one torso, then the other seed counts; earlier calls' removed."""
+        """(agent, torso, seeds, dtype) still to measure: CQL + soft_moe at every seed count
+        (how seeds scale), the float32 grid at the first seed count, bfloat16 for one torso,
+        then the other seed counts; what earlier calls measured is left out."""
         sz = self.sizes
-        plan = [(agent, torso, sz.seeds[0], "float32") for agent in AGENTS for torso in TORSOS]
+        plan = [("cql", "soft_moe", s, "float32") for s in sz.seeds]
+        plan += [(agent, torso, sz.seeds[0], "float32") for agent in AGENTS for torso in TORSOS]
         plan += [("cql", "soft_moe", sz.seeds[0], "bfloat16")]
         plan += [(a, t, s, "float32") for s in sz.seeds[1:] for a in AGENTS for t in TORSOS]
+        plan = list(dict.fromkeys(plan))  # each once, in the first place it comes
         done = {
             (x["agent"], x["torso"], x["num_seeds"], x.get("compute_dtype", "float32"))
             for x in self.result.get("learner", [])
