@@ -311,6 +311,7 @@ def ingest(
                 episode.rewards,
                 terminated=episode.terminated,
                 final_observation=episode.final_observation,
+                context=episode.context,
             )
             bar.update(episode.num_transitions, label=f"checkpoint {episode.checkpoint}")
         if writer.num_transitions == 0:
