@@ -161,6 +161,7 @@ def test_eval_counts_whole_games_with_noise_off():
     again, _ = train_online.evaluate(eval_act, state.train.params, **kw)
     np.testing.assert_array_equal(returns, again)  # deterministic given seed and iteration
     assert atari.num_actions(game, "atari100k") == agent.config.num_actions
+
     # Noise off: with every noisy layer's mean weights zeroed, the noise-free Q-values are
     # all equal, so evaluation at epsilon 0 plays action 0 everywhere; with the noise on the
     # Q-values are the noise alone (one draw per call) and pick another action here.
