@@ -52,6 +52,8 @@ class Episode:
         the last action (stored as an observation-only row). None for a terminated episode,
         or when the source does not have it (then the last row becomes observation-only).
       checkpoint: index of the source checkpoint (TFDS split / DQN-Replay suffix).
+      context: how many leading frames only fill the frame stacks of the rows after them
+        (the episode's earlier steps are not in the data); they carry no transition.
     """
 
     observations: np.ndarray
@@ -60,11 +62,12 @@ class Episode:
     terminated: bool
     final_observation: np.ndarray | None = None
     checkpoint: int = -1
+    context: int = 0
 
     @property
     def num_transitions(self) -> int:
         """Transitions this episode adds to a cache (rows that are not observation-only)."""
-        t = len(self.actions)
+        t = len(self.actions) - self.context
         if self.terminated or self.final_observation is not None:
             return t
         return t - 1

@@ -13,17 +13,35 @@ replay buffer as gzip-compressed `np.save` files::
 Row i holds the frame action i was taken on, its reward and terminal flag: the replay-cache
 row semantics already (`offline_moe.replay.cache`). The terminal (game-over) frame is never stored.
 
-Subsampling, as batch_rl's `FixedReplayBuffer` with `replay_capacity = percent * 10,000`
-does: keep the first n = int(percent / 100 * min(add_count, buffer length)) rows of each
-checkpoint (the first 50,000 of 1M at 5%). `invalid_range` is not needed: the kept prefix
-starts at row 0 of the buffer, which the cache marks as an episode start (zero frames before
-it), so no stack reaches across the write cursor.
+What the buffer holds besides steps (Dopamine `tf/replay_memory/circular_replay_buffer.py`,
+`OutOfGraphReplayBuffer.add` and `_add_zero_transition`): before the first step of every
+episode, `add` writes `stack_size - 1` = 3 padding rows (zero frame, action 0, reward 0, not
+terminal), so the rows after a terminal, and rows 0-2 of a buffer that never wrapped, are
+padding. The buffer is circular: once `add_count` exceeds its length, row `add_count % length`
+(the write cursor) is the oldest row and the row before it the newest, so the cursor cuts an
+episode, and the steps before the oldest row were overwritten.
 
-Episodes: boundaries come from `terminal`. Row 0 of a checkpoint usually continues an episode
-of the previous checkpoint; it is treated as an episode start. The last, cut episode of the
-prefix is truncated (not terminal): if row n exists in the buffer its frame is stored as the
-observation-only row after it (so all n transitions are kept); at 100% the last row itself
-becomes observation-only.
+Which rows are read (batch_rl `FixedReplayBuffer` with `replay_capacity = percent * 10,000`,
+as Dopamine's `labs/offline_rl/fixed_replay.py` `JaxFixedReplayBuffer._load_buffer` slices
+each buffer): the first n = int(percent / 100 * min(add_count, buffer length)) rows (the
+first 50,000 of 1M at 5%). Which of them start transitions follows that buffer's sampler
+(`is_valid_transition`): padding rows never do (their stack holds the previous terminal),
+stacks never reach past an episode start (the padding frames are the stack's zero frames),
+and no stack or n-step window crosses the write cursor (its `invalid_range`). The cache holds
+exactly the real steps: padding rows are dropped, each episode starts at its first real step
+(zero frames before it, as the padding gave), the episode the cursor cuts ends truncated at
+the newest row, and one that begins without its first steps (at row 0, whose history lies
+outside the prefix, or at the oldest row, whose history was overwritten) opens with up to 3
+context rows (`Episode.context`): their frames fill the later stacks but start no transition.
+Where the sliced buffer's sampler reads rows that are not the real history it is not
+followed: with its capacity set to n it wraps indices modulo n, so rows 0-2 would stack frames
+from the end of the prefix and the last row would bootstrap from row 0; here those rows are
+context and the last row's next frame is row n, the real next step.
+
+Episodes: boundaries come from `terminal`, the padding and the cursor. The last, cut episode of
+the prefix is truncated (not terminal): if row n exists in the buffer and continues it, its
+frame is stored as the observation-only row after it; otherwise (at 100%, or when row n is the
+cursor) the last row itself becomes observation-only.
 
 Streaming: only the prefix of each file is decompressed, frames are read episode by episode,
 and one checkpoint is open at a time.
@@ -173,11 +191,20 @@ _EXPECTED = {
 }
 
 
+# DQN-Replay's frame stack: the logging agent's `stack_size` (Dopamine's Atari default, 4), so
+# its logs hold STACK_SIZE - 1 padding rows before every episode.
+STACK_SIZE = 4
+
+
 def checkpoint_plan(replay_dir: str, checkpoint: int, percent: float) -> dict:
-    """Checks one checkpoint's files (headers only) and computes its prefix length.
+    """Checks one checkpoint's files and plans the episodes of its kept prefix.
+
+    Reads the headers, `add_count` and the terminal flags (1 byte a row); no frames.
 
     Returns:
-      dict(checkpoint, total (valid rows), keep (n transitions kept), rows (array length)).
+      dict(checkpoint, rows (array length), add_count, total (written rows), prefix (rows
+      read, the first `percent`% of total), segments (the episodes, see `segments`), keep
+      (transitions they hold)).
     """
     shapes = {}
     for field in STORE_FIELDS:
@@ -201,111 +228,146 @@ def checkpoint_plan(replay_dir: str, checkpoint: int, percent: float) -> dict:
             "($store$_*_ckpt.{checkpoint}.gz)"
         )
     rows = shapes["observation"]
-    total = min(read_add_count(replay_dir, checkpoint), rows)
-    return {
+    add_count = read_add_count(replay_dir, checkpoint)
+    total = min(add_count, rows)
+    prefix = prefix_count(percent, total)
+    with GzipNpyReader(store_path(replay_dir, "terminal", checkpoint), "terminal") as reader:
+        terminal = reader.read(rows).astype(bool)
+    plan = {
         "checkpoint": checkpoint,
         "rows": rows,
+        "add_count": add_count,
         "total": total,
-        "keep": prefix_count(percent, total),
+        "prefix": prefix,
+        "terminal": terminal,
     }
+    return _with_segments(plan, segments(terminal, add_count, prefix))
+
+
+def _with_segments(plan: dict, chosen: list[tuple]) -> dict:
+    return {**plan, "segments": chosen, "keep": int(sum(seg[-1] for seg in chosen))}
+
+
+def padding_rows(terminal: np.ndarray, add_count: int, stack: int = STACK_SIZE):
+    """Which rows of a Dopamine replay buffer are `add`'s padding, and each row's write order.
+
+    Args:
+      terminal: bool [R], the buffer's terminal flags.
+      add_count: the buffer's `add_count` (rows written, padding included).
+      stack: the logging agent's stack size.
+
+    Returns:
+      padding: bool [R], a padding row (one of the `stack - 1` rows written before an
+        episode's first step). Rows right after the cursor whose earlier rows were
+        overwritten are not marked (it is unknown whether they are padding).
+      age: int [R], the write order of each row (0: the oldest row, at the cursor of a
+        wrapped buffer; row i of a buffer that never wrapped).
+    """
+    terminal = np.asarray(terminal, bool)
+    rows = terminal.size
+    wrapped = add_count > rows
+    age = np.arange(rows)
+    if wrapped:
+        age = (age - add_count % rows) % rows
+    padding = np.zeros(rows, bool)
+    for j in range(1, stack):
+        padding |= np.roll(terminal, j) & (age >= j)  # a terminal j rows earlier
+    if not wrapped:
+        padding[: stack - 1] = True  # the first episode's padding
+    return padding, age
+
+
+def segments(
+    terminal: np.ndarray, add_count: int, stop: int, stack: int = STACK_SIZE
+) -> list[tuple[int, int, int, bool, bool, int]]:
+    """The episodes of rows [0, stop) of a Dopamine replay buffer, padding left out.
+
+    Args:
+      terminal, add_count, stack: as in `padding_rows`.
+      stop: rows [0, stop) are read (the prefix).
+
+    Returns:
+      [(start, end, context, terminated, final, transitions)]: rows [start, end) are real
+      steps of one episode; the first `context` of them only fill frame stacks (the steps
+      before `start` are not in the prefix or were overwritten); `final` says row `end` is the
+      next step of a truncated episode (its frame is stored after it); `transitions` is what
+      the episode adds to a cache. Episodes without a transition are left out.
+    """
+    terminal = np.asarray(terminal, bool)
+    rows = terminal.size
+    total = min(add_count, rows)
+    stop = min(stop, total)
+    if stop <= 0:
+        return []
+    padding, age = padding_rows(terminal, add_count, stack)
+    real = ~padding[:stop]
+    i = np.arange(stop)
+    before_real = np.append(False, real[:-1])
+    before_terminal = np.append(False, terminal[: stop - 1])
+    begins = np.flatnonzero(real & ((i == 0) | ~before_real | before_terminal | (age[:stop] == 0)))
+    out = []
+    for k, s in enumerate(begins):
+        limit = begins[k + 1] if k + 1 < len(begins) else stop
+        gaps = np.flatnonzero(~real[s:limit])
+        e = int(s + gaps[0]) if gaps.size else int(limit)
+        terminated = bool(terminal[e - 1])
+        fresh = age[s] >= 1 and padding[(s - 1) % rows]  # the padding ran right before s
+        context = 0 if fresh else min(stack - 1, e - s)
+        # Row e continues the episode unless it is past the written rows or the cursor.
+        final = not terminated and e == stop and e < total and age[e] == age[e - 1] + 1
+        transitions = e - s - context - (0 if terminated or final else 1)
+        if transitions > 0:
+            out.append((int(s), e, context, terminated, bool(final), int(transitions)))
+    return out
 
 
 def iter_checkpoint_episodes(replay_dir: str, plan: dict) -> Iterator[Episode]:
-    """Yields the episodes of one checkpoint's kept prefix (see module docstring)."""
-    ckpt, keep, total = plan["checkpoint"], plan["keep"], plan["total"]
-    if keep == 0:
+    """Yields the episodes of `plan["segments"]` (see module docstring), in row order.
+
+    Frames are read front to back, one episode at a time; the rows between episodes (padding,
+    episodes not drawn) are read and dropped.
+    """
+    ckpt = plan["checkpoint"]
+    chosen = plan["segments"]
+    if not chosen:
         return
-    # Rows needed: the kept transitions plus, if present, the frame after the last one.
-    read_rows = min(keep + 1, total)
+    last = chosen[-1]
+    read_rows = last[1] + int(last[4])
     small = {}
-    for field in ("action", "reward", "terminal"):
+    for field in ("action", "reward"):
         with GzipNpyReader(store_path(replay_dir, field, ckpt), field) as reader:
             small[field] = reader.read(read_rows)
-    terminal = small["terminal"][:keep].astype(bool)
-    ends = list(np.flatnonzero(terminal) + 1)  # exclusive ends of terminated episodes
-    if not ends or ends[-1] != keep:
-        ends.append(keep)  # the cut (truncated) episode
     with GzipNpyReader(store_path(replay_dir, "observation", ckpt), "observation") as frames:
-        start = 0
-        for end in ends:
+        position = 0
+        for start, end, context, terminated, final, _ in chosen:
+            if start > position:
+                frames.read(start - position)  # padding, or episodes not drawn
             obs = frames.read(end - start)
-            terminated = bool(terminal[end - 1])
-            final = None
-            if not terminated and end < read_rows:
-                final = frames.read(1)[0]
-            episode = _episode(obs, small, start, end, terminated, final, ckpt)
-            if episode.num_transitions > 0:
-                yield episode
-            start = end
-
-
-def _episode(obs, small: dict, start: int, end: int, terminated: bool, final, ckpt) -> Episode:
-    """The Episode of rows [start, end) of a checkpoint (obs: their frames)."""
-    return Episode(
-        observations=obs,
-        actions=small["action"][start:end].astype(np.int32),
-        rewards=small["reward"][start:end].astype(np.float32),
-        terminated=terminated,
-        final_observation=final,
-        checkpoint=ckpt,
-    )
-
-
-def episode_bounds(terminal: np.ndarray) -> list[tuple[int, int]]:
-    """[(start, end)) of the episodes of a checkpoint's rows, from its terminal flags.
-
-    Row 0 starts an episode (it usually continues one of the previous checkpoint); the last
-    episode ends at the last row, terminated or cut.
-    """
-    ends = list(np.flatnonzero(np.asarray(terminal, bool)) + 1)
-    if not ends or ends[-1] != len(terminal):
-        ends.append(len(terminal))
-    starts = [0, *ends[:-1]]
-    return [(a, b) for a, b in zip(starts, ends) if b > a]
+            position = end
+            final_frame = None
+            if final:
+                final_frame = frames.read(1)[0]
+                position += 1
+            yield Episode(
+                observations=obs,
+                actions=small["action"][start:end].astype(np.int32),
+                rewards=small["reward"][start:end].astype(np.float32),
+                terminated=terminated,
+                final_observation=final_frame,
+                checkpoint=ckpt,
+                context=context,
+            )
 
 
 def random_plan(replay_dir: str, plan: dict, seed: int) -> dict:
     """`plan` (from `checkpoint_plan`) with whole episodes drawn at random (`random_episodes`)
-    instead of the prefix: adds `episodes`, the kept [(start, end)), and resets `keep`."""
+    from all written rows instead of the prefix, until its transition budget is reached."""
     from offline_moe.data.common import random_episodes
 
-    ckpt, total = plan["checkpoint"], plan["total"]
-    with GzipNpyReader(store_path(replay_dir, "terminal", ckpt), "terminal") as reader:
-        terminal = reader.read(total).astype(bool)
-    bounds = episode_bounds(terminal)
-    chosen = random_episodes([b - a for a, b in bounds], plan["keep"], seed, ckpt)
-    episodes = [bounds[i] for i in chosen]
-    return {**plan, "episodes": episodes, "keep": int(sum(b - a for a, b in episodes))}
+    ckpt = plan["checkpoint"]
+    every = segments(plan["terminal"], plan["add_count"], plan["total"])
+    chosen = random_episodes([seg[-1] for seg in every], plan["keep"], seed, ckpt)
+    return _with_segments(plan, [every[i] for i in chosen])
 
 
-def iter_random_episodes(replay_dir: str, plan: dict) -> Iterator[Episode]:
-    """Yields the episodes `random_plan` chose, whole, in checkpoint order.
-
-    A chosen episode cut by the end of the checkpoint is truncated (its last row becomes the
-    observation-only row, as at 100% in the prefix rule); all others end as in the data.
-    """
-    ckpt, total = plan["checkpoint"], plan["total"]
-    if not plan["episodes"]:
-        return
-    small = {}
-    for field in ("action", "reward", "terminal"):
-        with GzipNpyReader(store_path(replay_dir, field, ckpt), field) as reader:
-            small[field] = reader.read(total)
-    terminal = small["terminal"].astype(bool)
-    with GzipNpyReader(store_path(replay_dir, "observation", ckpt), "observation") as frames:
-        position = 0
-        for start, end in plan["episodes"]:
-            if start > position:
-                frames.read(start - position)  # skip the episodes not drawn
-            obs = frames.read(end - start)
-            position = end
-            terminated = bool(terminal[end - 1])
-            final = None
-            if not terminated and end - start < 2:
-                continue  # a single cut frame holds no transition
-            if not terminated:  # cut by the checkpoint's end: its last frame ends it
-                obs, final = obs[:-1], obs[-1]
-                end -= 1
-            episode = _episode(obs, small, start, end, terminated, final, ckpt)
-            if episode.num_transitions > 0:
-                yield episode
+iter_random_episodes = iter_checkpoint_episodes  # the plan says which episodes

@@ -370,6 +370,7 @@ def write_episodes(
                 episode.rewards,
                 terminated=episode.terminated,
                 final_observation=episode.final_observation,
+                context=episode.context,
             )
             bar.update(episode.num_transitions, label=f"checkpoint {episode.checkpoint}")
         if writer.num_transitions == 0:

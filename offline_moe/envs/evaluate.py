@@ -103,7 +103,7 @@ def evaluate(
     Returns:
       {"returns": [mean return per seed], "episodes": [count per seed],
        "agent_steps": [per seed], "episode_returns": [[...] per seed], "eval_s": seconds,
-       "env_steps_per_s": agent steps of all envs per second}.
+       "env_steps_per_s": agent steps of counted episodes per second, all seeds}.
     """
     from offline_moe.envs.pool import EmulatorPool  # lazily: the ALE and cv2
 
@@ -141,15 +141,14 @@ def evaluate(
         t = 0
         while counted.any():
             actions = np.asarray(act_fn(params, obs, step_keys(keys, t), cfg.epsilon))  # [S, E]
-            if cfg.backend == "pool":
+            if backend == "pool":
                 # Only counted envs are stepped: the others' results are ignored, and every env
                 # acts on its own observation and key, so skipping them changes no counted
                 # episode. (ale-py's vector interface steps all of its envs together.)
                 obs, done, ret = envs.step(actions, active=counted)
-                total_env_steps += int(counted.sum())
             else:
                 obs, done, ret = envs.step(actions)
-                total_env_steps += s_ * e_
+            total_env_steps += int(counted.sum())  # steps of counted episodes only
             started_steps += counted.sum(axis=1)
             for s, e in zip(*np.nonzero(done & counted)):
                 episode_returns[s].append(float(ret[s, e]))

@@ -38,7 +38,8 @@ def drq_augment(
     Args:
       key: PRNG key.
       images: [B, H, W, C] images.
-      pad: pad width (4); the crop offset is uniform in {0, ..., 2*pad} per axis and image.
+      pad: pad width (4); the crop offset is uniform in {0, ..., 2*pad - 1} per axis and
+        image (Dopamine's range).
       intensity_scale: 0.05; 0 disables the intensity jitter.
 
     Returns:
@@ -48,7 +49,10 @@ def drq_augment(
     b = images.shape[0]
     images = images.astype(jnp.float32)
     k_shift, k_int = jax.random.split(key)
-    shifts = jax.random.randint(k_shift, (b, 2), 0, 2 * pad + 1)  # [B, 2]
+    # Offsets in {0, ..., 2 * pad - 1}: Dopamine's `random_crop` (labs/atari_100k/
+    # atari_100k_rainbow_agent.py) draws randint(minval=0, maxval=padded - size), maxval
+    # exclusive, so the shift 2 * pad is never drawn.
+    shifts = jax.random.randint(k_shift, (b, 2), 0, 2 * pad)  # [B, 2]
     out = jax.vmap(lambda im, s: random_shift(im, s[0], s[1], pad))(images, shifts)
     factor = intensity_factor(k_int, b, intensity_scale)  # [B]
     return out * factor[:, None, None, None]

@@ -29,8 +29,11 @@ and reward are not part of any transition's first step). Rules:
   row with `observation_only` set, so that the last transition can still be bootstrapped.
   If it is not known, the last row itself becomes `observation_only`: its frame can serve as
   the next state of the row before, but its own transition has no next state.
-* `terminal` and `observation_only` are only ever set on the last row of an episode, and
-  never both.
+* An episode whose first steps are lost (data that begins mid-episode, e.g. a DQN-Replay
+  checkpoint read from row 0 or from its write cursor) may open with `context` rows: frames
+  that only fill the frame stacks of the rows after them, flagged `observation_only`.
+* `terminal` is only ever set on the last row of an episode; `observation_only` only on the
+  last row or on leading context rows; never both on one row.
 
 Worked example: episode A terminates after 3 actions, episode B is truncated after 2 actions
 with its final frame f2 known, episode C is truncated after 2 actions with no final frame::
@@ -310,8 +313,9 @@ class CacheWriter:
         *,
         terminated: bool,
         final_observation: np.ndarray | None = None,
+        context: int = 0,
     ) -> None:
-        """Appends one episode of T transitions.
+        """Appends one episode of T rows (T - context transitions, fewer when truncated).
 
         Args:
           observations: uint8 [T, 84, 84]; observations[t] is the frame action t was taken on.
@@ -322,6 +326,8 @@ class CacheWriter:
           final_observation: uint8 [84, 84], the frame after the last action of a truncated
             episode; stored as an observation-only row. Ignored (not stored) if `terminated`.
             If truncated and None, the last row becomes observation-only.
+          context: how many leading rows are frame-stack history only (observation-only; the
+            episode's earlier steps are not in the data).
         """
         if self._closed:
             raise RuntimeError("CacheWriter is closed")
@@ -354,10 +360,15 @@ class CacheWriter:
                 )
         extra = 1 if (final_observation is not None and not terminated) else 0
         n = t + extra
+        if not 0 <= context < n - (0 if terminated or extra else 1):
+            raise ValueError(
+                f"add_episode: context={context} leaves no transition in an episode of {t} rows"
+            )
         terminal = np.zeros(n, np.bool_)
         start = np.zeros(n, np.bool_)
         obs_only = np.zeros(n, np.bool_)
         start[0] = True
+        obs_only[:context] = True
         if terminated:
             terminal[t - 1] = True
         else:
@@ -636,7 +647,11 @@ def _check_flags(cache_dir: str, arrays: Mapping[str, np.ndarray], meta: Mapping
         raise CacheError(f"replay cache {cache_dir}: episode_start.npy row 0 must be True")
     # A row is the last of its episode iff the next row starts an episode (or it is last).
     last = np.append(start[1:], True)
-    for name, flag in (("terminal", terminal), ("observation_only", obs_only)):
+    # Context rows: observation-only rows from an episode's first row on (a run of them).
+    context = obs_only & start
+    for i in np.flatnonzero(obs_only[1:] & ~start[1:]) + 1:
+        context[i] = context[i - 1]
+    for name, flag in (("terminal", terminal), ("observation_only", obs_only & ~context)):
         bad = np.flatnonzero(flag & ~last)
         if bad.size:
             raise CacheError(

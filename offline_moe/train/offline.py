@@ -197,7 +197,7 @@ def build(config: Mapping, log=_log):
     """
     from offline_moe.networks import make_torso, torso_spec
     from offline_moe.replay import memory
-    from offline_moe.replay.cache import load_cache
+    from offline_moe.replay.cache import load_cache, read_meta
     from offline_moe.replay.device import DeviceReplay
 
     tc, lc, ec = unpack(config)
@@ -214,12 +214,14 @@ def build(config: Mapping, log=_log):
         game_actions = envs.num_actions(game, ec.protocol)
     except ValueError as e:
         raise ValueError(f"config.game / config.eval.protocol: {e}") from None
-    arrays, cache_meta = load_cache(tc.cache_dir, mmap=True, num_actions=game_actions)
-    cache_game = cache_meta.get("game")
+    # The game first: a cache of another game would otherwise be refused for its action count
+    # without naming either game.
+    cache_game = read_meta(tc.cache_dir).get("game")
     if cache_game and str(cache_game).replace("_", "").lower() != game.lower():
         raise ValueError(
             f"config.game is {tc.game!r} but the replay cache {tc.cache_dir!r} holds {cache_game!r}"
         )
+    arrays, cache_meta = load_cache(tc.cache_dir, mmap=True, num_actions=game_actions)
     clipped = cache_meta.get("clip_rewards")
     if clipped is not None and bool(clipped) != bool(config["data"]["clip_rewards"]):
         raise ValueError(

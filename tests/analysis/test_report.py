@@ -292,11 +292,12 @@ def test_iqm_curve_equals_iqm_of_each_iteration(tmp_path):
     assert curve.point[-1] == pytest.approx(res.aggregates[("soft_moe", "final")]["iqm"][0])
 
 
-def _paper_suite(root, variants, *, games=suites.OFFLINE_PAPER, **kwargs):
-    """One run per (game, variant) with 3 seeds at HNS level + small per-seed offsets."""
+def _paper_suite(root, variants, *, games=suites.OFFLINE_PAPER, offsets=(0.0, 0.01, 0.02),
+                 **kwargs):  # fmt: skip
+    """One run per (game, variant), one seed per offset, at HNS level + the seed's offset."""
     for game in games:
         for torso, extra, level in variants:
-            hns = level + np.array([[0.0, 0.01, 0.02]])
+            hns = level + np.array([offsets])
             make_run(root, "cql", game, torso, 0, hns_to_raw(game, hns), extra_torso=extra,
                      iterations=200, **kwargs)  # fmt: skip
 
@@ -469,5 +470,76 @@ def test_online_verdict_and_published_iqm_say_how_the_runs_differ(tmp_path):
     text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
     assert "## der (online interaction, 10 x 10,000 agent steps, eval dqn_replay" in text
     diff = "**not comparable**: 2 games aggregated vs the paper's 26 (atari100k)"
-    assert f"at 100k steps: no real difference between variants -- {diff}" in text
+    assert (
+        f"at 100k agent steps (400k frames): no real difference between variants -- {diff}" in text
+    )
     assert "Published Atari 100k IQM of DER: 0.183" in text and f"2 games -- {diff}" in text
+
+
+def test_one_seed_per_game_gets_numbers_but_no_verdict(tmp_path):
+    """1 seed per game: the ordering and the claims show their numbers, but nothing is called
+    confident, agreeing or disagreeing; the header states the rule. 3 seeds: verdicts."""
+    root = tmp_path / "runs"
+    variants = [("baseline", None, 0.3), ("soft_moe", None, 0.6), ("top1_moe", None, 0.1)]
+    _paper_suite(root, variants, offsets=(0.0,))
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    assert "at least 3 seeds of every variant and the 95% CIs separate" in text.split("## ")[0]
+    section = text.split("### Verdict")[1]
+    assert "Top variant `soft_moe`: too few seeds for a verdict (1 seed(s)" in section
+    for word in ("confident", "**agrees**", "**disagrees**", "**inconclusive**"):
+        assert word not in section.replace("not a confident", "")
+    assert section.count("too few seeds for a verdict") == 4  # top line, best, two claims
+    assert "P(improve over `baseline`) = 1.000" in section  # the numbers are still there
+    root3 = tmp_path / "runs3"
+    _paper_suite(root3, variants)
+    section = report.write_report(root3, tmp_path / "out3", reps=100, plots=False)
+    section = section.split("### Verdict")[1]
+    assert "(confident)" in section and "**agrees**" in section and "too few" not in section
+
+
+def test_no_improvement_claim_agrees_inside_the_equivalence_margin(tmp_path):
+    """ "Top1-MoE does not improve CQL" with top1_moe scoring exactly the baseline: P(improve)
+    = 0.5 with a point CI, inside [0.4, 0.6] -> agrees (it was inconclusive). The rule's other
+    cases are checked on their CIs."""
+    root = tmp_path / "runs"
+    variants = [("baseline", None, 0.3), ("soft_moe", None, 0.6), ("top1_moe", None, 0.3)]
+    _paper_suite(root, variants, offsets=(0.0, 0.0, 0.0))
+    section = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    line = [x for x in section.splitlines() if "Top1-MoE does not improve CQL." in x][0]
+    assert "0.500 [0.500, 0.500]" in line and line.endswith("**agrees**.")
+    assert "inside the margin [0.4, 0.6]" in line
+    from offline_moe.analysis.report.verdict import claim_status
+
+    assert claim_status(False, 0.2, 0.45)[1] is True  # worse: no improvement
+    assert claim_status(False, 0.42, 0.58)[1] is True  # equivalent
+    assert claim_status(False, 0.55, 0.9)[1] is False  # improves
+    assert claim_status(False, 0.3, 0.7)[1] is None  # too wide: absence of evidence
+    assert claim_status(True, 0.55, 0.9)[1] is True and claim_status(True, 0.4, 0.6)[1] is None
+
+
+def test_low_data_statements_meet_runs_at_their_own_budget(tmp_path):
+    """A preset=fig12,frames=50000000 run (50 x 250,000 agent steps, ResNet, 8 experts) meets
+    the 50M-frame statement of Fig. 12 without a budget difference, and is not comparable with
+    the 100k statement or Fig. 16 (4 experts); a 100k run is the other way round."""
+    for budget, (its, per) in {"long": (50, 250_000), "100k": (10, 10_000)}.items():
+        root = tmp_path / budget
+        for game in ("Pong", "Breakout"):
+            for torso, level in (("baseline", 0.2), ("soft_moe", 0.3)):
+                make_run(root, "der", game, torso, 0, hns_to_raw(game, [[level] * 3]),
+                         online=True, iterations=its, per_iteration=per)  # fmt: skip
+        text = report.write_report(root, tmp_path / f"out{budget}", reps=100, plots=False)
+        lines = {}
+        for x in text.splitlines():
+            for key in ("Fig. 12 / Fig. 16)", "Fig. 12)", "Fig. 16)"):
+                if f"Paper ({key}" in x:
+                    lines[key] = x
+        budget_diff = {k: "budget" in v for k, v in lines.items()}
+        if budget == "long":
+            assert budget_diff == {"Fig. 12 / Fig. 16)": True, "Fig. 12)": False,
+                                   "Fig. 16)": False}  # fmt: skip
+            assert "50M frames" in lines["Fig. 12)"] and "num_experts=8" not in lines["Fig. 12)"]
+            assert "no soft_moe run with encoder=impala, num_experts=4" in lines["Fig. 16)"]
+        else:
+            assert budget_diff == {"Fig. 12 / Fig. 16)": False, "Fig. 12)": True,
+                                   "Fig. 16)": True}  # fmt: skip
+            assert "vs the paper's 50 x 250,000 agent steps" in lines["Fig. 12)"]

@@ -22,10 +22,13 @@ class FakeBatchedAtari:
     def reset(self):
         return np.zeros((2, 84, 84, 4), np.uint8)
 
+    stepped = 0  # env steps taken by all instances
+
     def step(self, actions, active=None):
         assert actions.shape == (2,)
         active = np.ones(2, bool) if active is None else active
         self.t += active  # envs outside `active` are not stepped
+        FakeBatchedAtari.stepped += int(active.sum())
         lengths = self.lengths
         done = active & (self.t == lengths)
         self.t[done] = 0
@@ -41,14 +44,20 @@ class FakeBatchedAtari:
 
 
 def test_full_episodes_until_budget_hand_counted(monkeypatch):
+    """The default backend ('auto') on a game the vector interface lacks falls back to the
+    pool: finished envs are not stepped, and env_steps_per_s counts counted steps only."""
+    from offline_moe.envs import vector
+
     monkeypatch.setattr(atari, "BatchedAtari", FakeBatchedAtari)
+    monkeypatch.setattr(vector, "supports", lambda game, protocol: False)
+    monkeypatch.setattr(FakeBatchedAtari, "stepped", 0)
     calls = []
 
     def act_fn(params, obs, keys, eps):
         calls.append((obs.shape, keys.shape, eps))
         return jnp.zeros(obs.shape[:2], jnp.int32)
 
-    cfg = EvalConfig(steps=10, num_envs=2, epsilon=0.001, backend="pool")  # the fake
+    cfg = EvalConfig(steps=10, num_envs=2, epsilon=0.001)  # default backend: the pool
     keys = jnp.zeros((2, 2), jnp.uint32)
     out = evaluate(act_fn, None, game="Pong", cfg=cfg, keys=keys, env_seeds=[10, 20])
     # Seed 0 (lengths 3, 5): counted steps 2, 4, 6 (env 0 ends: 3, keeps going since 6 < 10),
@@ -59,6 +68,9 @@ def test_full_episodes_until_budget_hand_counted(monkeypatch):
     assert out["agent_steps"] == [11, 16]
     assert out["returns"] == pytest.approx([11 / 3, 4.0])
     assert len(calls) == 8  # the loop ends when the last counted episode ends
+    # 11 + 16 counted steps; stepping every env in every call would be 8 x 4 = 32.
+    assert FakeBatchedAtari.stepped == 27
+    assert out["env_steps_per_s"] * out["eval_s"] == pytest.approx(27)
     assert calls[0] == ((2, 2, 84, 84, 4), (2, 2), 0.001)
 
 

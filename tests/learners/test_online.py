@@ -116,7 +116,7 @@ def test_augment_shapes_identity_and_crop_bounds():
     centred = augment.random_shift(images[0], 4, 4)
     np.testing.assert_array_equal(np.asarray(centred), np.asarray(images[0]))
     # Crop bounds: each output (intensity off) is a window of the edge-padded input at an
-    # offset in [0, 8] x [0, 8], the same for all stacked frames.
+    # offset in [0, 7] x [0, 7], the same for all stacked frames.
     shifted = np.asarray(augment.drq_augment(jax.random.key(2), images, intensity_scale=0.0))
     padded = np.pad(np.asarray(images), ((0, 0), (4, 4), (4, 4), (0, 0)), mode="edge")
     offsets = set()
@@ -130,6 +130,16 @@ def test_augment_shapes_identity_and_crop_bounds():
         assert hits, f"image {b} is not a crop of its padded input"
         offsets.add(hits[0])
     assert len(offsets) > 1  # per-image shifts
+
+
+def test_augment_crop_offsets_are_dopamines_0_to_7():
+    """Dopamine draws the crop offset with randint(0, padded - size) = {0..7} (maxval
+    exclusive). Pixel (4, 4) of a crop at offset (dy, dx) is input pixel (dy, dx); on 2,048
+    images every offset 0..7 appears on both axes and 8 never does."""
+    images = jnp.broadcast_to(jnp.arange(144.0).reshape(1, 12, 12, 1), (2048, 12, 12, 1))
+    out = np.asarray(augment.drq_augment(jax.random.key(5), images, intensity_scale=0.0))
+    v = out[:, 4, 4, 0].astype(int)
+    assert set(v // 12) == set(range(8)) and set(v % 12) == set(range(8))
 
 
 def test_augment_intensity_range():

@@ -208,3 +208,26 @@ def test_streaming_header_handles_large_counts():
     # The fixed-size header must fit any realistic row count.
     header = cache._npy_header(np.dtype(np.uint8), (10**12, 84, 84))
     assert len(header) == 128 and header.endswith(b"\n")
+
+
+def test_context_rows_fill_stacks_but_start_no_transition(tmp_path):
+    """An episode that begins mid-game (context=2): frames 5 and 6 are observation-only rows
+    before its first transition, which is row 2 with the stack (0, 5, 6, 7); rows 0-1 are
+    never drawn, and an observation-only row that is neither leading nor last is refused."""
+    from offline_moe.replay.device import DeviceReplay
+
+    out = str(tmp_path / "c")
+    with CacheWriter(out, meta={"num_actions": 6}) as w:
+        w.add_episode(frames([5, 6, 7, 8]), [1, 2, 3, 4], [0.0] * 4, terminated=True, context=2)
+        with pytest.raises(ValueError, match="context=3 leaves no transition"):
+            w.add_episode(frames([1, 2, 3]), [1, 1, 1], [0.0] * 3, terminated=False, context=3)
+    arrays, meta = load_cache(out)
+    np.testing.assert_array_equal(arrays["observation_only"], [True, True, False, False])
+    assert meta["num_transitions"] == 2
+    replay = DeviceReplay.load(out, stack=4, n_step=1)
+    np.testing.assert_array_equal(np.asarray(replay.valid), [2, 3])
+    obs = np.asarray(replay.transitions(replay.valid)["obs"])
+    np.testing.assert_array_equal(obs[0, 0, 0], [0, 5, 6, 7])
+    _rewrite(os.path.join(out, "observation_only.npy"), np.array([True, False, True, False]))
+    with pytest.raises(CacheError, match="observation_only.npy is set on row 2"):
+        load_cache(out)

@@ -200,6 +200,14 @@ def test_config_mismatch_and_missing_cache_are_clear_errors(cache_dir, tmp_path)
         cql.get_config("smok")
 
 
+def test_a_cache_of_another_game_is_refused_naming_both_games(cache_dir):
+    """The fixture's cache is Pong's (6 actions); Breakout has 4: the refusal names the games,
+    not the action counts."""
+    config = tiny(cql.get_config("game=Breakout"), cache_dir)
+    with pytest.raises(ValueError, match=r"config.game is 'Breakout' but .* holds 'Pong'"):
+        build(config.to_dict())
+
+
 def test_cache_percent_and_source_are_checked_against_the_config(cache_dir):
     # The fixture's cache holds 100% of a local recording (meta.json); the paper config says 5%
     # of DQN-Replay.

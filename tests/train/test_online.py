@@ -3,6 +3,7 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -160,6 +161,21 @@ def test_eval_counts_whole_games_with_noise_off():
     again, _ = train_online.evaluate(eval_act, state.train.params, **kw)
     np.testing.assert_array_equal(returns, again)  # deterministic given seed and iteration
     assert atari.num_actions(game, "atari100k") == agent.config.num_actions
+
+    # Noise off: with every noisy layer's mean weights zeroed, the noise-free Q-values are
+    # all equal, so evaluation at epsilon 0 plays action 0 everywhere; with the noise on the
+    # Q-values are the noise alone (one draw per call) and pick another action here.
+    def zero_mu(path, x):
+        return jnp.zeros_like(x) if "mu_" in jax.tree_util.keystr(path) else x
+
+    params = jax.tree_util.tree_map_with_path(zero_mu, state.train.params)
+    obs = jax.random.randint(jax.random.key(1), (1, 64, 84, 84, 4), 0, 256).astype(jnp.uint8)
+    keys = jax.random.split(jax.random.key(2), 1)
+    acts = np.asarray(eval_act(params, obs, keys, 0.0))[0]  # [64]
+    assert acts.tolist() == [0] * 64
+    params0 = jax.tree.map(lambda x: x[0], params)
+    noisy = np.asarray(agent.learner.act(params0, obs[0], keys[0], 0.0, noise=True))
+    assert noisy.tolist() == [3] * 64  # noise on: the argmax of this key's noise draw
 
 
 def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):

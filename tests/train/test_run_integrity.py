@@ -325,12 +325,14 @@ def small_tmpfs(path, size="2m"):
 
 def test_ingest_on_a_full_disk_removes_its_temp_dir_and_names_the_file(tmp_path):
     from offline_moe.data.ingest import ingest
-    from tests.data.test_dqn_replay import write_checkpoint
+    from tests.data.dopamine_log import DopamineLog
 
     replay_dir = tmp_path / "Pong" / "1" / "replay_logs"
     replay_dir.mkdir(parents=True)
-    for c in (0, 1):
-        write_checkpoint(str(replay_dir), c, rows=200)  # 400 rows x 7,063 bytes > 2 MB
+    log = DopamineLog(400)
+    log.episode(197)
+    log.episode(197)  # 2 x (3 padding + 197 steps) rows: 394 transitions x 7,063 bytes > 2 MB
+    log.save(str(replay_dir), 0)
     with small_tmpfs(tmp_path / "disk") as disk:
         out = os.path.join(disk, "cache")
         with pytest.raises(CacheError) as e:
@@ -338,7 +340,7 @@ def test_ingest_on_a_full_disk_removes_its_temp_dir_and_names_the_file(tmp_path)
         assert os.listdir(disk) == []  # no cache.tmp-* left behind
         msg = str(e.value)
         assert "cache write failed:" in msg and ".npy: No space left on device" in msg
-        assert "bytes free" in msg and f"needs about {400 * ROW_BYTES:,} bytes" in msg
+        assert "bytes free" in msg and f"needs about {394 * ROW_BYTES:,} bytes" in msg
 
 
 SAVER = """

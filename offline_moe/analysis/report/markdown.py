@@ -8,7 +8,7 @@ import numpy as np
 
 from offline_moe.analysis import stats
 from offline_moe.analysis.report.groups import BASELINE, METRICS, GroupResult, order_variants
-from offline_moe.analysis.report.verdict import fmt, fmt_ci, verdict
+from offline_moe.analysis.report.verdict import RULES, fmt, fmt_ci, verdict
 
 METRIC_NAMES = {"iqm": "IQM", "median": "Median", "mean": "Mean", "optimality_gap": "Opt. gap"}
 AGGREGATE_FIELDS = [
@@ -43,6 +43,8 @@ def intro(num_runs: int, num_done: int, reps: int) -> list[str]:
         "torso (Agarwal et al. 2021). Runs are grouped by their protocol (protocol.json: data, "
         "budget, evaluation); evaluations capped below the protocol's episode cap are left out "
         "of normalised aggregates.",
+        "",
+        RULES,
         "",
     ]
 

@@ -7,9 +7,16 @@ torso of the finding is matched to the one variant run with the finding's encode
 of experts (e.g. ``soft_moe[num_experts=8]`` in an expert sweep). Otherwise the verdict says
 "not comparable: <which settings differ>" instead of agreeing or disagreeing.
 
-A claim "X better than baseline" is checked with the probability of improvement of X over
-the matched baseline (final scores) and its 95% bootstrap CI: above 0.5 better, below 0.5
-worse, otherwise inconclusive.
+Statistical rules (`RULES`, printed in the report's header). A claim "X better than baseline"
+is checked with the probability of improvement of X over the matched baseline (final scores)
+and its 95% bootstrap CI: it agrees when the CI lies above 0.5, disagrees when it lies below,
+and is inconclusive otherwise. A claim "X does not improve on the baseline" agrees when the CI
+lies inside the equivalence margin `EQUIVALENCE` = [0.4, 0.6] or below 0.5, disagrees when it
+lies above 0.5 and leaves the margin, and is inconclusive when it is wider: absence of evidence
+is not agreement. An ordering or an agreement is called confident only when every game has at
+least `MIN_SEEDS` = 3 seeds of every variant and the 95% CIs separate; with fewer seeds the
+numbers are shown with "too few seeds for a verdict" (Agarwal et al. 2021, "Deep RL at the
+Edge of the Statistical Precipice", Sec. 4: few-run point estimates are unreliable).
 """
 
 from __future__ import annotations
@@ -18,6 +25,20 @@ import json
 
 from offline_moe.analysis import stats, suites
 from offline_moe.analysis.report.groups import BASELINE, POI_REPS, GroupResult, torso_name_of
+
+MIN_SEEDS = 3  # seeds per game below which no verdict is given
+EQUIVALENCE = (0.4, 0.6)  # P(improvement) margin that counts as "no improvement"
+TOO_FEW = "too few seeds for a verdict"
+RULES = (
+    f"Verdict rules: an ordering or agreement is confident only when every game has at least "
+    f"{MIN_SEEDS} seeds of every variant and the 95% CIs separate; with fewer seeds the numbers "
+    f'are shown with "{TOO_FEW}". A claim that X is better than the baseline agrees when the '
+    "95% CI of P(improvement) lies above 0.5 and disagrees when it lies below; a claim that X "
+    f"does not improve agrees when that CI lies inside [{EQUIVALENCE[0]}, {EQUIVALENCE[1]}] or "
+    "below 0.5 and disagrees when it lies above 0.5 outside that margin; any other CI is "
+    "inconclusive. A finding is compared only with runs at its stated settings (budget "
+    "included); otherwise it is marked not comparable."
+)
 
 FINDINGS_JSON = "paper_findings.json"
 PUBLISHED_100K_JSON = "atari100k_published.json"
@@ -152,6 +173,37 @@ def measured_ordering(result: GroupResult, variants: list[str]) -> tuple[list[st
     return order, text, separated
 
 
+def enough_seeds(result: GroupResult) -> bool:
+    """Every game has at least MIN_SEEDS seeds of every variant."""
+    return result.seeds_range()[0] >= MIN_SEEDS
+
+
+def _too_few(result: GroupResult) -> str:
+    return f"{TOO_FEW} ({result.seeds_range()[0]} seed(s) on some game; {MIN_SEEDS} needed)"
+
+
+def claim_status(better: bool, lo: float, hi: float) -> tuple[str, bool | None]:
+    """(what the P(improvement) CI [lo, hi] shows, whether it agrees with the claim or None).
+
+    See the module docstring: "better" claims need the CI above 0.5; "no improvement" claims
+    need it inside EQUIVALENCE or below 0.5.
+    """
+    if better:
+        if lo > 0.5:
+            return "better (P(improve) CI above 0.5)", True
+        if hi < 0.5:
+            return "worse (P(improve) CI below 0.5)", False
+        return "not distinguishable (CI contains 0.5)", None
+    margin = f"[{EQUIVALENCE[0]}, {EQUIVALENCE[1]}]"
+    if hi < 0.5:
+        return "worse (P(improve) CI below 0.5)", True
+    if EQUIVALENCE[0] <= lo and hi <= EQUIVALENCE[1]:
+        return f"equivalent (P(improve) CI inside the margin {margin})", True
+    if lo > 0.5:
+        return f"better (P(improve) CI above 0.5 and outside {margin})", False
+    return f"undetermined (P(improve) CI wider than the margin {margin})", None
+
+
 def verdict(result: GroupResult) -> list[str]:
     """Markdown lines comparing the measured orderings with the paper's stated findings."""
     if not result.aggregates:
@@ -160,7 +212,9 @@ def verdict(result: GroupResult) -> list[str]:
     lines = []
     order, text, separated = measured_ordering(result, result.variants)
     lines.append("- Measured ordering (IQM of final scores): " + text)
-    if len(order) > 1:
+    if len(order) > 1 and not enough_seeds(result):
+        lines.append(f"- Top variant `{order[0]}`: {_too_few(result)}.")
+    elif len(order) > 1:
         lines.append(
             f"- Top variant `{order[0]}`: its IQM CI "
             + (
@@ -190,11 +244,17 @@ def _finding_lines(result: GroupResult, f: dict) -> list[str]:
     settings, fig = f["settings"], f.get("figure", "?")
     shared = group_differences(result, settings)  # apply to every statement
     lines = []
-    # Statements without a measurable claim, shown for context (with how the runs differ).
-    for key, when in (("claims_at_100k", "at 100k steps"), ("claims_long", "longer runs")):
-        if f.get(key):
-            note = f" -- **not comparable**: {'; '.join(shared)}" if shared else ""
-            lines.append(f"- Paper ({fig}), {when}: {f[key]}{note}.")
+    # A statement without a measurable claim, shown for context with how the runs differ
+    # (its budget, and for a stated encoder / number of experts, whether an MoE run has them).
+    if f.get("statement"):
+        diffs = list(shared)
+        if settings.get("encoder") or settings.get("num_experts"):
+            moes = sorted({torso_name_of(v) for v in result.variants} - {BASELINE})
+            found = [matching_variant(result, name, settings) for name in moes]
+            if not any(v for v, _ in found):
+                diffs.append("; ".join(why for _, why in found) or "no MoE runs")
+        note = f" -- **not comparable**: {'; '.join(diffs)}" if diffs else " (comparable settings)"
+        lines.append(f"- Paper ({fig}), {f['when']}: {f['statement']}{note}.")
     claims = f.get("claims", [])
     names = {c["variant"] for c in claims} | {c["vs"] for c in claims}
     if f.get("best"):
@@ -216,25 +276,23 @@ def _finding_lines(result: GroupResult, f: dict) -> list[str]:
             matched = [chosen[n] for n in sorted(names) if chosen[n] is not None]
             order, text, separated = measured_ordering(result, matched)
             agrees = order[0] == chosen[f["best"]]
-            line = (
-                f"- Paper ({fig}): {statement} Measured among the matching variants: {text} -> "
-                + ("**agrees**" if agrees else "**disagrees**")
-                + (" (confident)." if separated else " (weak: the CIs overlap).")
-            )
+            line = f"- Paper ({fig}): {statement} Measured among the matching variants: {text} -> "
+            if not enough_seeds(result):
+                line += f"{_too_few(result)}."
+            else:
+                line += ("**agrees**" if agrees else "**disagrees**") + (
+                    " (confident)." if separated else " (weak: the CIs overlap)."
+                )
         lines.append(line)
     for claim in claims:
         line = not_comparable(claim["text"], [claim["variant"], claim["vs"]])
         if line is None:
             v, base = chosen[claim["variant"]], chosen[claim["vs"]]
             p, lo, hi = _poi(result, v, base)
-            if lo > 0.5:
-                measured, ok = f"better than `{base}` (P(improve) CI above 0.5)", claim["better"]
-            elif hi < 0.5:
-                measured = f"worse than `{base}` (P(improve) CI below 0.5)"
-                ok = not claim["better"]
-            else:
-                measured, ok = f"not distinguishable from `{base}` (CI contains 0.5)", None
+            measured, ok = claim_status(bool(claim["better"]), lo, hi)
             status = {True: "**agrees**", False: "**disagrees**", None: "**inconclusive**"}[ok]
+            if not enough_seeds(result):
+                status = _too_few(result)
             line = (
                 f"- Paper ({fig}): {claim['text']} Measured: `{v}` P(improve over `{base}`) = "
                 f"{fmt_ci(p, lo, hi)}, {measured} -> {status}."
