@@ -181,6 +181,16 @@ class Step(NamedTuple):
     terminal: bool
 
 
+def check_step(env, needs_reset: bool, action) -> None:
+    """The checks every env's `step` makes: an episode is running, `action` is in range."""
+    if needs_reset:
+        raise RuntimeError(
+            f"{type(env).__name__}.step called before reset() or after the episode ended"
+        )
+    if not 0 <= int(action) < env.num_actions:
+        raise ValueError(f"action {action} outside [0, {env.num_actions}) for {env.game}")
+
+
 class AtariEnv:
     """One ALE game with Dopamine preprocessing.
 
@@ -308,10 +318,7 @@ class AtariEnv:
 
     def step(self, action: int) -> Step:
         """Takes agent action `action` (index into the minimal action set)."""
-        if self._needs_reset:
-            raise RuntimeError("AtariEnv.step called before reset() or after the episode ended")
-        if not 0 <= int(action) < self.num_actions:
-            raise ValueError(f"action {action} outside [0, {self.num_actions}) for {self.game}")
+        check_step(self, self._needs_reset, action)
         obs, reward, game_over, life_lost = self._skip_frames(int(action))
         self.episode_step += 1
         truncated = not game_over and self.episode_step >= self.max_episode_steps

@@ -142,16 +142,15 @@ class MinAtarEnv:
 
         module_name(game)  # raises on an unknown game, listing the valid ones
         self.game = minatar_game(game)
-        self.protocol = minatar_protocol(protocol)
-        sticky = self.protocol.sticky_action_prob
-        if sticky_action_prob is not None:
-            sticky = float(sticky_action_prob)
-        self.sticky_action_prob = sticky
-        self.max_episode_steps = (
-            self.protocol.max_episode_steps if max_episode_steps is None else max_episode_steps
+        self.protocol = p = minatar_protocol(protocol)
+        self.sticky_action_prob = (
+            p.sticky_action_prob if sticky_action_prob is None else float(sticky_action_prob)
         )
+        self.max_episode_steps = max_episode_steps or p.max_episode_steps
         self._env = minatar.Environment(
-            GAMES[self.game], sticky_action_prob=sticky, difficulty_ramping=DIFFICULTY_RAMPING
+            GAMES[self.game],
+            sticky_action_prob=self.sticky_action_prob,
+            difficulty_ramping=DIFFICULTY_RAMPING,
         )
         self._env.seed(int(seed) % 2**32)  # RandomState takes 32-bit seeds
         self.action_set = tuple(range(NUM_ACTIONS))
@@ -179,27 +178,21 @@ class MinAtarEnv:
         self.episode_step = int(state["episode_step"])
         self._needs_reset = bool(state["needs_reset"])
 
-    def frame(self) -> np.ndarray:
-        """The current state, bool [10, 10, C]."""
-        return self._env.state()
-
     def reset(self) -> np.ndarray:
         """Starts an episode (`minatar.Environment.reset`). Returns bool [10, 10, C]."""
         self._env.reset()
-        self.episode_step = 0
-        self._needs_reset = False
-        return self.frame()
+        self.episode_step, self._needs_reset = 0, False
+        return self._env.state()
 
     def step(self, action: int) -> atari.Step:
         """`minatar.Environment.act(action)` (sticky actions included); agent action a is
         MinAtar action a."""
-        if self._needs_reset:
-            raise RuntimeError("MinAtarEnv.step called before reset() or after the episode ended")
-        if not 0 <= int(action) < self.num_actions:
-            raise ValueError(f"action {action} outside [0, {self.num_actions}) for {self.game}")
+        atari.check_step(self, self._needs_reset, action)
         reward, terminated = self._env.act(self.action_set[int(action)])
         terminated = bool(terminated)
         self.episode_step += 1
         truncated = not terminated and self.episode_step >= self.max_episode_steps
         self._needs_reset = terminated or truncated
-        return atari.Step(self.frame(), float(reward), terminated, truncated, False, terminated)
+        return atari.Step(
+            self._env.state(), float(reward), terminated, truncated, False, terminated
+        )
