@@ -107,6 +107,12 @@ def observation_spec(game: str) -> tuple[tuple[int, ...], np.dtype, int]:
     return (atari.SCREEN_SIZE, atari.SCREEN_SIZE), np.dtype(np.uint8), atari.STACK
 
 
+def frame_bytes(game: str) -> int:
+    """Bytes of one stored frame of `game` (Atari 84 * 84 = 7,056; MinAtar 100 * C)."""
+    shape, dtype, _ = observation_spec(game)
+    return int(np.prod(shape)) * dtype.itemsize
+
+
 def make_env(
     game: str,
     *,
