@@ -227,7 +227,7 @@ def steps_to_episode(steps: Mapping[str, np.ndarray], *, where: str = "episode")
     if num_steps < 2:
         return None
     obs = np.asarray(steps["observation"])
-    if obs.ndim == 4:
+    if obs.ndim == 4 and obs.shape[-1] == 1:  # RLU Atari's (84, 84, 1) images
         obs = obs[..., 0]
     is_terminal = np.asarray(steps["is_terminal"], bool)
     if is_terminal[:-1].any():

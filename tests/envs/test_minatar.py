@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from offline_moe import envs
+from offline_moe.data import games as games_lib
 from offline_moe.envs import minatar
 from offline_moe.envs.atari import BatchedAtari
 
@@ -72,6 +73,8 @@ def test_names_protocol_and_spec():
     assert envs.canonical_game("Breakout") == "Breakout"  # ALE's, not MinAtar's
     assert not envs.is_minatar("Breakout") and envs.is_minatar("MinAtar/Seaquest")
     assert set(minatar.GAMES) <= set(envs.registry.games())
+    assert games_lib.MINATAR_GAMES == tuple(minatar.GAMES)  # the data side's list agrees
+    assert set(minatar.GAMES) <= set(games_lib.RECORDABLE_GAMES)
     with pytest.raises(ValueError, match="MinAtarAsterix"):
         envs.canonical_game("minatar/pong")
     for game, c in CHANNELS.items():
