@@ -62,9 +62,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {rlu_format.VERSION: "Same features as rlu_atari_checkpoints_ordered 1.1.0."}
     BUILDER_CONFIGS = [
         LocalAtariConfig(name=rlu_format.config_name(g, r), game=g, run=r)
-        for g in games.RECORDABLE_GAMES  # the 46 RLU games and Catch (known answer)
+        for g in games.RECORDABLE_GAMES  # the 46 RLU games, Catch and the 5 MinAtar games
         for r in games.RUNS
     ]
+
+    def _frame_layout(self):
+        """The config's game's frame (uint8 [84, 84]; MinAtar bool [10, 10, C])."""
+        from offline_moe.envs import observation_spec
+
+        return observation_spec(self.builder_config.game)[:2]
 
     def _info(self) -> tfds.core.DatasetInfo:
         # DatasetInfo directly, not dataset_info_from_configs: the latter looks for metadata
@@ -76,7 +82,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "frame-skip 4, max-pool, grayscale 84x84, sticky actions 0.25, 27k-step cap) "
                 "in the RL Unplugged rlu_atari_checkpoints_ordered layout."
             ),
-            features=rlu_format.features_dict(),
+            features=rlu_format.features_dict(
+                frame_shape=self._frame_layout()[0], frame_dtype=self._frame_layout()[1]
+            ),
             disable_shuffling=True,
         )
 

@@ -47,7 +47,6 @@ from offline_moe.analysis import sweep as sweep_lib
 GIB = 1024**3
 # The trainers' progress lines end in "... 1,234.5 updates/s ..."; the table shows the last one.
 RATE_RE = re.compile(r"([\d,]+(?:\.\d+)?) updates/s")
-FRAME_BYTES = 84 * 84  # one stored uint8 frame (both replays keep single frames)
 BASE_MEMORY = 2 * GIB  # trainer process: JAX, the emulators, the network and optimizer state
 
 
@@ -103,14 +102,21 @@ def estimate_memory(spec: sweep_lib.RunSpec, local_data_steps: int = 0) -> int:
         if cache and os.path.isdir(cache):
             replay = _dir_bytes(cache)
         else:
-            replay = local_data_steps * FRAME_BYTES * 2  # frames plus the cache's other arrays
+            replay = local_data_steps * _frame_bytes(spec.game) * 2  # + the other arrays
     else:
         import importlib
 
         module = importlib.import_module(f"offline_moe.configs.{spec.agent}")
         config = module.get_config("smoke" if spec.smoke else None)
-        replay = int(config.replay.capacity) * FRAME_BYTES * spec.num_seeds
+        replay = int(config.replay.capacity) * _frame_bytes(spec.game) * spec.num_seeds
     return BASE_MEMORY + int(replay * 1.25)
+
+
+def _frame_bytes(game: str) -> int:
+    """One stored frame of `game` (both replays keep single frames; Atari 84 * 84 bytes)."""
+    from offline_moe.envs.registry import frame_bytes
+
+    return frame_bytes(game)
 
 
 def resources_for(

@@ -8,7 +8,8 @@
 Every agent file has `get_config(arg)`; `arg` is comma-separated and parsed by `parse_arg`:
   smoke            tiny budgets for tests and the default benchmark (2 CPU cores, ~1 minute);
                    recorded as `config.smoke`
-  game=NAME        Atari game (default Pong; Breakout with `smoke`)
+  game=NAME        game (default Pong; Breakout with `smoke`): an ALE game, Catch, or a
+                   MinAtar game (MinAtarBreakout, ...; `minatar_torso` sets its encoder)
   torso=NAME       torso name or 'package.module:Name' (default baseline on both tracks)
   seed=S           root seed
   num_seeds=N      seeds trained side by side
@@ -46,7 +47,7 @@ FRAMES_PER_AGENT_STEP = 4  # ALE frame skip of both protocols (Machado et al. 20
 
 # Keys of a torso block besides `name`, with their types (the built-in torsos' fields).
 TORSO_FIELDS = {
-    "encoder": str,  # 'impala' (paper, 11x11x32 map) or 'nature' (11x11x64 map)
+    "encoder": str,  # 'impala' (paper, 11x11x32 map), 'nature' (11x11x64), 'minatar' (8x8x16)
     "width": float,  # baseline: Dense(512 * width); the paper's scaled baseline uses width = n
     "num_experts": int,  # MoE: number of experts n
     "expert_width": int,  # MoE: hidden units H of each expert MLP d -> H -> d
@@ -175,12 +176,32 @@ def base_config(agent: str, smoke: bool, values: Mapping[str, object]) -> ml_col
     return c
 
 
+def is_minatar_game(game: str) -> bool:
+    from offline_moe.envs.minatar import minatar_game
+
+    return minatar_game(game) is not None
+
+
+def minatar_torso(c: ml_collections.ConfigDict) -> None:
+    """A MinAtar game's built-in torso settings: MinAtar's DQN encoder (Young & Tian 2019,
+    examples/dqn.py: Conv 16 3x3 VALID -> 8x8x16) and experts as wide as its 128-unit dense
+    layer, as the paper's Atari experts take the Atari network's 512 (the baseline's
+    Dense(128 * width) follows from the encoder). Nothing happens for other games."""
+    if is_minatar_game(c.game):
+        c.torso.builtin.encoder = "minatar"
+        c.torso.builtin.expert_width = 128
+
+
 def shrink_torso_for_smoke(c: ml_collections.ConfigDict) -> None:
-    """Smoke torsos: Nature encoder, 2 experts with H = 64, baseline Dense(64)."""
+    """Smoke torsos: Nature encoder, 2 experts with H = 64, baseline Dense(64); a MinAtar
+    game keeps its (already small) MinAtar torso with 2 experts."""
     c.torso.builtin.encoder = "nature"
     c.torso.builtin.num_experts = 2
     c.torso.builtin.expert_width = 64
     c.torso.builtin.width = 0.125
+    if is_minatar_game(c.game):
+        minatar_torso(c)
+        c.torso.builtin.width = 1.0
 
 
 def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections.ConfigDict:
@@ -194,6 +215,7 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     smoke, values = parse_arg(arg, OFFLINE_ARGS, where=where)
     c = base_config(agent, smoke, values)
     c.preset = values.get("preset", "")
+    minatar_torso(c)
 
     # Learner hyper-parameters (the agent file overwrites these with Table 3's values).
     c.learner = ml_collections.ConfigDict()
@@ -231,7 +253,9 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     c.data.sample = "prefix"
     c.data.sample_seed = 0  # the seed of a random sample (names the default cache_dir)
     c.data.clip_rewards = True  # rewards clipped to [-1, 1] for learning (Table 3)
-    c.data.stack = 4  # frames per observation
+    # Frames per observation; None: the cache's meta.json frame_stack, i.e. the game's (4 for
+    # Atari and Catch, 1 for MinAtar: `offline_moe.envs.registry.observation_spec`).
+    c.data.stack = config_dict.placeholder(int)
     # Where the frames live: 'device' (DeviceReplay), 'host' (HostReplay: host memory, batches
     # prefetched to the device) or 'auto' (device if replay + seeds' states fit, else host).
     c.data.replay = "auto"
@@ -333,6 +357,7 @@ def online_config(agent: str, arg: str | None, *, where: str) -> ml_collections.
     c.preset = check_preset(values.get("preset", "dopamine_moes"), ONLINE_PRESETS, where=where)
     for key, value in _ONLINE_PRESET_TORSO[c.preset].items():
         c.torso.builtin[key] = value
+    minatar_torso(c)  # a MinAtar game: its encoder whatever the preset
 
     c.env = ml_collections.ConfigDict()
     # No sticky actions, a life loss is terminal for learning, 0..29 no-op starts.

@@ -121,5 +121,15 @@ DQN_REPLAY_GAMES: tuple[str, ...] = tuple(
 # the same layout (TFDS config `Catch_run_1`).
 KNOWN_ANSWER_GAMES: tuple[str, ...] = ("Catch",)
 
+# The five MinAtar games (`offline_moe.envs.minatar.GAMES`, kept equal by a test), recorded and
+# ingested in the same layout (TFDS config `MinAtarBreakout_run_1`).
+MINATAR_GAMES: tuple[str, ...] = (
+    "MinAtarAsterix",
+    "MinAtarBreakout",
+    "MinAtarFreeway",
+    "MinAtarSeaquest",
+    "MinAtarSpaceInvaders",
+)
+
 # What the local recorder and the RLDS ingest accept as a game.
-RECORDABLE_GAMES: tuple[str, ...] = RLU_GAMES + KNOWN_ANSWER_GAMES
+RECORDABLE_GAMES: tuple[str, ...] = RLU_GAMES + KNOWN_ANSWER_GAMES + MINATAR_GAMES

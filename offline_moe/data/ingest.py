@@ -31,7 +31,7 @@ from offline_moe.data.common import (
     parse_checkpoints,
     random_episodes,
 )
-from offline_moe.replay.cache import ROW_BYTES, CacheError, CacheWriteError, CacheWriter
+from offline_moe.replay.cache import CacheError, CacheWriteError, CacheWriter, row_bytes
 
 SOURCE_KINDS = ("tfds", "rlds_dir", "dqn_replay")
 
@@ -57,6 +57,19 @@ def env_num_actions(game: str) -> int | None:
         return int(num_actions(game, protocol="dqn_replay"))
     except Exception:  # noqa: BLE001 (unknown to the env module: fall back to the data)
         return None
+
+
+def env_frame_layout(game: str | None) -> dict:
+    """CacheWriter's frame_shape, frame_dtype and frame_stack for `game` (the env's
+    `observation_spec`: MinAtar bool [10, 10, C] unstacked); Atari's for a game the env
+    registry does not know. The writer refuses episodes whose frames differ."""
+    try:
+        from offline_moe.envs import observation_spec
+
+        shape, dtype, stack = observation_spec(game) if game else ((84, 84), np.uint8, 4)
+    except (ImportError, ValueError):  # unknown to the env registry: RLU Atari frames
+        return {}
+    return {"frame_shape": shape, "frame_dtype": dtype, "frame_stack": stack}
 
 
 class Progress:
@@ -354,7 +367,7 @@ def write_episodes(
     }
     bar = progress or Progress(None, enabled=False)
     max_action = -1
-    writer = CacheWriter(out, meta=meta, overwrite=overwrite)
+    writer = CacheWriter(out, meta=meta, overwrite=overwrite, **env_frame_layout(game))
     try:
         for episode in episodes:
             episode = _clip(episode, clip_rewards)
@@ -395,9 +408,10 @@ def write_episodes(
 
 def _space_needed(total: int | None, writer: CacheWriter) -> str:
     """How much space the cache needs (from the planned transitions where they are known)."""
+    per_row = row_bytes(writer.frame_shape, writer.frame_dtype)
     if total:
         return (
-            f"; the whole cache needs about {total * ROW_BYTES:,} bytes ({total:,} transitions "
-            f"x {ROW_BYTES:,} bytes), {writer.bytes_written:,} were written"
+            f"; the whole cache needs about {total * per_row:,} bytes ({total:,} transitions "
+            f"x {per_row:,} bytes), {writer.bytes_written:,} were written"
         )
-    return f"; {writer.bytes_written:,} bytes were written before it ({ROW_BYTES:,} per row)"
+    return f"; {writer.bytes_written:,} bytes were written before it ({per_row:,} per row)"

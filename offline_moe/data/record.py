@@ -3,7 +3,9 @@
 Plays `offline_moe.envs.make_env(game, protocol='dqn_replay')`: for an ALE game an
 `AtariEnv` (Dopamine preprocessing: frame-skip 4, max-pool of the last two frames, grayscale,
 84x84 area resize, sticky actions 0.25, minimal action set as DQN-Replay, 27,000-step cap),
-for `--game=Catch` the known-answer env (`offline_moe.envs.catch`), and writes the
+for `--game=Catch` the known-answer env (`offline_moe.envs.catch`), for a MinAtar game
+(`--game=MinAtarBreakout`) MinAtar's own env and protocol (`offline_moe.envs.minatar`; its
+bool [10, 10, C] states stored as raw tensors, `rlu_format.observation_feature`), and writes the
 episodes with the `rlu_atari_checkpoints_ordered` features and splits (see
 `offline_moe.data.rlu_format`), to `DATA_DIR/<name>/<Game>_run_<run>/1.1.0/`. The result
 loads with `tfds.builder_from_directory` or `tfds.builder('<name>/<Game>_run_<run>',
@@ -163,11 +165,12 @@ def _description(game, steps, *, policy, checkpoints, run, seed, eps, name) -> s
 
 
 def recordable_game(game: str) -> str:
-    """`game` checked against the RL Unplugged games and the known-answer envs ('catch' ->
-    'Catch'; Atari names must be spelled as in the TFDS configs, e.g. 'MsPacman')."""
+    """`game` checked against the RL Unplugged games, the known-answer envs ('catch' ->
+    'Catch') and the MinAtar games ('minatar/breakout' -> 'MinAtarBreakout'); Atari names
+    must be spelled as in the TFDS configs, e.g. 'MsPacman'."""
     from offline_moe.envs import registry
 
-    if registry.is_known_answer(game):
+    if registry.is_known_answer(game) or registry.is_minatar(game):
         return registry.canonical_game(game)
     return games_lib.check_game(game, games=games_lib.RECORDABLE_GAMES)
 
@@ -288,7 +291,7 @@ def record(
       A summary dict: dataset_dir, game, run, steps, episodes (per split), terminated
       episodes, returns (per episode, in order), num_actions.
     """
-    from offline_moe.envs import num_actions
+    from offline_moe.envs import num_actions, observation_spec
 
     game = check_request(game, steps, policy=policy, eps=eps, checkpoints=checkpoints)
     out = os.path.expanduser(os.fspath(out))
@@ -309,6 +312,8 @@ def record(
         with_clipped=with_clipped,
         overwrite=overwrite,
         description=description,
+        frame_shape=observation_spec(game)[0],
+        frame_dtype=observation_spec(game)[1],
     ) as writer:
         for ckpt, budget in enumerate(split_budget(steps, checkpoints)):
             for episode in record_split(

@@ -18,6 +18,10 @@ and reward are padding (0). `is_first` is set on step 0 only. If the game ended,
 terminal frame) and step T carry 0; otherwise all discounts are 1 and `is_terminal` is false
 everywhere (a truncated episode).
 
+Other frames (a MinAtar state, bool [10, 10, C]) are stored as a `Tensor` feature of the
+frame's shape and dtype with raw-bytes encoding (`features_dict(frame_shape=...,
+frame_dtype=...)`); the reader (`offline_moe.data.tfds_source`) takes either.
+
 Configs are named `{Game}_run_{r}` and splits `checkpoint_{XX:02d}`; datasets live in
 `DATA_DIR/<name>/<Game>_run_<r>/<version>/`, so both `tfds.builder('<name>/<Game>_run_<r>',
 data_dir=DATA_DIR)` and `tfds.builder_from_directory(...)` load them.
@@ -68,14 +72,32 @@ def dataset_dir(data_dir: str, game: str, run: int, name: str = DEFAULT_NAME) ->
     return os.path.join(data_dir, name, config_name(game, run), VERSION)
 
 
-def features_dict(with_clipped: bool = False):
-    """The RLU Atari FeaturesDict (`with_clipped`: the older schema with clipped fields)."""
+def is_atari_frame(frame_shape, frame_dtype) -> bool:
+    """Whether frames of this layout are RLU Atari's (uint8 [84, 84]: PNG images)."""
+    return (
+        tuple(frame_shape) in (FRAME_SHAPE, FRAME_SHAPE[:2]) and np.dtype(frame_dtype) == np.uint8
+    )
+
+
+def observation_feature(frame_shape=FRAME_SHAPE, frame_dtype=np.uint8):
+    """The steps/observation feature: RLU Atari's PNG Image (84, 84, 1), or for any other
+    frame a Tensor of its shape and dtype stored as raw bytes."""
+    tfds = import_tfds("the RL Unplugged features")
+
+    if is_atari_frame(frame_shape, frame_dtype):
+        return tfds.features.Image(shape=FRAME_SHAPE, dtype=np.uint8, encoding_format="png")
+    return tfds.features.Tensor(
+        shape=tuple(frame_shape), dtype=np.dtype(frame_dtype), encoding=tfds.features.Encoding.BYTES
+    )
+
+
+def features_dict(with_clipped: bool = False, frame_shape=FRAME_SHAPE, frame_dtype=np.uint8):
+    """The RLU Atari FeaturesDict (`with_clipped`: the older schema with clipped fields), with
+    `observation_feature(frame_shape, frame_dtype)` as steps/observation."""
     tfds = import_tfds("the RL Unplugged features")
 
     steps = {
-        "observation": tfds.features.Image(
-            shape=FRAME_SHAPE, dtype=np.uint8, encoding_format="png"
-        ),
+        "observation": observation_feature(frame_shape, frame_dtype),
         "action": np.int64,
         "reward": tfds.features.Scalar(dtype=np.float32),
         "is_terminal": np.bool_,
@@ -108,6 +130,7 @@ def make_episode(
 
     Args:
       observations: uint8 [T + 1, 84, 84] (or [T + 1, 84, 84, 1]); the last is the final frame.
+        Other frames (MinAtar bool [T + 1, 10, 10, C]) are kept as they are.
       actions: integer [T]; actions[t] was taken on observations[t].
       rewards: float [T]; reward after actions[t] (stored unclipped, as TFDS fills `reward`
         from the source's unclipped rewards).
@@ -119,12 +142,12 @@ def make_episode(
     Returns:
       A dict in the layout of `features_dict(with_clipped)`.
     """
-    observations = np.asarray(observations, np.uint8)
-    if observations.ndim == 3:
-        observations = observations[..., None]
+    observations = np.asarray(observations)
     t = len(actions)
-    if observations.shape != (t + 1, *FRAME_SHAPE):
-        raise ValueError(f"expected {t + 1} frames [84, 84(, 1)], got {observations.shape}")
+    if is_atari_frame(observations.shape[1:], observations.dtype) and observations.ndim == 3:
+        observations = observations[..., None]
+    if observations.shape[0] != t + 1:
+        raise ValueError(f"expected {t + 1} frames, got {observations.shape}")
     action = np.zeros(t + 1, np.int64)
     action[:t] = actions
     reward = np.zeros(t + 1, np.float32)
@@ -175,6 +198,7 @@ class RLDSWriter:
       overwrite: replace an existing dataset of the same name/config/version.
       max_episodes_per_shard: TFRecord shard size.
       description: free text stored in dataset_info.json.
+      frame_shape, frame_dtype: one frame's layout (default RLU Atari's; `observation_feature`).
     """
 
     def __init__(
@@ -189,6 +213,8 @@ class RLDSWriter:
         overwrite: bool = False,
         max_episodes_per_shard: int = 1000,
         description: str = "",
+        frame_shape=FRAME_SHAPE,
+        frame_dtype=np.uint8,
     ):
         tfds = import_tfds("writing an RLDS dataset (record --out)")
 
@@ -214,7 +240,7 @@ class RLDSWriter:
             info = tfds.core.DatasetInfo(
                 builder=identity,
                 description=description or f"{name}: Atari episodes in the RL Unplugged layout",
-                features=features_dict(with_clipped),
+                features=features_dict(with_clipped, frame_shape, frame_dtype),
                 disable_shuffling=True,
             )
             self._writer = tfds.core.SequentialWriter(

@@ -21,6 +21,9 @@ by their `checkpoint_id`.
 Decoding: steps are read as one batch per episode with `tfds.decode.SkipDecoding()` (the
 RLDS FAQ's recipe), and the PNG frames are decoded with OpenCV in a small thread pool:
 about 1.6x less CPU per frame than `tf.io.decode_png` under `tf.map_fn` on this machine.
+Frames that are not RLU Atari images (a MinAtar state: a raw-bytes `Tensor` feature, see
+`rlu_format.observation_feature`) are read back with `numpy.frombuffer` in the feature's
+shape and dtype.
 
 Row mapping (RLDS episode of L = T + 1 steps -> cache rows, see `offline_moe.replay.cache`):
 steps 0..T-1 are the T transitions (frame, action, reward). The final step (`is_last`)
@@ -136,7 +139,11 @@ def builder_game_run(builder) -> tuple[str | None, int | None]:
 
 
 def check_features(builder) -> None:
-    """Checks that the dataset has the RLU Atari step features; IngestError otherwise."""
+    """Checks that the dataset has the RLU Atari step features; IngestError otherwise.
+
+    steps/observation is RLU Atari's uint8 (84, 84, 1) image, or a raw-bytes tensor of a frame
+    of another game (`rlu_format.observation_feature`; MinAtar bool (10, 10, C)).
+    """
     where = os.path.join(os.fspath(builder.data_dir), "features.json")
     features = builder.info.features
     if "steps" not in features:
@@ -152,10 +159,28 @@ def check_features(builder) -> None:
         )
     obs = step_features["observation"]
     shape, dtype = tuple(obs.shape), np.dtype(obs.np_dtype)
-    if shape != rlu_format.FRAME_SHAPE or dtype != np.uint8:
+    if _is_image(obs):
+        ok = shape == rlu_format.FRAME_SHAPE and dtype == np.uint8
+    else:  # a raw tensor frame (another game's)
+        ok = len(shape) in (2, 3) and dtype.name in ("uint8", "bool")
+    if not ok:
         raise IngestError(
-            f"{where}: steps/observation is {dtype} {shape}, expected uint8 (84, 84, 1) frames"
+            f"{where}: steps/observation is {dtype} {shape}, expected uint8 (84, 84, 1) images "
+            "(RL Unplugged Atari) or a uint8/bool tensor frame [H, W(, C)] (e.g. MinAtar)"
         )
+
+
+def _is_image(feature) -> bool:
+    return type(feature).__name__ == "Image"
+
+
+def decode_tensors(raw, feature, *, where: str = "episode") -> np.ndarray:
+    """Raw-bytes tensor frames (one bytes object per step) -> [T, *shape] of the feature."""
+    shape, dtype = tuple(feature.shape), np.dtype(feature.np_dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    if any(len(r) != size for r in raw):
+        raise IngestError(f"{where}: steps/observation holds frames that are not {dtype} {shape}")
+    return np.frombuffer(b"".join(raw), dtype).reshape(len(raw), *shape)
 
 
 def select_splits(builder, checkpoints: list[int] | None) -> list[tuple[str, int | None]]:
@@ -202,7 +227,7 @@ def steps_to_episode(steps: Mapping[str, np.ndarray], *, where: str = "episode")
     if num_steps < 2:
         return None
     obs = np.asarray(steps["observation"])
-    if obs.ndim == 4:
+    if obs.ndim == 4 and obs.shape[-1] == 1:  # RLU Atari's (84, 84, 1) images
         obs = obs[..., 0]
     is_terminal = np.asarray(steps["is_terminal"], bool)
     if is_terminal[:-1].any():
@@ -320,6 +345,9 @@ def iter_episodes(
 
     threads = decode_threads or min(4, os.cpu_count() or 1)
     where_base = os.fspath(builder.data_dir)
+    obs_feature = getattr(builder.info.features["steps"], "feature", None)
+    obs_feature = obs_feature["observation"] if obs_feature is not None else None
+    images = obs_feature is None or _is_image(obs_feature)
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         for split, ckpt, n, _ in split_plan:
             if n == 0:
@@ -338,7 +366,12 @@ def iter_episodes(
                     continue
                 where = f"{where_base} split {split} episode {i}"
                 steps = dict(episode["steps"])
-                steps["observation"] = decode_pngs(steps["observation"], where=where, pool=pool)
+                raw = steps["observation"]
+                steps["observation"] = (
+                    decode_pngs(raw, where=where, pool=pool)
+                    if images
+                    else decode_tensors(raw, obs_feature, where=where)
+                )
                 out = steps_to_episode(steps, where=where)
                 if out is not None:
                     out.checkpoint = ep_ckpt

@@ -1,8 +1,10 @@
-"""offline_moe.envs: ALE Atari games with Dopamine preprocessing (`atari`), the known-answer
-env Catch (`catch`), and the one dispatch point from a game name to an env (`registry`).
+"""offline_moe.envs: ALE Atari games with Dopamine preprocessing (`atari`), the five MinAtar
+games (`minatar`), the known-answer env Catch (`catch`), and the one dispatch point from a game
+name to an env (`registry`).
 
-`canonical_game`, `num_actions`, `action_set` and `make_env` here are the registry's: they
-accept 'Catch' as well as every ALE game.
+`canonical_game`, `num_actions`, `action_set`, `observation_spec` and `make_env` here are the
+registry's: they accept 'Catch' and the MinAtar games ('MinAtarBreakout') as well as every ALE
+game.
 """
 
 from offline_moe.envs.atari import (
@@ -16,14 +18,17 @@ from offline_moe.envs.atari import (
     pool_and_resize,
 )
 from offline_moe.envs.catch import CatchEnv
+from offline_moe.envs.minatar import MinAtarEnv
 from offline_moe.envs.registry import (
     KNOWN_ANSWER,
     action_set,
     canonical_game,
     games,
     is_known_answer,
+    is_minatar,
     make_env,
     num_actions,
+    observation_spec,
 )
 
 __all__ = [
@@ -34,13 +39,16 @@ __all__ = [
     "BatchedAtari",
     "BatchStep",
     "CatchEnv",
+    "MinAtarEnv",
     "Protocol",
     "Step",
     "action_set",
     "canonical_game",
     "games",
     "is_known_answer",
+    "is_minatar",
     "make_env",
     "num_actions",
+    "observation_spec",
     "pool_and_resize",
 ]

@@ -38,8 +38,11 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from offline_moe.envs.frames import stack_frames
+
 FRAME_SKIP = 4
 SCREEN_SIZE = 84
+STACK = 4  # frames per observation (DQN; Dopamine's Atari agents)
 MAX_EPISODE_STEPS = 27_000
 
 
@@ -178,6 +181,16 @@ class Step(NamedTuple):
     terminal: bool
 
 
+def check_step(env, needs_reset: bool, action) -> None:
+    """The checks every env's `step` makes: an episode is running, `action` is in range."""
+    if needs_reset:
+        raise RuntimeError(
+            f"{type(env).__name__}.step called before reset() or after the episode ended"
+        )
+    if not 0 <= int(action) < env.num_actions:
+        raise ValueError(f"action {action} outside [0, {env.num_actions}) for {env.game}")
+
+
 class AtariEnv:
     """One ALE game with Dopamine preprocessing.
 
@@ -305,10 +318,7 @@ class AtariEnv:
 
     def step(self, action: int) -> Step:
         """Takes agent action `action` (index into the minimal action set)."""
-        if self._needs_reset:
-            raise RuntimeError("AtariEnv.step called before reset() or after the episode ended")
-        if not 0 <= int(action) < self.num_actions:
-            raise ValueError(f"action {action} outside [0, {self.num_actions}) for {self.game}")
+        check_step(self, self._needs_reset, action)
         obs, reward, game_over, life_lost = self._skip_frames(int(action))
         self.episode_step += 1
         truncated = not game_over and self.episode_step >= self.max_episode_steps
@@ -325,14 +335,16 @@ class BatchStep(NamedTuple):
     """Result of `BatchedAtari.step` ([E] arrays unless noted).
 
     Attributes:
-      obs: uint8 [E, 84, 84, stack], the stacks to act on next (for envs whose episode just
-        ended this is already the first stack of the new episode).
+      obs: uint8 [E, 84, 84, stack] (other games: [E, *frames.stacked_shape]), the stacks to
+        act on next (for envs whose episode just ended this is already the first stack of
+        the new episode).
       reward: float32, unclipped.
       terminal: bool, terminal for learning (game over, or life loss under atari100k).
       done: bool, the episode ended (terminated or truncated) and the env was reset.
       terminated, truncated, life_lost: bool, as in `Step`.
-      final_frame: uint8 [E, 84, 84], the single frame after this step's action (before any
-        reset): the next observation of this step's transition.
+      final_frame: uint8 [E, 84, 84] (other games: [E, *frame shape]), the single frame
+        after this step's action (before any reset): the next observation of this step's
+        transition.
       episode_return: float32, unclipped return of the finished episode where `done` (else 0).
       episode_length: int32, agent steps of the finished episode where `done` (else 0).
     """
@@ -378,7 +390,7 @@ class BatchedAtari:
     ):
         if num_envs < 1 or stack < 1:
             raise ValueError(f"num_envs and stack must be >= 1, got {num_envs}, {stack}")
-        from offline_moe.envs.registry import make_env  # Atari games and known-answer envs
+        from offline_moe.envs.registry import make_env, observation_spec  # every kind of game
 
         seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(num_envs)]
         self.envs = [make_env(game, protocol=protocol, seed=s, **env_kwargs) for s in seeds]
@@ -387,13 +399,15 @@ class BatchedAtari:
         self.game = self.envs[0].game
         self.protocol = self.envs[0].protocol
         self.num_actions = self.envs[0].num_actions
-        # Internally [E, stack, 84, 84] (contiguous frames); returned as [E, 84, 84, stack].
-        self._stacks = np.zeros((num_envs, stack, SCREEN_SIZE, SCREEN_SIZE), np.uint8)
+        frame_shape, dtype, _ = observation_spec(game)
+        # Internally [E, stack, *frame] (contiguous frames); returned stacked on the last axis
+        # (`envs.frames`): [E, 84, 84, stack] for ALE frames, [E, 10, 10, stack * C] MinAtar.
+        self._stacks = np.zeros((num_envs, stack, *frame_shape), dtype)
         self._returns = np.zeros(num_envs, np.float64)
         self._lengths = np.zeros(num_envs, np.int64)
 
     def _obs(self) -> np.ndarray:
-        return np.ascontiguousarray(self._stacks.transpose(0, 2, 3, 1))
+        return np.ascontiguousarray(stack_frames(self._stacks, self._stacks.ndim - 2))
 
     def _start(self, i: int, frame: np.ndarray) -> None:
         self._stacks[i] = 0

@@ -154,10 +154,7 @@ class CatchEnv:
 
     def step(self, action: int) -> atari.Step:
         """Moves the paddle by action `action` (0 left, 1 stay, 2 right), then drops the ball."""
-        if self._needs_reset:
-            raise RuntimeError("CatchEnv.step called before reset() or after the episode ended")
-        if not 0 <= int(action) < self.num_actions:
-            raise ValueError(f"action {action} outside [0, {self.num_actions}) for {self.game}")
+        atari.check_step(self, self._needs_reset, action)
         self.paddle_x = min(max(self.paddle_x + ACTION_DELTAS[int(action)], 0), COLUMNS - 1)
         self.ball_y += 1
         self.episode_step += 1

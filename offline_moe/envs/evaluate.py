@@ -83,7 +83,7 @@ def evaluate(
     cfg: EvalConfig,
     keys: jax.Array,
     env_seeds: list[int],
-    stack: int = 4,
+    stack: int | None = None,
 ) -> dict:
     """Evaluates S seeds' parameters; returns per-seed lists (JSON-ready).
 
@@ -92,13 +92,13 @@ def evaluate(
 
     Args:
       act_fn: jitted (params[S], obs [S, E, 84, 84, K], keys [S, 2], epsilon) -> actions [S, E]
-        (see `offline_moe.learners.make_act_fn`).
+        (see `offline_moe.learners.make_act_fn`; obs [S, E, *stacked frames] for any game).
       params: parameters with a leading seed axis S.
-      game: ALE game.
+      game: any game of `offline_moe.envs.registry` (ALE, MinAtar, Catch).
       cfg: EvalConfig.
       keys: [S, 2] exploration keys (step t of seed s uses fold_in(keys[s], t)).
       env_seeds: S environment seeds (sticky actions).
-      stack: frames per observation.
+      stack: frames per observation (default: the game's, `registry.observation_spec`).
 
     Returns:
       {"returns": [mean return per seed], "episodes": [count per seed],
@@ -106,8 +106,10 @@ def evaluate(
        "env_steps_per_s": agent steps of counted episodes per second, all seeds}.
     """
     from offline_moe.envs.pool import EmulatorPool  # lazily: the ALE and cv2
+    from offline_moe.envs.registry import observation_spec
 
     s_, e_ = len(env_seeds), cfg.num_envs
+    stack = observation_spec(game)[2] if stack is None else stack
     backend = cfg.backend
     if backend == "auto":
         from offline_moe.envs import vector
@@ -132,7 +134,7 @@ def evaluate(
     )
     try:
         t0 = time.time()
-        obs = envs.reset()  # [S, E, 84, 84, K]
+        obs = envs.reset()  # [S, E, 84, 84, K] (Atari)
         counted = np.ones((s_, e_), bool)  # this env's current episode counts
         started_steps = np.zeros(s_, np.int64)  # agent steps of counted episodes, per seed
         episode_returns: list[list[float]] = [[] for _ in range(s_)]

@@ -65,7 +65,8 @@ class _Units:
             out = [np.stack([getattr(st, f) for st in steps]) for f in names]
             return atari.BatchStep(*out) if self.fields is None else tuple(out)
         n = len(self.envs)
-        obs = np.zeros((n, atari.SCREEN_SIZE, atari.SCREEN_SIZE), np.uint8)
+        frame_shape, dtype, _ = registry.observation_spec(self.envs[0].game)
+        obs = np.zeros((n, *frame_shape), dtype)
         reward = np.zeros(n, np.float64)
         flags = [np.zeros(n, bool) for _ in range(4)]  # terminated, truncated, life_lost, terminal
         for k in range(n) if active is None else np.flatnonzero(active):
@@ -98,7 +99,8 @@ class EmulatorPool:
       fields: None, or names of `Step`/`BatchStep` fields: `step` then returns a plain tuple
         of just those arrays (less to send back from the workers).
 
-    `reset()` -> uint8 [U, 84, 84] (single) or [U, E, 84, 84, stack] (batched).
+    `reset()` -> uint8 [U, 84, 84] (single) or [U, E, 84, 84, stack] (batched); for a game
+    with other frames (MinAtar) the game's frame shape and dtype (`registry.observation_spec`).
     `step(actions [U] or [U, E], active=None or the same shape bool)` -> `atari.Step` of
     [U] arrays (inactive units: zero obs, reward and flags) or `atari.BatchStep` of [U, E, ...]
     arrays (inactive envs as in `BatchedAtari.step`).

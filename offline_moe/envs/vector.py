@@ -47,11 +47,11 @@ def supports(game: str, protocol) -> bool:
     """Whether `VectorAtari` can stand in for `EmulatorPool` here: the vector interface is
     built, `game` is an ALE game (not a known-answer env) and `protocol` has no no-op starts
     or life-loss terminals."""
-    from offline_moe.envs.registry import is_known_answer
+    from offline_moe.envs.registry import is_ale
 
     p = atari.get_protocol(protocol)
     exact = not (p.noop_max or p.life_loss_terminal or p.reset_stack_on_life_loss)
-    return exact and not is_known_answer(game) and available()
+    return exact and is_ale(game) and available()
 
 
 def env_seeds_of_unit(seed: int, num_envs: int) -> list[int]:

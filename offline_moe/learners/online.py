@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from offline_moe.envs.frames import stacked_shape
 from offline_moe.learners import losses
 from offline_moe.learners.augment import drq_augment
 from offline_moe.learners.core import Learner, TrainState, apply_network, over_seeds
@@ -80,6 +81,8 @@ class OnlineAgentConfig:
       clip_rewards: clip rewards to [-1, 1] for learning.
       replay_capacity: rows of the circular replay.
       stack: frames per observation.
+      frame_shape, frame_dtype: one env frame (`envs.registry.observation_spec`; Atari's
+        uint8 [84, 84], MinAtar's bool [10, 10, C]).
     """
 
     agent: str
@@ -108,6 +111,8 @@ class OnlineAgentConfig:
     clip_rewards: bool = True
     replay_capacity: int = 100_016
     stack: int = 4
+    frame_shape: tuple[int, ...] = (84, 84)
+    frame_dtype: str = "uint8"
 
     def __post_init__(self):
         if self.min_replay < self.n_step + self.stack + 1:
@@ -299,9 +304,15 @@ class OnlineAgent:
     def init(self, rng: Array) -> OnlineState:
         """One seed: network params, optimizer, empty replay, zero metric sums."""
         c = self.config
-        train = self.learner.init(rng, jnp.zeros((1, 84, 84, c.stack), jnp.uint8))
+        obs = jnp.zeros((1, *stacked_shape(c.frame_shape, c.stack)), c.frame_dtype)
+        train = self.learner.init(rng, obs)
         replay = online_replay.OnlineReplay.create(
-            c.replay_capacity, stack=c.stack, n_step=c.n_step, gamma=c.gamma
+            c.replay_capacity,
+            stack=c.stack,
+            n_step=c.n_step,
+            gamma=c.gamma,
+            frame_shape=c.frame_shape,
+            frame_dtype=c.frame_dtype,
         )
         metric_shapes = jax.eval_shape(
             lambda tr, rp: self._update_from_replay(tr, rp, jax.random.key(0))[2], train, replay
@@ -360,7 +371,7 @@ class OnlineAgent:
         return replay, k_update, k_act, self.epsilon(t)
 
     def _act(self, params, replay: online_replay.OnlineReplay, key: Array, epsilon: Array):
-        obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K]
+        obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K] (Atari)
         noise = has_noise(self.config)
         return self.learner.act(params, obs, key, epsilon, noise=noise)[0]
 

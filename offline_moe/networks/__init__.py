@@ -5,7 +5,7 @@
     params = torso.init(key, preprocess_obs(obs_uint8), train=False)
     features, aux = torso.apply(params, preprocess_obs(obs_uint8), train=True)
 
-Contract: `features, aux = torso(x, train=...)`, x float32 [B, 84, 84, C] in [0, 1], features
+Contract: `features, aux = torso(x, train=...)`, x float32 [B, H, W, C] in [0, 1], features
 float32 [B, D], aux a dict of jnp arrays that always holds 'aux_loss' (scalar, 0.0 where none);
 MoE torsos add 'expert_usage' [n] and 'router_entropy'. Built-in names: `list_torsos()`; a user
 torso is reached by 'package.module:Name' without editing this package. A config's torso block
@@ -14,7 +14,7 @@ becomes (name, kwargs) through `torso_spec(block)` (keys you set are strict; the
 """
 
 from offline_moe.networks import torsos as _torsos  # noqa: F401  (registers built-ins)
-from offline_moe.networks.encoders import ENCODERS, make_encoder, preprocess_obs
+from offline_moe.networks.encoders import DENSE_UNITS, ENCODERS, make_encoder, preprocess_obs
 from offline_moe.networks.moe import SoftMoE, Top1MoE
 from offline_moe.networks.registry import (
     TorsoError,
@@ -33,6 +33,7 @@ from offline_moe.networks.registry import (
 from offline_moe.networks.torsos import TOKENIZATIONS, Tokenizer
 
 __all__ = [
+    "DENSE_UNITS",
     "ENCODERS",
     "TOKENIZATIONS",
     "SoftMoE",

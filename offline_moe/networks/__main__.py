@@ -2,7 +2,9 @@
 
 Counts come from shapes alone (`jax.eval_shape`): nothing is compiled or allocated, so the
 table prints in seconds on any machine. Counts are for the torso only (encoder + penultimate
-layer or MoE); the learner's head (Dense(A), dueling or C51) is excluded.
+layer or MoE); the learner's head (Dense(A), dueling or C51) is excluded. Atari encoders take
+84x84x4 stacks; the MinAtar encoder a 10x10x4 state (Asterix, Breakout; the conv has
+3*3*16 = 144 more weights per extra channel) with experts of width 128 (`DENSE_UNITS`).
 
     python -m offline_moe.networks                 # plain-text table
     python -m offline_moe.networks --markdown      # the same as a markdown table
@@ -20,6 +22,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from offline_moe.networks import (  # noqa: E402
+    DENSE_UNITS,
     ENCODERS,
     list_torsos,
     make_torso,
@@ -27,13 +30,14 @@ from offline_moe.networks import (  # noqa: E402
 )
 from offline_moe.networks.registry import count_params, resolve_torso  # noqa: E402
 
-INPUT_SHAPE = (1, 84, 84, 4)
+INPUT_SHAPE = (1, 84, 84, 4)  # an Atari observation (DQN's 4 stacked 84x84 frames)
+ENCODER_INPUT = {"minatar": (1, 10, 10, 4)}  # a MinAtar Breakout / Asterix state
 
 
 def _shapes(name: str, kwargs: dict) -> tuple[int, int]:
     """(parameter count, feature width D) of a torso, from shapes only."""
     torso = make_torso(name, **kwargs)
-    x = jax.ShapeDtypeStruct(INPUT_SHAPE, jnp.float32)
+    x = jax.ShapeDtypeStruct(ENCODER_INPUT.get(kwargs.get("encoder"), INPUT_SHAPE), jnp.float32)
     (features, _), variables = jax.eval_shape(
         lambda x: torso.init_with_output(jax.random.key(0), x, train=False), x
     )
@@ -53,6 +57,8 @@ def table_rows(encoders, experts) -> list[tuple[str, str, list[tuple[int, int] |
             variants = [(name, None)]
         for encoder in encoders if "encoder" in accepted else ["-"]:
             base = {"encoder": encoder} if encoder != "-" else {}
+            if "expert_width" in accepted and encoder in DENSE_UNITS:  # 512 Atari, 128 MinAtar
+                base["expert_width"] = DENSE_UNITS[encoder]
             for label, scaled in variants:
                 if scaled is None:
                     cell = _shapes(name, base)
@@ -117,8 +123,9 @@ def main(argv=None) -> None:
 
     print(
         "offline_moe torsos: parameter counts of the torso only (encoder + penultimate layer or\n"
-        "MoE; the learner's head is excluded), input 84x84x4. n = number of experts; for the\n"
-        "baseline, 'width n' is the paper's baseline scaled by n (Dense 512*n).\n"
+        "MoE; the learner's head is excluded), input 84x84x4 (minatar: 10x10x4, experts of\n"
+        "width 128). n = number of experts; for the baseline, 'width n' is the paper's\n"
+        "baseline scaled by n (Dense 512*n; minatar Dense 128*n).\n"
         "D = feature width handed to the head.\n"
     )
     print(format_table(encoders, experts, markdown=args.markdown))

@@ -1,7 +1,7 @@
 """Convolutional encoders shared by every torso, and the one place uint8 frames are scaled.
 
-Both encoders follow the paper's code (Dopamine `jax/networks.py`), including Flax's default
-SAME padding, which turns an 84x84 frame into an 11x11 feature map:
+The two Atari encoders follow the paper's code (Dopamine `jax/networks.py`), including Flax's
+default SAME padding, which turns an 84x84 frame into an 11x11 feature map:
 
 - `NatureCNN`: Conv 32 8x8/4 -> ReLU -> Conv 64 4x4/2 -> ReLU -> Conv 64 3x3/1 -> ReLU, all
   kernels xavier_uniform: [B, 84, 84, C] -> [B, 11, 11, 64] (the original Nature DQN used VALID
@@ -11,7 +11,19 @@ SAME padding, which turns an 84x84 frame into an 11x11 feature map:
   default lecun_normal init, as in the reference), then a final ReLU: [B, 84, 84, C] ->
   [B, 11, 11, 32].
 
-Encoders are looked up by name (`make_encoder('impala')`); `ENCODERS` lists them.
+MinAtar's (Young & Tian 2019; its examples/dqn.py `QNetwork`):
+
+- `MinAtarCNN`: Conv 16 3x3/1 with no padding (PyTorch's Conv2d default, so VALID here) ->
+  ReLU: [B, 10, 10, C] -> [B, 8, 8, 16], 1,024 features. Its dense layer has 128 units ("a
+  quarter of the original DQN paper of 512", dqn.py), so `DENSE_UNITS['minatar']` is 128:
+  the baseline torso's Dense(128 * width), and the width of a MinAtar expert as 512 is an
+  Atari expert's. Kernel init as dqn.py's (PyTorch's default for Conv2d: uniform within
+  +-1/sqrt(fan_in), i.e. variance_scaling(1/3, fan_in, uniform)); the bias starts at zero
+  (Flax's default; PyTorch draws it from the same range). VALID, as MinAtar: with SAME the map
+  would be 10x10 (100 tokens of 16), not the network MinAtar's results were measured with.
+
+Encoders are looked up by name (`make_encoder('impala')`); `ENCODERS` lists them and
+`DENSE_UNITS` the hidden width of the network each comes from.
 """
 
 from collections.abc import Sequence
@@ -23,15 +35,19 @@ _xavier = nn.initializers.xavier_uniform()
 
 
 def preprocess_obs(obs):
-    """Scales uint8 frames to float32 in [0, 1]: the one place observations are scaled.
+    """Scales observations to float32 in [0, 1]: the one place observations are scaled.
 
     Args:
-      obs: uint8 array [..., 84, 84, C] (any integer or float array is cast the same way).
+      obs: uint8 array [..., H, W, C] of pixel intensities (Atari [..., 84, 84, 4]; any
+        integer or float array is cast the same way), or bool (MinAtar's binary channels).
 
     Returns:
-      float32 array of the same shape, `obs / 255`.
+      float32 array of the same shape: `obs / 255`, or 0 / 1 for bool observations.
     """
-    return jnp.asarray(obs).astype(jnp.float32) / 255.0
+    obs = jnp.asarray(obs)
+    if obs.dtype == jnp.bool_:
+        return obs.astype(jnp.float32)
+    return obs.astype(jnp.float32) / 255.0
 
 
 class NatureCNN(nn.Module):
@@ -90,11 +106,24 @@ class ImpalaEncoder(nn.Module):
         return nn.relu(x)  # [B, 11, 11, 32]
 
 
-ENCODERS = {"impala": ImpalaEncoder, "nature": NatureCNN}
+class MinAtarCNN(nn.Module):
+    """MinAtar's DQN encoder: Conv 16 3x3 stride 1 VALID + ReLU (8x8x16 map for 10x10 input)."""
+
+    @nn.compact
+    def __call__(self, x):
+        torch_default = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+        conv = nn.Conv(16, (3, 3), strides=(1, 1), padding="VALID", kernel_init=torch_default)
+        return nn.relu(conv(x))  # [B, 8, 8, 16]
+
+
+ENCODERS = {"impala": ImpalaEncoder, "nature": NatureCNN, "minatar": MinAtarCNN}
+# Hidden units of the dense layer after each encoder in the network it comes from: the
+# baseline's Dense(DENSE_UNITS * width) and the expert width matching it.
+DENSE_UNITS = {"impala": 512, "nature": 512, "minatar": 128}
 
 
 def make_encoder(name: str) -> nn.Module:
-    """Returns a fresh encoder module by name ('impala' or 'nature')."""
+    """Returns a fresh encoder module by name ('impala', 'nature' or 'minatar')."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; valid encoders: {', '.join(sorted(ENCODERS))}")
     return ENCODERS[name]()

@@ -4,12 +4,14 @@ Contract (every torso, built-in or user-supplied):
 
     features, aux = torso(x, train=...)
 
-x: float32 [B, 84, 84, C] in [0, 1] (scale uint8 frames with `preprocess_obs`); features:
+x: float32 [B, H, W, C] in [0, 1] (Atari [B, 84, 84, 4], MinAtar [B, 10, 10, C]; scale uint8
+frames with `preprocess_obs`); features:
 float32 [B, D]; aux: dict of jnp arrays with 'aux_loss' (scalar, 0.0 where none) always present
 plus values worth logging. Torsos never read configs; the head that follows is the learner's.
 
-- `baseline`: encoder -> flatten -> Dense(512 * width, xavier_uniform) -> ReLU. `width = n`
-  is the paper's 'scaled baseline'.
+- `baseline`: encoder -> flatten -> Dense(512 * width, xavier_uniform) -> ReLU (128 * width
+  after the MinAtar encoder: `encoders.DENSE_UNITS`). `width = n` is the paper's 'scaled
+  baseline'.
 - `soft_moe` / `top1_moe`: encoder -> tokens (`Tokenizer`) -> `SoftMoE` / `Top1MoE` -> flatten
   (no pooling, no residual), so D = m * d: the MoE replaces the baseline's penultimate dense
   layer. Paper defaults: Impala encoder, 8 experts, per_conv tokens, expert width 512,
@@ -31,12 +33,12 @@ those of the plain layers (same names and shapes).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from offline_moe.networks.encoders import ENCODERS, make_encoder
+from offline_moe.networks.encoders import DENSE_UNITS, ENCODERS, make_encoder
 from offline_moe.networks.moe import ExpertMLP, SoftMoE, Top1MoE
 from offline_moe.networks.noisy import NoisyDense
 from offline_moe.networks.registry import register_torso
 
-HIDDEN_UNITS = 512  # the paper's penultimate dense layer
+HIDDEN_UNITS = DENSE_UNITS["impala"]  # the paper's penultimate dense layer (512)
 TOKENIZATIONS = ("per_conv", "per_feat", "per_samp", "per_patch")
 
 
@@ -100,11 +102,12 @@ class Tokenizer(nn.Module):
 
 @register_torso("baseline")
 class BaselineTorso(nn.Module):
-    """Encoder -> flatten -> Dense(512 * width) -> ReLU.
+    """Encoder -> flatten -> Dense(512 * width) -> ReLU (MinAtar encoder: Dense(128 * width)).
 
     Attributes:
-      encoder: 'impala' or 'nature'.
-      width: multiplier of the 512 hidden units (the paper's scaled baseline uses width = n).
+      encoder: 'impala', 'nature' or 'minatar'.
+      width: multiplier of the encoder's network's hidden units (`DENSE_UNITS`: 512, MinAtar
+        128; the paper's scaled baseline uses width = n).
       noisy: the hidden layer is a factorised NoisyDense (Dopamine's FullRainbowNetwork).
     """
 
@@ -121,16 +124,16 @@ class BaselineTorso(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         _check_input("baseline", x)
-        fmap = make_encoder(self.encoder)(x)  # [B, 11, 11, c]
+        fmap = make_encoder(self.encoder)(x)  # [B, 11, 11, c] (MinAtar [B, 8, 8, 16])
         flat = fmap.reshape(fmap.shape[0], -1)  # [B, h*w*c]
-        units = max(1, round(HIDDEN_UNITS * self.width))
+        units = max(1, round(DENSE_UNITS[self.encoder] * self.width))
         if self.noisy:
             hidden = NoisyDense(units, name="hidden")(flat, train=train)
         else:
             hidden = nn.Dense(units, kernel_init=nn.initializers.xavier_uniform(), name="hidden")(
                 flat
             )
-        features = nn.relu(hidden)  # [B, 512 * width]
+        features = nn.relu(hidden)  # [B, DENSE_UNITS * width]
         return features, {"aux_loss": jnp.zeros((), jnp.float32)}
 
 
@@ -138,7 +141,7 @@ class _MoETorso(nn.Module):
     """Shared fields and body of the MoE torsos: encoder -> Tokenizer -> MoE -> flatten.
 
     Attributes:
-      encoder: 'impala' or 'nature'.
+      encoder: 'impala', 'nature' or 'minatar'.
       num_experts: n.
       expert_width: H, hidden units per expert.
       tokenization: per_conv | per_feat | per_samp | per_patch.
@@ -237,7 +240,7 @@ class TokenizedExpertTorso(nn.Module):
     stands in for (and has their parameter count up to biases). D = m * d, as the MoE torsos.
 
     Attributes:
-      encoder: 'impala' or 'nature'.
+      encoder: 'impala', 'nature' or 'minatar'.
       num_experts: n of the MoE it is compared with (sets the width only).
       expert_width: hidden units per expert of that MoE.
       tokenization: per_conv | per_feat | per_samp | per_patch.

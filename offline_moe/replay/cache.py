@@ -5,7 +5,9 @@ into this one format, which `offline_moe.replay.device.DeviceReplay` loads onto 
 
 Layout of a cache directory (FORMAT_VERSION = 1), N rows::
 
-    observation.npy       uint8   [N, 84, 84]  single frames, stored once (never pre-stacked)
+    observation.npy       uint8   [N, 84, 84]  single frames, stored once (never pre-stacked);
+                                               any game's frame: [N, *frame_shape] of
+                                               frame_dtype (MinAtar: bool [N, 10, 10, C])
     action.npy            int32   [N]
     reward.npy            float32 [N]          reward received after `action` (clipped at
                                                ingest when meta['clip_rewards'] is true)
@@ -56,7 +58,10 @@ with its final frame f2 known, episode C is truncated after 2 actions with no fi
 for a given frame stack and n-step horizon is decided by `DeviceReplay`.)
 
 meta.json holds `format_version`, `num_rows`, `num_transitions`, `num_episodes`, `created`
-(UTC ISO time), `frame_shape`, and the caller's keys; by convention `source`, `game`, `run`,
+(UTC ISO time), the frame layout `frame_shape`, `frame_dtype` and `frame_stack` (frames per
+agent observation, the game's: `offline_moe.envs.registry.observation_spec`; a cache written
+before these fields existed is Atari's: [84, 84] uint8 frames stacked 4, `frame_spec`), and the
+caller's keys; by convention `source`, `game`, `run`,
 `checkpoints`, `percent`, `clip_rewards`, `num_actions`, and for locally recorded data the
 recorder's `policy`, `steps` and `seed` (missing ones are written as null). The identity of a
 cache (what made it: `IDENTITY_FIELDS`) is compared before a cache is reused or trained on,
@@ -85,12 +90,18 @@ from typing import Any
 import numpy as np
 
 FORMAT_VERSION = 1
+# The frame layout of Atari (DQN-Replay) caches, and of every cache written before meta.json
+# recorded it (`frame_spec`).
 FRAME_SHAPE = (84, 84)
+FRAME_DTYPE = np.dtype(np.uint8)
+FRAME_STACK = 4
+FRAME_DTYPES = ("uint8", "bool")  # what an observation may be stored as
 META_FILE = "meta.json"
 
-# name -> (dtype, per-row shape). Order is the order files are checked in `load_cache`.
+# name -> (dtype, per-row shape) for Atari's frames; `fields` gives them for any cache's.
+# Order is the order files are checked in `load_cache`.
 FIELDS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
-    "observation": (np.dtype(np.uint8), FRAME_SHAPE),
+    "observation": (FRAME_DTYPE, FRAME_SHAPE),
     "action": (np.dtype(np.int32), ()),
     "reward": (np.dtype(np.float32), ()),
     "terminal": (np.dtype(np.bool_), ()),
@@ -106,6 +117,8 @@ _RESERVED_META = (
     "num_episodes",
     "created",
     "frame_shape",
+    "frame_dtype",
+    "frame_stack",
 )
 # Keys every cache carries by convention (null when the caller gives none).
 STANDARD_META = (
@@ -130,8 +143,36 @@ class CacheError(ValueError):
     """A replay cache is missing, malformed, or from another format version."""
 
 
-# Bytes one row takes over all arrays (84 * 84 frame + int32 action + float32 reward + 3 flags).
-ROW_BYTES = sum(int(np.prod(shape, dtype=np.int64)) * dt.itemsize for dt, shape in FIELDS.values())
+def fields(frame_shape=FRAME_SHAPE, frame_dtype=FRAME_DTYPE) -> dict:
+    """`FIELDS` with the observation of a cache's frame layout."""
+    return {**FIELDS, "observation": (np.dtype(frame_dtype), tuple(int(d) for d in frame_shape))}
+
+
+def row_bytes(frame_shape=FRAME_SHAPE, frame_dtype=FRAME_DTYPE) -> int:
+    """Bytes one row takes over all arrays (the frame + int32 action + float32 reward + 3 flags)."""
+    items = fields(frame_shape, frame_dtype).values()
+    return sum(int(np.prod(shape, dtype=np.int64)) * dt.itemsize for dt, shape in items)
+
+
+ROW_BYTES = row_bytes()  # an Atari row: 7,056 + 11 bytes
+
+
+def frame_spec(meta: Mapping[str, Any]) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(frame shape, frame dtype, frame stack) of a cache from its meta.json; the fields a cache
+    written before they existed lacks are Atari's ([84, 84], uint8, 4)."""
+    shape = tuple(int(d) for d in (meta.get("frame_shape") or FRAME_SHAPE))
+    dtype = np.dtype(meta.get("frame_dtype") or FRAME_DTYPE)
+    stack = int(meta.get("frame_stack") or FRAME_STACK)
+    return shape, dtype, stack
+
+
+def _check_frame_layout(where: str, shape, dtype, stack) -> None:
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ValueError(f"{where}: frame_shape must be [H, W] or [H, W, C], got {list(shape)}")
+    if np.dtype(dtype).name not in FRAME_DTYPES:
+        raise ValueError(f"{where}: frame_dtype must be one of {FRAME_DTYPES}, got {dtype}")
+    if int(stack) < 1:
+        raise ValueError(f"{where}: frame_stack must be >= 1, got {stack}")
 
 
 class CacheWriteError(CacheError):
@@ -253,16 +294,33 @@ class CacheWriter:
         in `STANDARD_META`. Keys in `_RESERVED_META` are computed here and may not be given.
       overwrite: replace an existing cache at `out_dir`. Even then, a non-empty directory
         that is not a cache (no meta.json) is refused, so a typo cannot delete other data.
+      frame_shape, frame_dtype: one frame's layout (default Atari's uint8 [84, 84]; MinAtar
+        bool [10, 10, C]); every episode's frames must have it.
+      frame_stack: frames per agent observation, recorded for the trainers (the game's:
+        `offline_moe.envs.registry.observation_spec`; default Atari's 4).
 
     Raises:
       CacheError: `out_dir` exists and `overwrite` is false (or it is not a cache).
     """
 
-    def __init__(self, out_dir: str, *, meta: Mapping[str, Any] | None = None, overwrite=False):
+    def __init__(
+        self,
+        out_dir: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        overwrite=False,
+        frame_shape=FRAME_SHAPE,
+        frame_dtype=FRAME_DTYPE,
+        frame_stack: int = FRAME_STACK,
+    ):
         self.out_dir = os.path.abspath(os.fspath(out_dir))
         self.overwrite = overwrite
         meta = dict(meta or {})
         _check_caller_meta(meta)
+        self.frame_shape = tuple(int(d) for d in frame_shape)
+        self.frame_dtype = np.dtype(frame_dtype)
+        self.frame_stack = int(frame_stack)
+        _check_frame_layout("CacheWriter", self.frame_shape, self.frame_dtype, self.frame_stack)
         self._meta = {k: None for k in STANDARD_META}
         self._meta.update(meta)
         self._check_target()
@@ -271,7 +329,7 @@ class CacheWriter:
         self.tmp_dir = tempfile.mkdtemp(prefix=os.path.basename(self.out_dir) + ".tmp-", dir=parent)
         self._files: dict[str, _NpyAppender] = {}
         try:
-            for name, (dtype, row_shape) in FIELDS.items():
+            for name, (dtype, row_shape) in fields(self.frame_shape, self.frame_dtype).items():
                 path = os.path.join(self.tmp_dir, name + ".npy")
                 self._files[name] = _NpyAppender(path, dtype, row_shape)
         except BaseException:
@@ -318,12 +376,13 @@ class CacheWriter:
         """Appends one episode of T rows (T - context transitions, fewer when truncated).
 
         Args:
-          observations: uint8 [T, 84, 84]; observations[t] is the frame action t was taken on.
+          observations: [T, *frame_shape] of frame_dtype (Atari: uint8 [T, 84, 84]);
+            observations[t] is the frame action t was taken on.
           actions: integer [T].
           rewards: float [T]; reward after action t (already clipped if the caller clips).
           terminated: the game ended after the last action (terminal flag on the last row).
             False means truncated: see `final_observation`.
-          final_observation: uint8 [84, 84], the frame after the last action of a truncated
+          final_observation: one frame, the frame after the last action of a truncated
             episode; stored as an observation-only row. Ignored (not stored) if `terminated`.
             If truncated and None, the last row becomes observation-only.
           context: how many leading rows are frame-stack history only (observation-only; the
@@ -335,9 +394,10 @@ class CacheWriter:
         actions = np.asarray(actions)
         rewards = np.asarray(rewards)
         t = observations.shape[0] if observations.ndim else 0
-        if observations.dtype != np.uint8 or observations.shape[1:] != FRAME_SHAPE:
+        frame = f"{self.frame_dtype} {list(self.frame_shape)}"
+        if observations.dtype != self.frame_dtype or observations.shape[1:] != self.frame_shape:
             raise ValueError(
-                f"add_episode: observations must be uint8 [T, 84, 84], got "
+                f"add_episode: observations must be {frame} frames [T, ...], got "
                 f"{observations.dtype} {observations.shape}"
             )
         if t == 0:
@@ -353,9 +413,12 @@ class CacheWriter:
             raise ValueError("add_episode: actions must be non-negative int32 values")
         if final_observation is not None and not terminated:
             final_observation = np.asarray(final_observation)
-            if final_observation.dtype != np.uint8 or final_observation.shape != FRAME_SHAPE:
+            if (final_observation.dtype, final_observation.shape) != (
+                self.frame_dtype,
+                self.frame_shape,
+            ):
                 raise ValueError(
-                    "add_episode: final_observation must be uint8 [84, 84], got "
+                    f"add_episode: final_observation must be a frame of {frame}, got "
                     f"{final_observation.dtype} {final_observation.shape}"
                 )
         extra = 1 if (final_observation is not None and not terminated) else 0
@@ -405,7 +468,9 @@ class CacheWriter:
                 num_rows=self.num_rows,
                 num_transitions=self.num_transitions,
                 num_episodes=self.num_episodes,
-                frame_shape=list(FRAME_SHAPE),
+                frame_shape=list(self.frame_shape),
+                frame_dtype=self.frame_dtype.name,
+                frame_stack=self.frame_stack,
                 created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             )
             with open(os.path.join(self.tmp_dir, META_FILE), "w") as fh:
@@ -433,7 +498,7 @@ class CacheWriter:
     @property
     def bytes_written(self) -> int:
         """Bytes of array data written so far (all files)."""
-        return self.num_rows * ROW_BYTES
+        return self.num_rows * row_bytes(self.frame_shape, self.frame_dtype)
 
     def __enter__(self) -> CacheWriter:
         return self
@@ -451,9 +516,11 @@ def write_cache(
     *,
     meta: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    **frame_layout,
 ) -> str:
-    """Writes an iterable of episode dicts (keys as `CacheWriter.add_episode` arguments)."""
-    with CacheWriter(out_dir, meta=meta, overwrite=overwrite) as writer:
+    """Writes an iterable of episode dicts (keys as `CacheWriter.add_episode` arguments);
+    `frame_layout`: CacheWriter's frame_shape, frame_dtype, frame_stack."""
+    with CacheWriter(out_dir, meta=meta, overwrite=overwrite, **frame_layout) as writer:
         for ep in episodes:
             writer.add_episode(
                 ep["observations"],
@@ -486,6 +553,10 @@ def read_meta(cache_dir: str) -> dict:
             f"replay cache {cache_dir}: {META_FILE} field format_version is {version!r}, "
             f"expected {FORMAT_VERSION}; re-ingest the data with this version of offline_moe"
         )
+    try:
+        _check_frame_layout(f"replay cache {cache_dir}: {META_FILE}", *frame_spec(meta))
+    except (TypeError, ValueError) as e:
+        raise CacheError(str(e)) from None
     return meta
 
 
@@ -515,7 +586,7 @@ def load_cache(
     cache_dir = os.fspath(cache_dir)
     meta = read_meta(cache_dir)
     arrays: dict[str, np.ndarray] = {}
-    for name, (dtype, row_shape) in FIELDS.items():
+    for name, (dtype, row_shape) in fields(*frame_spec(meta)[:2]).items():
         path = os.path.join(cache_dir, name + ".npy")
         if not os.path.isfile(path):
             raise CacheError(f"replay cache {cache_dir}: missing file {name}.npy")

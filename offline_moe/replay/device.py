@@ -69,8 +69,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offline_moe.envs.frames import stack_frames, stacked_shape
 from offline_moe.replay import transitions
-from offline_moe.replay.cache import CacheError, load_cache
+from offline_moe.replay.cache import CacheError, frame_spec, load_cache
 
 # ---------------------------------------------------------------------------------------------
 # Host-side (numpy) index helpers.
@@ -159,7 +160,8 @@ def stack_indices(t: jax.Array, start_row: jax.Array, stack: int) -> tuple[jax.A
 
 
 def gather_stacks(frames: jax.Array, idx: jax.Array, mask: jax.Array) -> jax.Array:
-    """Gathers frame stacks. frames uint8 [N, H, W]; idx, mask [B, K] -> uint8 [B, H, W, K]."""
+    """Gathers frame stacks. frames uint8 [N, H, W]; idx, mask [B, K] -> uint8 [B, H, W, K]
+    (frames [N, H, W, C] -> [B, H, W, K * C], `envs.frames`)."""
     x = jnp.take(frames, idx, axis=0, mode="clip")  # [B, K, H, W]
     return jax.vmap(transitions.stack)(x, mask)
 
@@ -168,20 +170,23 @@ def assemble_batch(frames: jax.Array, rows: Mapping[str, jax.Array]) -> dict[str
     """A batch from the frames of `rows['frame_rows']` and the other fields of `rows`.
 
     Args:
-      frames: uint8 [..., B, 2K, H, W], the frames at `rows['frame_rows']` (obs rows, then
-        next_obs rows; see `DeviceReplay.transition_rows`).
+      frames: [..., B, 2K, *frame], the frames at `rows['frame_rows']` (obs rows, then
+        next_obs rows; see `DeviceReplay.transition_rows`); Atari: uint8 [..., B, 2K, 84, 84].
       rows: `transition_rows` output with the same leading axes.
 
     Returns:
-      dict with obs, next_obs uint8 [..., B, H, W, K] (zero frames where masked) and action,
-      reward, discount, next_action as in `rows`.
+      dict with obs, next_obs [..., B, H, W, K] for [H, W] frames, [..., B, H, W, K * C] for
+      [H, W, C] frames (zero frames where masked; `envs.frames`), of the frames' dtype, and
+      action, reward, discount, next_action as in `rows`.
     """
     k = rows["obs_mask"].shape[-1]
+    frame_ndim = frames.ndim - rows["obs_mask"].ndim
     mask = jnp.concatenate([rows["obs_mask"], rows["next_mask"]], axis=-1)  # [..., B, 2K]
-    frames = jnp.where(mask[..., None, None], frames, jnp.zeros((), frames.dtype))
-    frames = jnp.moveaxis(frames, -3, -1)  # [..., B, H, W, 2K]
+    frames = transitions.mask_frames(frames, mask)
     batch = {name: rows[name] for name in ("action", "reward", "discount", "next_action")}
-    batch["obs"], batch["next_obs"] = frames[..., :k], frames[..., k:]
+    obs_frames, next_frames = jnp.split(frames, [k], axis=frames.ndim - frame_ndim - 1)
+    batch["obs"] = stack_frames(obs_frames, frame_ndim)
+    batch["next_obs"] = stack_frames(next_frames, frame_ndim)
     return batch
 
 
@@ -220,7 +225,8 @@ class DeviceReplay:
     """A replay cache on the default JAX device; `sample` is pure and jittable.
 
     Attributes:
-      observation: uint8 [N, 84, 84] frames (device).
+      observation: [N, *frame_shape] frames of the cache's frame_dtype (device; Atari uint8
+        [N, 84, 84], MinAtar bool [N, 10, 10, C]).
       action: int32 [N]; reward: float32 [N]; terminal, observation_only: bool [N] (device).
       start_row: int32 [N], first row of each row's episode (device).
       valid: int32 [V], sampleable rows for this `stack`/`n_step` (device).
@@ -262,13 +268,14 @@ class DeviceReplay:
         cls,
         cache_dir: str,
         *,
-        stack: int = 4,
+        stack: int | None = None,
         n_step: int = 1,
         gamma: float = 0.99,
         num_actions: int | None = None,
     ) -> DeviceReplay:
         """Loads a cache directory onto the default device (see `offline_moe.replay.cache`).
 
+        `stack` defaults to the cache's frame_stack (meta.json; Atari 4, MinAtar 1).
         `num_actions` (the game's action count) is checked against the cache's content and
         meta.json, and stands in for a meta.json without one.
         """
@@ -285,17 +292,24 @@ class DeviceReplay:
         arrays: Mapping[str, np.ndarray],
         meta: Mapping[str, Any] | None = None,
         *,
-        stack: int = 4,
+        stack: int | None = None,
         n_step: int = 1,
         gamma: float = 0.99,
         name: str = "<arrays>",
     ) -> DeviceReplay:
-        """Builds a replay from cache-format arrays (as returned by `load_cache`)."""
+        """Builds a replay from cache-format arrays (as returned by `load_cache`); the frame
+        layout is the arrays' (recorded in `meta`), `stack` defaults to meta's frame_stack."""
+        meta = dict(meta or {})
+        frames = arrays["observation"]
+        meta["frame_shape"] = [int(d) for d in frames.shape[1:]]
+        meta["frame_dtype"] = np.dtype(frames.dtype).name
+        if stack is None:
+            stack = frame_spec(meta)[2]
+        meta["frame_stack"] = frame_spec(meta)[2]
         if int(stack) < 1 or int(n_step) < 1:
             raise ValueError(f"DeviceReplay: stack and n_step must be >= 1, got {stack}, {n_step}")
         if not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"DeviceReplay: gamma must be in [0, 1], got {gamma}")
-        meta = dict(meta or {})
         episode_start = np.asarray(arrays["episode_start"], bool)
         terminal = np.asarray(arrays["terminal"], bool)
         observation_only = np.asarray(arrays["observation_only"], bool)
@@ -309,7 +323,7 @@ class DeviceReplay:
         if meta.get("num_actions") is None:
             meta["num_actions"] = int(action.max()) + 1
         host = {
-            "observation": np.asarray(arrays["observation"], np.uint8),
+            "observation": np.asarray(arrays["observation"]),  # uint8 or bool frames
             "action": action,
             "reward": np.asarray(arrays["reward"], np.float32),
             "terminal": terminal,
@@ -335,6 +349,16 @@ class DeviceReplay:
     @property
     def num_actions(self) -> int:
         return int(self.meta["num_actions"])
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """One stored frame's shape (meta.json frame_shape; Atari (84, 84))."""
+        return frame_spec(self.meta)[0]
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """One sampled observation's shape: `stack` frames (`envs.frames.stacked_shape`)."""
+        return stacked_shape(self.frame_shape, self.stack)
 
     @property
     def num_valid(self) -> int:
@@ -395,8 +419,8 @@ class DeviceReplay:
         """Uniformly samples `batch_size` valid transitions. Pure and jittable.
 
         Returns:
-          dict with obs uint8 [B, 84, 84, stack], action int32 [B], reward float32 [B],
-          discount float32 [B], next_obs uint8 [B, 84, 84, stack], next_action int32 [B].
+          dict with obs [B, *obs_shape] (Atari uint8 [B, 84, 84, stack]), action int32 [B],
+          reward float32 [B], discount float32 [B], next_obs like obs, next_action int32 [B].
         """
         i = jax.random.randint(key, (batch_size,), 0, self.valid.shape[0])
         return self.transitions(self.valid[i])

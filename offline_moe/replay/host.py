@@ -10,7 +10,8 @@ update k of a call that starts at step s uses key fold_in(fold_in(rng, s + k), S
 1. device: the row indices of all K x B frame stacks (and the masks, n-step rewards,
    discounts, actions of those transitions) for every seed, from (rng, step) alone;
 2. host: those frames gathered from the (memory-mapped) frame array by `threads` threads;
-3. host -> device: one transfer of uint8 [S, K, B, 2 * stack, 84, 84];
+3. host -> device: one transfer of uint8 [S, K, B, 2 * stack, 84, 84] (any cache: its frames,
+   [S, K, B, 2 * stack, *frame_shape]);
 4. device: the K updates, on batches built from that block (`make_host_train_fn`).
 
 Steps 1-3 for call c + 1 run in a background thread while the device runs call c (double
@@ -52,14 +53,15 @@ class HostReplay:
     Attributes:
       index: a `DeviceReplay` without frames (observation has 0 rows) holding everything
         else on the device; its `transition_rows` gives the frame rows of a transition.
-      frames: uint8 [N, 84, 84] host array (memory-mapped from the cache by default).
+      frames: [N, *frame_shape] host array of the cache's frame dtype (memory-mapped from the
+        cache by default; Atari uint8 [N, 84, 84]).
       stack, n_step, gamma, meta, num_actions, num_valid, num_rows: as `DeviceReplay`.
     """
 
     def __init__(self, index: DeviceReplay, frames: np.ndarray):
-        if frames.ndim != 3 or frames.shape[0] != index.num_rows:
+        if frames.ndim not in (3, 4) or frames.shape[0] != index.num_rows:
             raise ValueError(
-                f"HostReplay: frames must be [{index.num_rows}, 84, 84], got {frames.shape}"
+                f"HostReplay: frames must be [{index.num_rows}, H, W(, C)], got {frames.shape}"
             )
         self.index = index
         self.frames = frames
@@ -70,7 +72,7 @@ class HostReplay:
         cls,
         cache_dir: str,
         *,
-        stack: int = 4,
+        stack: int | None = None,
         n_step: int = 1,
         gamma: float = 0.99,
         in_memory: bool = False,
@@ -92,12 +94,12 @@ class HostReplay:
 
     @classmethod
     def from_arrays(
-        cls, arrays, meta=None, *, frames=None, stack=4, n_step=1, gamma=0.99, name="<arrays>"
+        cls, arrays, meta=None, *, frames=None, stack=None, n_step=1, gamma=0.99, name="<arrays>"
     ) -> HostReplay:
         """Builds one from cache-format arrays (`frames` defaults to arrays['observation'])."""
         frames = np.asarray(arrays["observation"] if frames is None else frames)
         no_frames = dict(arrays)
-        no_frames["observation"] = np.zeros((0, *frames.shape[1:]), np.uint8)
+        no_frames["observation"] = np.zeros((0, *frames.shape[1:]), frames.dtype)
         index = DeviceReplay.from_arrays(
             no_frames, meta, stack=stack, n_step=n_step, gamma=gamma, name=name
         )
@@ -114,6 +116,10 @@ class HostReplay:
     @property
     def num_valid(self) -> int:
         return self.index.num_valid
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return self.index.obs_shape
 
     @property
     def num_rows(self) -> int:
@@ -137,10 +143,10 @@ class HostReplay:
         return assemble_batch(jnp.asarray(self.gather(rows)), rows)
 
     def gather(self, rows: dict, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
-        """Host frames for `rows['frame_rows']` (int [..., 2 * stack]) -> uint8 [..., 84, 84]."""
+        """Host frames for `rows['frame_rows']` (int [..., 2 * stack]) -> [..., *frame_shape]."""
         idx = np.asarray(rows["frame_rows"])
         flat = idx.reshape(-1)
-        out = np.empty((flat.size, *self.frames.shape[1:]), np.uint8)
+        out = np.empty((flat.size, *self.frames.shape[1:]), self.frames.dtype)
         if pool is None or flat.size < 4096:
             np.take(self.frames, flat, axis=0, out=out)
         else:
@@ -307,7 +313,7 @@ def benchmark_host_sampling(
         "batch": batch_size,
         "updates_per_block": iters,
         "gather_threads": threads,
-        "host_bytes_per_transition": 2 * replay.stack * 84 * 84,
+        "host_bytes_per_transition": 2 * replay.stack * replay.frames[0].nbytes,
         "device_bytes": replay.device_bytes(),
     }
 

@@ -4,9 +4,10 @@
 the replay and the S seeds' `TrainState`s will take and, when they do not fit, refuses with
 the sizes and the options instead of failing half-way through a multi-gigabyte copy.
 
-Sizes (bytes per cache row, `DeviceReplay`): the frame 84 x 84 = 7,056, action, reward and
-start row 4 each, terminal and observation-only flags 1 each, plus 4 per sampleable row
-(at most one per row): 7,074 in all. A `HostReplay` keeps only the 18 non-frame bytes on the
+Sizes (bytes per cache row, `DeviceReplay`): the frame (Atari 84 x 84 = 7,056; MinAtar
+10 x 10 x C, 1 byte a cell), action, reward and start row 4 each, terminal and
+observation-only flags 1 each, plus 4 per sampleable row (at most one per row): 7,074 in all
+for Atari. A `HostReplay` keeps only the 18 non-frame bytes on the
 device. A seed's state is its online and target parameters plus Adam's two moments, 16 bytes
 per parameter (computed exactly, without allocating, by `jax.eval_shape`).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-FRAME_BYTES = 84 * 84
+FRAME_BYTES = 7_056  # an Atari frame, uint8 [84, 84] (the default; caches state their own)
 ROW_BYTES = 4 + 4 + 4 + 1 + 1 + 4  # action, reward, start_row, terminal, observation_only, valid
 GiB = 2**30
 REPLAY_MODES = ("auto", "device", "host")
@@ -62,14 +63,15 @@ def device_capacity() -> tuple[int | None, str]:
         return None, "unknown"
 
 
-def state_bytes(learner, num_seeds: int, stack: int = 4) -> int:
-    """Exact bytes of `num_seeds` TrainStates of `learner` (nothing is allocated)."""
+def state_bytes(learner, num_seeds: int, obs_shape=(84, 84, 4), obs_dtype="uint8") -> int:
+    """Exact bytes of `num_seeds` TrainStates of `learner` for observations of `obs_shape`
+    (default Atari's 4 stacked 84x84 frames) (nothing is allocated)."""
     import jax
     import jax.numpy as jnp
 
     from offline_moe.learners import init_seeds, seed_keys
 
-    obs = jax.ShapeDtypeStruct((1, 84, 84, stack), jnp.uint8)
+    obs = jax.ShapeDtypeStruct((1, *obs_shape), jnp.dtype(obs_dtype))
     shapes = jax.eval_shape(lambda k, o: init_seeds(learner, k, o), seed_keys(0, num_seeds), obs)
     return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
 
@@ -131,6 +133,7 @@ def plan_memory(
     capacity: int | None = None,
     capacity_source: str = "given",
     cache_dir: str = "<cache>",
+    frame_bytes: int = FRAME_BYTES,
 ) -> MemoryPlan:
     """Plans where the replay goes; raises `MemoryPlanError` if it cannot fit.
 
@@ -142,12 +145,13 @@ def plan_memory(
       capacity: device bytes (default: `device_capacity()`).
       capacity_source: where `capacity` comes from (for the message).
       cache_dir: for the message.
+      frame_bytes: bytes of one stored frame (the cache's; default an Atari frame).
     """
     if replay not in REPLAY_MODES:
         raise ValueError(f"config.data.replay is {replay!r}; valid: {', '.join(REPLAY_MODES)}")
     if capacity is None:
         capacity, capacity_source = device_capacity()
-    frames = int(num_rows) * FRAME_BYTES
+    frames = int(num_rows) * int(frame_bytes)
     rows = int(num_rows) * ROW_BYTES
 
     def make(mode):

@@ -92,7 +92,7 @@ class OnlineReplay:
 
     @property
     def capacity(self) -> int:
-        return self.frames.shape[-3]
+        return self.action.shape[-1]  # (frames are [C, *frame_shape], seeds may lead)
 
     @classmethod
     def create(
@@ -102,15 +102,18 @@ class OnlineReplay:
         stack: int = 4,
         n_step: int = 10,
         gamma: float = 0.99,
-        frame_shape: tuple[int, int] = (84, 84),
+        frame_shape: tuple[int, ...] = (84, 84),
+        frame_dtype: str = "uint8",
     ) -> OnlineReplay:
-        """An empty buffer. `capacity` must exceed n_step + stack."""
+        """An empty buffer of [capacity, *frame_shape] frames of `frame_dtype` (the game's
+        `envs.registry.observation_spec`; Atari uint8 [84, 84], MinAtar bool [10, 10, C]).
+        `capacity` must exceed n_step + stack."""
         if capacity <= n_step + stack:
             raise ValueError(
                 f"online replay capacity {capacity} must exceed n_step + stack = {n_step + stack}"
             )
         return cls(
-            frames=jnp.zeros((capacity, *frame_shape), jnp.uint8),
+            frames=jnp.zeros((capacity, *frame_shape), frame_dtype),
             action=jnp.zeros((capacity,), jnp.int32),
             reward=jnp.zeros((capacity,), jnp.float32),
             terminal=jnp.zeros((capacity,), bool),

@@ -20,6 +20,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from offline_moe.envs.frames import stack_frames
+
 Array = jax.Array
 
 
@@ -39,15 +41,23 @@ def stack_keep(starts: Array) -> Array:
     return starts_after == 0
 
 
+def mask_frames(frames: Array, keep: Array) -> Array:
+    """frames [..., K, *frame], keep bool [..., K] -> frames with zeros where `keep` is false."""
+    keep = keep.reshape(keep.shape + (1,) * (frames.ndim - keep.ndim))
+    return jnp.where(keep, frames, jnp.zeros((), frames.dtype))
+
+
 def stack(frames: Array, keep: Array) -> Array:
-    """One frame stack: frames [K, H, W] (oldest first), keep bool [K] -> [H, W, K].
+    """One frame stack: frames [K, H, W] (oldest first), keep bool [K] -> [H, W, K]; frames
+    [K, H, W, C] -> [H, W, K * C] (`envs.frames.stack_frames`).
 
     Frames outside `keep` become zeros, as at the start of an episode in DQN (Mnih et al.
     2015, Methods: the first frames of an episode are padded).
     """
-    chex.assert_rank([frames, keep], [3, 1])
-    x = jnp.where(keep[:, None, None], frames, jnp.zeros((), frames.dtype))
-    return jnp.moveaxis(x, 0, -1)  # [H, W, K]
+    chex.assert_rank(keep, 1)
+    if frames.ndim not in (3, 4):
+        raise ValueError(f"stack: frames must be [K, H, W(, C)], got {frames.shape}")
+    return stack_frames(mask_frames(frames, keep), frames.ndim - 1)  # [H, W, K(*C)]
 
 
 def n_step_return(rewards: Array, terminals: Array, gamma: float) -> tuple[Array, Array, Array]:

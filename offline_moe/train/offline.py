@@ -27,6 +27,7 @@ import numpy as np
 
 from offline_moe.envs import registry as envs
 from offline_moe.envs.evaluate import EvalConfig, evaluate
+from offline_moe.envs.frames import stacked_shape
 from offline_moe.learners import (
     LearnerConfig,
     effective_scan_steps,
@@ -43,6 +44,7 @@ from offline_moe.replay.cache import (
     cache_identity,
     cache_pin,
     describe_pin,
+    frame_spec,
     source_kind,
 )
 from offline_moe.replay.host import HostReplay, HostTrainStep
@@ -72,7 +74,7 @@ class TrainConfig:
     scan_steps: int
     log_interval: int
     cache_dir: str
-    stack: int
+    stack: int | None  # None: the cache's frame_stack (meta.json; the game's)
     replay: str
     repr_batch_size: int
     srank_threshold: float
@@ -165,7 +167,7 @@ def unpack(config: Mapping) -> tuple[TrainConfig, LearnerConfig, EvalConfig]:
         scan_steps=int(config["scan_steps"]),
         log_interval=int(config["log_interval"]),
         cache_dir=config["data"]["cache_dir"] or default_cache_dir(config),
-        stack=int(config["data"]["stack"]),
+        stack=None if config["data"].get("stack") is None else int(config["data"]["stack"]),
         replay=str(config["data"].get("replay", "auto")),  # runs from before the option: auto
         repr_batch_size=int(config["repr"]["batch_size"]),
         srank_threshold=float(config["repr"]["srank_threshold"]),
@@ -187,6 +189,26 @@ def _mean_over_calls(pending: list[dict]) -> dict[str, np.ndarray]:
     """Averages fetched per-call metrics ([S] or [S, n] each) over calls."""
     fetched = jax.device_get(pending)
     return {k: np.mean(np.stack([m[k] for m in fetched]), axis=0) for k in fetched[0]}
+
+
+def obs_spec(cache_meta: Mapping, stack: int) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of one agent observation of `stack` frames of the cache's layout."""
+    shape, dtype, _ = frame_spec(cache_meta)
+    return stacked_shape(shape, stack), dtype
+
+
+def check_frames(tc: TrainConfig, game: str, cache_meta: Mapping) -> int:
+    """The frame stack of the run (config.data.stack, else the cache's frame_stack), after
+    checking that the cache's frames are what the evaluation env returns."""
+    shape, dtype, stack = frame_spec(cache_meta)
+    env_shape, env_dtype, _ = envs.observation_spec(game)
+    if (tuple(shape), dtype) != (tuple(env_shape), env_dtype):
+        raise ValueError(
+            f"replay cache {tc.cache_dir!r} holds {dtype} {list(shape)} frames (meta.json "
+            f"frame_shape, frame_dtype) but {game} returns {env_dtype} {list(env_shape)} frames; "
+            "the cache is from another game: re-ingest it or set config.game"
+        )
+    return stack if tc.stack is None else tc.stack
 
 
 def build(config: Mapping, log=_log):
@@ -215,13 +237,14 @@ def build(config: Mapping, log=_log):
     except ValueError as e:
         raise ValueError(f"config.game / config.eval.protocol: {e}") from None
     # The game first: a cache of another game would otherwise be refused for its action count
-    # without naming either game.
+    # (or its frames) without naming either game.
     cache_game = read_meta(tc.cache_dir).get("game")
     if cache_game and str(cache_game).replace("_", "").lower() != game.lower():
         raise ValueError(
             f"config.game is {tc.game!r} but the replay cache {tc.cache_dir!r} holds {cache_game!r}"
         )
     arrays, cache_meta = load_cache(tc.cache_dir, mmap=True, num_actions=game_actions)
+    tc = dataclasses.replace(tc, stack=check_frames(tc, game, cache_meta))
     clipped = cache_meta.get("clip_rewards")
     if clipped is not None and bool(clipped) != bool(config["data"]["clip_rewards"]):
         raise ValueError(
@@ -241,9 +264,10 @@ def build(config: Mapping, log=_log):
     plan = memory.plan_memory(
         int(cache_meta["num_rows"]),
         replay=tc.replay,
-        state_bytes=memory.state_bytes(learner, tc.num_seeds, tc.stack),
+        state_bytes=memory.state_bytes(learner, tc.num_seeds, *obs_spec(cache_meta, tc.stack)),
         num_seeds=tc.num_seeds,
         cache_dir=tc.cache_dir,
+        frame_bytes=arrays["observation"][0].nbytes,
     )
     log(plan.describe())
     cls = DeviceReplay if plan.replay == "device" else HostReplay
@@ -349,7 +373,7 @@ def _train(
     rd.write_protocol(run_protocol(config, tc, ec, replay.meta, torso_meta))
     s_ = tc.num_seeds
     seeds = list(range(tc.seed, tc.seed + s_))  # seed s of the run is tc.seed + s
-    obs0 = jnp.zeros((1, 84, 84, tc.stack), jnp.uint8)
+    obs0 = jnp.zeros((1, *replay.obs_shape), frame_spec(replay.meta)[1])
     state = init_seeds(learner, seed_keys(tc.seed, s_, TRAIN_STREAM), obs0)
     n_params = num_params(jax.tree.map(lambda x: x[0], state.params))
 

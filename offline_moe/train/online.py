@@ -33,7 +33,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from offline_moe.envs import atari, canonical_game, make_env
+from offline_moe.envs import canonical_game, make_env, observation_spec
 from offline_moe.envs import num_actions as env_num_actions
 from offline_moe.envs.evaluate import EvalConfig
 from offline_moe.envs.evaluate import evaluate as shared_evaluate
@@ -52,7 +52,6 @@ from offline_moe.train.rundir import (
     protocol_block,
 )
 
-FRAME = (atari.SCREEN_SIZE, atari.SCREEN_SIZE)
 # fold_in tags of a seed's random streams, as on the offline track (`learners.seed_keys`).
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 
@@ -117,9 +116,13 @@ def agent_config(config: ml_collections.ConfigDict, num_actions: int) -> online.
             f"({config.learner.agent!r}) disagree"
         )
     name, kwargs = torso_spec(config.torso)
+    frame_shape, frame_dtype, stack = observation_spec(config.game)  # the game's frames
     return online.OnlineAgentConfig(
         agent=config.agent,
         num_actions=num_actions,
+        stack=stack,
+        frame_shape=tuple(frame_shape),
+        frame_dtype=frame_dtype.name,
         torso_name=name,
         torso_kwargs=tuple(sorted(kwargs.items())),
         min_replay=config.replay.min_replay,
@@ -246,7 +249,10 @@ class Actors:
         for env, es in zip(self.envs, snap["envs"]):
             env.set_state(es)
         self.frame = np.stack(
-            [np.frombuffer(base64.b64decode(f), np.uint8).reshape(FRAME) for f in snap["frame"]]
+            [
+                np.frombuffer(base64.b64decode(f), self.frame.dtype).reshape(self.frame.shape[1:])
+                for f in snap["frame"]
+            ]
         )
         self.first = np.asarray(snap["first"], bool)
         self.reward = np.asarray(snap["reward"], np.float32)
@@ -569,7 +575,8 @@ def replay_episodes(
     episodes = []
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
         if b1 - 1 in overs:
-            frames = np.concatenate([replay.frames[b0:b1], np.zeros((1, *FRAME), np.uint8)])
+            zero = np.zeros((1, *replay.frames.shape[1:]), replay.frames.dtype)
+            frames = np.concatenate([replay.frames[b0:b1], zero])
             last = b1  # rows b0..b1-1 are transitions
         else:
             frames = replay.frames[b0:b1]

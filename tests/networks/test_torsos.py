@@ -16,6 +16,7 @@ from offline_moe.networks import (
     TorsoError,
     filter_torso_kwargs,
     list_torsos,
+    make_encoder,
     make_torso,
     preprocess_obs,
     register_torso,
@@ -29,19 +30,33 @@ TOY = "tests.toy_torso:ToyTorso"
 BATCH = 2
 
 
-def _obs(batch=BATCH, seed=0):
-    frames = np.random.default_rng(seed).integers(0, 256, (batch, 84, 84, 4), dtype=np.uint8)
-    return preprocess_obs(frames)
+def _obs(batch=BATCH, seed=0, scale="atari"):
+    rng = np.random.default_rng(seed)
+    if scale == "minatar":  # a MinAtar state: binary channels, bool [10, 10, C] (Seaquest C=10)
+        return preprocess_obs(rng.random((batch, 10, 10, 10)) < 0.3)
+    return preprocess_obs(rng.integers(0, 256, (batch, 84, 84, 4), dtype=np.uint8))
+
+
+# The MinAtar scale of every torso that takes an encoder: MinAtar's encoder, experts as wide
+# as its dense layer (128).
+MINATAR = {"encoder": "minatar", "expert_width": 128}
 
 
 def _leaves_equal(a, b):
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@pytest.mark.parametrize("scale", ["atari", "minatar"])
 @pytest.mark.parametrize("name", [*list_torsos(), TOY])
-def test_torso_contract(name):
-    torso = make_torso(name)
-    x = _obs()
+def test_torso_contract(name, scale):
+    kwargs = {}
+    if scale == "minatar":
+        accepted = torso_kwarg_names(name)
+        if "encoder" not in accepted:
+            pytest.skip(f"{name} has no encoder option (an Atari-only user torso)")
+        kwargs = {k: v for k, v in MINATAR.items() if k in accepted}
+    torso = make_torso(name, **kwargs)
+    x = _obs(scale=scale)
     params = torso.init(jax.random.key(0), x, train=False)
 
     # Same key -> same params; another key -> other params.
@@ -145,6 +160,30 @@ def test_feature_width(name, encoder, c, tokenization):
     out = jax.eval_shape(lambda x: torso.init_with_output(jax.random.key(0), x, train=False)[0], x)
     assert out[0].shape == (3, expected)
     assert out[0].dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", ["soft_moe", "top1_moe", "tokenized_expert"])
+@pytest.mark.parametrize("channels", [4, 10])
+def test_minatar_encoder_shapes(name, channels):
+    """MinAtar's DQN encoder (examples/dqn.py): Conv 16 3x3/1 VALID on 10x10xC -> 8x8x16, so
+    per_conv gives 64 tokens of 16 and D = 1,024; the baseline is Dense(128 * width)."""
+    x = jax.ShapeDtypeStruct((3, 10, 10, channels), jnp.float32)
+    enc = make_encoder("minatar")
+    fmap, variables = jax.eval_shape(lambda x: enc.init_with_output(jax.random.key(0), x), x)
+    assert fmap.shape == (3, 8, 8, 16)
+    assert variables["params"]["Conv_0"]["kernel"].shape == (3, 3, channels, 16)
+    torso = make_torso(name, num_experts=4, **MINATAR)
+    out = jax.eval_shape(lambda x: torso.init_with_output(jax.random.key(0), x, train=False), x)
+    assert out[0][0].shape == (3, 64 * 16)
+    if name != "tokenized_expert":
+        moe = out[1]["params"]["moe"]  # 4 experts d=16 -> H=128 -> 16
+        assert jax.tree.leaves(moe["experts"])[0].shape[0] == 4
+    for width in (1, 4):
+        baseline = make_torso("baseline", encoder="minatar", width=width)
+        out = jax.eval_shape(lambda x, t=baseline: t.init(jax.random.key(0), x, train=False), x)
+        assert out["params"]["hidden"]["kernel"].shape == (1024, 128 * width)
+    # Parameter count: conv 3*3*4*16 + 16 = 592, Dense 1024*128 + 128 = 131,200.
+    assert torso_param_count(make_torso("baseline", encoder="minatar"), (1, 10, 10, 4)) == 131_792
 
 
 @pytest.mark.parametrize("encoder", ["impala", "nature"])
