@@ -1,4 +1,4 @@
-"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`, `tokenized_expert`.
+"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`, `soft_moe_1_scaled`, `tokenized_expert`.
 
 Contract (every torso, built-in or user-supplied):
 
@@ -16,12 +16,14 @@ plus values worth logging. Torsos never read configs; the head that follows is t
   (no pooling, no residual), so D = m * d: the MoE replaces the baseline's penultimate dense
   layer. Paper defaults: Impala encoder, 8 experts, per_conv tokens, expert width 512,
   capacity factor 1.
-- `tokenized_expert`: encoder -> tokens -> one expert MLP applied to every token (no routing,
-  no slots) -> flatten, the expert as wide as n experts together (H = n * expert_width). The
-  control of Sokar et al. 2025 ("Don't flatten, tokenize!", ICLR), separating tokenisation
-  from the mixture. `soft_moe` with one expert is not this: its single expert still sees
-  p = m slots that are learned softmax mixtures of all tokens (dispatch), recombined per token
-  (combine), so tokens are still routed.
+- `soft_moe_1_scaled`: the single-expert control of Sokar et al. 2025 ("Don't flatten,
+  tokenize! Unlocking the key to SoftMoE's efficacy in deep RL", ICLR; their "SoftMoE-1,
+  scaled"): a Soft MoE with one expert, scaled so that it is as wide as the n experts it is
+  compared with (H = n * expert_width; its p = m slots equal the n experts' m slots in all).
+  Tokens are still dispatched to slots and combined, as in any Soft MoE.
+- `tokenized_expert`: this suite's own ablation, one step further: encoder -> tokens -> one
+  expert MLP applied to every token (no dispatch, no combine, no slots) -> flatten, the expert
+  H = n * expert_width wide. It separates tokenisation from routing altogether.
 
 `noisy=True` (every torso here): the penultimate hidden layer is a factorised `NoisyDense`
 (baseline: the 512-unit Dense, as Dopamine's FullRainbowNetwork; MoE torsos: the first layer of
@@ -206,6 +208,27 @@ class SoftMoETorso(_MoETorso):
         )
 
 
+@register_torso("soft_moe_1_scaled")
+class SoftMoEOneScaledTorso(SoftMoETorso):
+    """Sokar et al. 2025's control: `soft_moe` with one expert of H = n * expert_width.
+
+    Takes the fields of `soft_moe`; `num_experts` is the n of the Soft MoE it is compared with
+    and sets the width only, so a grid over n compares each Soft MoE with its own control.
+    Its parameters are exactly those of `soft_moe` with num_experts=1 and
+    expert_width=n * expert_width.
+    """
+
+    def make_moe(self) -> nn.Module:
+        return SoftMoE(
+            num_experts=1,
+            expert_width=self.num_experts * self.expert_width,
+            capacity_factor=self.capacity_factor,
+            normalize=self.normalize_tokens,
+            noisy=self.noisy,
+            name="moe",
+        )
+
+
 @register_torso("top1_moe")
 class Top1MoETorso(_MoETorso):
     """Encoder -> tokens -> Top-1 MoE -> flatten (see `_MoETorso` for the shared fields).
@@ -234,10 +257,11 @@ class Top1MoETorso(_MoETorso):
 class TokenizedExpertTorso(nn.Module):
     """Encoder -> tokens -> one expert MLP per token (no routing) -> flatten.
 
-    The tokenised single-expert control of Sokar et al. 2025: the same tokens as the MoE
-    torsos, each mapped d -> H -> ReLU -> d by one shared `ExpertMLP` (the MoE experts'
-    layer), H = num_experts * expert_width so the expert is as wide as the n experts it
-    stands in for (and has their parameter count up to biases). D = m * d, as the MoE torsos.
+    Tokenisation without routing (this suite's ablation; Sokar et al. 2025's control is
+    `soft_moe_1_scaled`, which still routes): the same tokens as the MoE torsos, each mapped
+    d -> H -> ReLU -> d by one shared `ExpertMLP` (the MoE experts' layer),
+    H = num_experts * expert_width so the expert is as wide as the n experts it stands in for
+    (and has their parameter count up to biases). D = m * d, as the MoE torsos.
 
     Attributes:
       encoder: 'impala', 'nature' or 'minatar'.

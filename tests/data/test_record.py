@@ -264,3 +264,19 @@ def test_real_game_over_maps_to_terminal_row(tmp_path):
             assert step.terminated == arrays["terminal"][row]
             if not step.terminated:
                 np.testing.assert_array_equal(step.obs, frames[row + 1])
+
+
+def test_record_cache_of_minatar_equals_record_then_ingest(tmp_path):
+    """A MinAtar game (bool [10, 10, 4] states, raw tensors in the RLDS dataset): the direct
+    cache equals the ingested one, frames, terminals and the frame layout in meta.json."""
+    root = str(tmp_path / "rlds")
+    summary = record("MinAtar/Breakout", 300, root, checkpoints=2, seed=5)
+    ingested = str(tmp_path / "ingested")
+    ingest("tfds:rlu_atari_local/MinAtarBreakout_run_1", ingested, data_dir=root, percent=100)
+    direct = str(tmp_path / "direct")
+    meta = record_cache("minatar:breakout", 300, direct, checkpoints=2, seed=5, workers=2)
+    _same_cache(direct, ingested)
+    arrays, _ = load_cache(direct)
+    assert int(np.asarray(arrays["terminal"]).sum()) == summary["terminated_episodes"] > 0
+    assert np.asarray(arrays["observation"]).shape[1:] == (10, 10, 4)
+    assert meta["frame_shape"] == [10, 10, 4] and meta["frame_stack"] == 1

@@ -22,6 +22,7 @@ SMALL = {
     "soft_moe": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
     "top1_moe": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
     "tokenized_expert": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
+    "soft_moe_1_scaled": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
 }
 
 

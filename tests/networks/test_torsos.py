@@ -25,6 +25,7 @@ from offline_moe.networks import (
     torso_kwarg_names,
     torso_param_count,
 )
+from offline_moe.networks.registry import count_params
 
 TOY = "tests.toy_torso:ToyTorso"
 BATCH = 2
@@ -88,7 +89,8 @@ def test_torso_contract(name, scale):
     for key, value in aux.items():
         assert np.all(np.isfinite(value)), key
     if "expert_usage" in aux:  # MoE torsos: a distribution over the 8 default experts
-        assert aux["expert_usage"].shape == (8,)
+        experts = 1 if name == "soft_moe_1_scaled" else 8  # its one expert stands in for 8
+        assert aux["expert_usage"].shape == (experts,)
         np.testing.assert_allclose(aux["expert_usage"].sum(), 1.0, rtol=1e-5)
         assert jnp.shape(aux["router_entropy"]) == ()
         assert 0.0 <= float(aux["router_entropy"]) <= np.log(8) + 1e-5
@@ -219,7 +221,9 @@ def test_list_torsos_has_builtins():
 
 
 def test_unknown_torso_lists_valid_names():
-    with pytest.raises(TorsoError, match="baseline, soft_moe, tokenized_expert, top1_moe"):
+    with pytest.raises(
+        TorsoError, match="baseline, soft_moe, soft_moe_1_scaled, tokenized_expert, top1_moe"
+    ):
         make_torso("sofft_moe")
 
 
@@ -232,7 +236,7 @@ def test_bad_kwarg_names_torso_and_valid_kwargs():
 
 
 def test_bad_values_are_refused():
-    with pytest.raises(ValueError, match="valid encoders: impala, nature"):
+    with pytest.raises(ValueError, match="valid encoders: impala, minatar, nature"):
         make_torso("soft_moe", encoder="resnet")
     with pytest.raises(ValueError, match="per_conv"):
         make_torso("top1_moe", tokenization="per_pixel")
@@ -335,9 +339,10 @@ def test_torso_table():
 
 
 def test_tokenized_expert_is_not_soft_moe_with_one_expert():
-    """Sokar et al.'s control maps each token alone (changing token 0 leaves token 3's output
-    as it was); Soft MoE with n = 1 still routes: its slots mix all tokens, so token 3's
-    output moves too. Parameters: encoder + one expert d -> nH -> d (2 d n H + n H + d)."""
+    """`tokenized_expert` maps each token alone (changing token 0 leaves token 3's output
+    as it was); Soft MoE with n = 1 (Sokar et al.'s control) still routes: its slots mix all
+    tokens, so token 3's output moves too. Parameters: encoder + one expert d -> nH -> d
+    (2 d n H + n H + d)."""
     from offline_moe.networks.moe import ExpertMLP
 
     tokens = jax.random.normal(jax.random.key(0), (1, 5, 4))
@@ -355,3 +360,26 @@ def test_tokenized_expert_is_not_soft_moe_with_one_expert():
     d, n, h = 32, 8, 512  # Impala tokens
     count = torso_param_count(make_torso("tokenized_expert", num_experts=n, expert_width=h))
     assert count == 97_744 + 2 * d * n * h + n * h + d == 364_016
+
+
+def test_soft_moe_1_scaled_is_soft_moe_with_one_scaled_expert():
+    """Sokar et al. 2025's control: one Soft MoE expert of H = n * expert_width. Same
+    parameter tree and outputs as `soft_moe` with num_experts=1, expert_width=n*H; its expert
+    has the n experts' parameter count (2 d n H + n H + d against n (2 d H + H + d))."""
+    x = jax.random.uniform(jax.random.key(0), (2, 36, 36, 4))
+    n, h = 4, 8
+    control = make_torso("soft_moe_1_scaled", encoder="nature", num_experts=n, expert_width=h)
+    same = make_torso("soft_moe", encoder="nature", num_experts=1, expert_width=n * h)
+    params = control.init(jax.random.key(1), x, train=False)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, same.init(jax.random.key(1), x, train=False)
+    )
+    a, _ = control.apply(params, x, train=False)
+    b, _ = same.apply(params, x, train=False)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    experts = params["params"]["moe"]["experts"]
+    d = 64  # Nature tokens
+    assert count_params(experts) == 2 * d * n * h + n * h + d
+    eight = make_torso("soft_moe", encoder="nature", num_experts=n, expert_width=h)
+    p8 = eight.init(jax.random.key(1), x, train=False)["params"]["moe"]["experts"]
+    assert count_params(p8) == n * (2 * d * h + h + d)
