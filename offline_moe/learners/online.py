@@ -8,7 +8,13 @@ Huber loss, eps-greedy 1.0 -> 0.01 over 5,000 steps after min replay, DrQ augmen
 replay, target period 1. Both: gamma 0.99, min replay 1,600, one update per agent step,
 batch 32, Adam(1e-4, eps 1.5e-4) (Dopamine: labs/atari_100k/configs/DER.gin and DrQ_eps.gin).
 
-Each agent is a small loss (`C51DoubleQLoss` for DER, `DoubleQHuberLoss` for DrQ(eps)) plugged
+DQN (`agent='dqn'`, `offline_moe.configs.dqn`: MinAtar's examples/dqn.py, the behaviour agent
+of the MinAtar DQN-Replay data): 1-step Huber TD to max_a of the target network (no double Q,
+no dueling), centered RMSprop (`make_optimizer`), uniform replay, one update every
+`update_period` agent steps.
+
+Each agent is a small loss (`C51DoubleQLoss` for DER, `DoubleQHuberLoss` for DrQ(eps) and,
+with `double_q=False`, DQN) plugged
 into the SGD step shared with the offline learners (`learners.core.Learner.sgd_step`), over the
 same `QNetwork` wrapper with a `RainbowHead`.
 
@@ -479,7 +485,7 @@ def make_init_fn(agent: OnlineAgent):
 
 
 def make_step_fn(agent: OnlineAgent, seed_axis: str = "auto"):
-    """Jitted agent step over the seed axis; the state is donated.
+    """Jitted agent step over the seed axis (one or two jitted calls); the state is donated.
 
     (state[S], frame uint8 [S, 84, 84], first bool [S], reward float [S], terminal bool [S],
      do_update: static bool) -> (state[S], action int32 [S]).
@@ -497,18 +503,25 @@ def make_step_fn(agent: OnlineAgent, seed_axis: str = "auto"):
         return lambda *args: lifted(args, None)
 
     lifts = (jax.vmap, net)
-    # Two calls: storing o_t, then training and acting. In one call XLA fused the new
-    # frame's write into the sampled gathers, which then read the old buffer, so it copied
-    # the whole frame buffer every update (33 ms an agent step for a 100k-row MinAtar replay
-    # on CPU, against under 1 ms for a second call); an optimization barrier did not stop it.
+    # An updating step is two calls: storing o_t, then training and acting. In one call XLA
+    # fused the new frame's write into the sampled gathers, which then read the old buffer,
+    # so it copied the whole frame buffer every update (33 ms an agent step for a 100k-row
+    # MinAtar replay on CPU, 2.5 ms as two calls; an optimization barrier did not stop it).
+    # A step without an update reads one row only and stays one call (0.38 ms against 0.53).
     store = jax.jit(jax.vmap(agent._store), donate_argnums=0)
-    rest = jax.jit(
-        lambda state, do_update: agent.train_and_act(state, do_update=do_update, lifts=lifts),
-        static_argnums=1,
+    train_and_act = jax.jit(
+        lambda state: agent.train_and_act(state, do_update=True, lifts=lifts), donate_argnums=0
+    )
+    fused = jax.jit(
+        lambda state, frame, first, reward, terminal: agent.step(
+            state, frame, first, reward, terminal, do_update=False, lifts=lifts
+        ),
         donate_argnums=0,
     )
 
     def step(state, frame, first, reward, terminal, do_update):
-        return rest(store(state, frame, first, reward, terminal), do_update)
+        if do_update:
+            return train_and_act(store(state, frame, first, reward, terminal))
+        return fused(state, frame, first, reward, terminal)
 
     return step
