@@ -1,7 +1,10 @@
-"""Command: online training on the Atari 100k protocol (DER, DrQ(eps)) with any torso.
+"""Command: online training on the Atari 100k protocol (DER, DrQ(eps)) with any torso, and
+MinAtar's DQN logging its replay as DQN-Replay checkpoints (`offline_moe/configs/dqn.py`).
 
   python -m offline_moe.train_online --config=offline_moe/configs/der.py:game=Pong --workdir=runs/y
   python -m offline_moe.train_online --config=offline_moe/configs/drq_eps.py:smoke --workdir=runs/z
+  python -m offline_moe.train_online --config=offline_moe/configs/dqn.py:game=MinAtarSeaquest \
+      --workdir=runs/dqn/MinAtarSeaquest/1
   python -m offline_moe.train_online --workdir=runs/y        # resume (config.json is reused)
 
 The protocol and the run directory are described in `offline_moe.train.online`.
@@ -43,7 +46,7 @@ if __name__ == "__main__":
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
-        "config", None, "offline_moe/configs/{der,drq_eps}.py[:smoke,game=X]", lock_config=True
+        "config", None, "offline_moe/configs/{der,drq_eps,dqn}.py[:smoke,game=X]", lock_config=True
     )
     flags.DEFINE_string("workdir", None, "run directory (resumes if it has a checkpoint)")
     flags.DEFINE_integer(

@@ -347,15 +347,28 @@ def online_budget(values: Mapping[str, object], *, where: str) -> int:
     return steps
 
 
-def online_config(agent: str, arg: str | None, *, where: str) -> ml_collections.ConfigDict:
-    """Fields shared by DER and DrQ(eps): the Atari 100k protocol and the run loop.
+def online_config(
+    agent: str,
+    arg: str | None,
+    *,
+    where: str,
+    presets: Mapping[str, str] = ONLINE_PRESETS,
+    preset_torso: Mapping[str, dict] = _ONLINE_PRESET_TORSO,
+    default_game: str | None = None,
+) -> ml_collections.ConfigDict:
+    """Fields shared by the online agents: the Atari 100k protocol and the run loop.
 
     The agent file sets its learner values, then calls `apply_online_smoke` when `c.smoke`.
+    `presets` (name -> description; the first is the default) and `preset_torso` (name ->
+    built-in torso settings) are the agent file's; `default_game` replaces the suite's
+    default game (`base_config`) when no `game=` is given.
     """
     smoke, values = parse_arg(arg, ONLINE_ARGS, where=where)
+    if default_game is not None:
+        values = {"game": default_game, **values}
     c = base_config(agent, smoke, values)
-    c.preset = check_preset(values.get("preset", "dopamine_moes"), ONLINE_PRESETS, where=where)
-    for key, value in _ONLINE_PRESET_TORSO[c.preset].items():
+    c.preset = check_preset(values.get("preset", next(iter(presets))), presets, where=where)
+    for key, value in preset_torso[c.preset].items():
         c.torso.builtin[key] = value
     minatar_torso(c)  # a MinAtar game: its encoder whatever the preset
 
@@ -371,6 +384,9 @@ def online_config(agent: str, arg: str | None, *, where: str) -> ml_collections.
     c.iteration_steps = 10_000 if c.total_steps <= ATARI_100K_STEPS else LONG_ITERATION_STEPS
     c.log_interval = 1000  # agent steps between metrics.jsonl lines
     c.export_replay = ""  # directory: write the agent's replay as an RLDS dataset at the end
+    # Log each iteration's transitions as one DQN-Replay checkpoint (Dopamine's log files)
+    # under workdir/dqn_replay/{game}/{seed + 1}/replay_logs (`offline_moe.configs.dqn`).
+    c.replay_logs = False
 
     c.learner = ml_collections.ConfigDict()
     c.learner.agent = agent  # copied from c.agent; must agree
@@ -380,6 +396,10 @@ def online_config(agent: str, arg: str | None, *, where: str) -> ml_collections.
     c.learner.batch_size = 32
     c.learner.learning_rate = 1e-4
     c.learner.adam_eps = 1.5e-4
+    c.learner.optimizer = "adam"  # or 'rmsprop_centered' (MinAtar's DQN)
+    c.learner.rmsprop_decay = 0.95  # rmsprop_centered only
+    c.learner.rmsprop_eps = 0.01  # rmsprop_centered only (outside the square root)
+    c.learner.update_period = 1  # agent steps per training round (Dopamine's update_period)
     c.learner.dueling = True
     c.learner.double_q = True
     c.learner.epsilon_train = 0.01

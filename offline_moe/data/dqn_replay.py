@@ -45,6 +45,12 @@ cursor) the last row itself becomes observation-only.
 
 Streaming: only the prefix of each file is decompressed, frames are read episode by episode,
 and one checkpoint is open at a time.
+
+Any game's frames: the logs of a game the env registry knows are read in its layout
+(`envs.registry.observation_spec`): Atari uint8 [N, 84, 84] with Dopamine's stack of 4 (3
+padding rows before each episode), MinAtar bool [N, 10, 10, C] with a stack of 1 (no padding
+rows, as Dopamine's buffer writes `stack_size - 1` of them). `write_checkpoint` writes such
+logs (the MinAtar behaviour DQN of `offline_moe.configs.dqn`).
 """
 
 from __future__ import annotations
@@ -196,16 +202,32 @@ _EXPECTED = {
 STACK_SIZE = 4
 
 
-def checkpoint_plan(replay_dir: str, checkpoint: int, percent: float) -> dict:
+def checkpoint_plan(
+    replay_dir: str, checkpoint: int, percent: float, layout: dict | None = None
+) -> dict:
     """Checks one checkpoint's files and plans the episodes of its kept prefix.
 
     Reads the headers, `add_count` and the terminal flags (1 byte a row); no frames.
+
+    Args:
+      replay_dir, checkpoint, percent: the logs, the suffix, the share kept.
+      layout: the game's frame_shape, frame_dtype and frame_stack (`ingest.env_frame_layout`;
+        empty or None: Atari's uint8 [84, 84] frames, stack 4).
 
     Returns:
       dict(checkpoint, rows (array length), add_count, total (written rows), prefix (rows
       read, the first `percent`% of total), segments (the episodes, see `segments`), keep
       (transitions they hold)).
     """
+    layout = layout or {}
+    stack = int(layout.get("frame_stack", STACK_SIZE))
+    expect = dict(_EXPECTED)
+    if layout:
+        shape, dtype = tuple(layout["frame_shape"]), np.dtype(layout["frame_dtype"])
+        expect["observation"] = (
+            f"{dtype.name} [N, {', '.join(map(str, shape))}]",
+            lambda r: r.dtype == dtype and r.shape[1:] == shape,
+        )
     shapes = {}
     for field in STORE_FIELDS:
         path = store_path(replay_dir, field, checkpoint)
@@ -216,7 +238,7 @@ def checkpoint_plan(replay_dir: str, checkpoint: int, percent: float) -> dict:
                 "add_count_ckpt.N.gz"
             )
         with GzipNpyReader(path, field) as reader:
-            expected, ok = _EXPECTED[field]
+            expected, ok = expect[field]
             if not reader.shape or not ok(reader):
                 raise IngestError(
                     f"{path}: field {field} is {reader.dtype} {reader.shape}, expected {expected}"
@@ -240,8 +262,9 @@ def checkpoint_plan(replay_dir: str, checkpoint: int, percent: float) -> dict:
         "total": total,
         "prefix": prefix,
         "terminal": terminal,
+        "stack": stack,
     }
-    return _with_segments(plan, segments(terminal, add_count, prefix))
+    return _with_segments(plan, segments(terminal, add_count, prefix, stack))
 
 
 def _with_segments(plan: dict, chosen: list[tuple]) -> dict:
@@ -365,9 +388,57 @@ def random_plan(replay_dir: str, plan: dict, seed: int) -> dict:
     from offline_moe.data.common import random_episodes
 
     ckpt = plan["checkpoint"]
-    every = segments(plan["terminal"], plan["add_count"], plan["total"])
+    every = segments(plan["terminal"], plan["add_count"], plan["total"], plan["stack"])
     chosen = random_episodes([seg[-1] for seg in every], plan["keep"], seed, ckpt)
     return _with_segments(plan, [every[i] for i in chosen])
 
 
 iter_random_episodes = iter_checkpoint_episodes  # the plan says which episodes
+
+
+def write_checkpoint(
+    replay_dir: str,
+    checkpoint: int,
+    *,
+    observation: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    terminal: np.ndarray,
+) -> None:
+    """Writes one checkpoint of a stack-1 logger in Dopamine's `OutOfGraphReplayBuffer.save`
+    format (gzip-compressed `np.save` files, see the module docstring).
+
+    The rows are the checkpoint's transitions in the order they happened, a full buffer of
+    exactly that many rows that never wrapped (add_count = rows), so no padding rows (stack
+    1) and no overwritten history. Each file is written under a temporary name and renamed,
+    so a killed writer never leaves a half file under a real name (a rerun rewrites it).
+
+    Args:
+      replay_dir: the `replay_logs` directory (created if missing).
+      checkpoint: the suffix N.
+      observation: [R, *frame] frames; row i is the frame action i was taken on.
+      action: int [R]; reward: float [R] (raw); terminal: bool [R] (the game ended after
+        action i).
+    """
+    os.makedirs(replay_dir, exist_ok=True)
+    rows = len(action)
+    cursor = 0  # add_count % rows: the buffer is exactly full
+    arrays = {
+        store_path(replay_dir, "observation", checkpoint): np.asarray(observation),
+        store_path(replay_dir, "action", checkpoint): np.asarray(action, np.int32),
+        store_path(replay_dir, "reward", checkpoint): np.asarray(reward, np.float32),
+        store_path(replay_dir, "terminal", checkpoint): np.asarray(terminal, np.uint8),
+        meta_path(replay_dir, "add_count", checkpoint): np.asarray(rows, np.int64),
+        # Dopamine's invalid_range(cursor, capacity, stack_size=1, update_horizon=1).
+        meta_path(replay_dir, "invalid_range", checkpoint): np.asarray(
+            [(cursor - 1) % rows, cursor % rows], np.int64
+        ),
+    }
+    for path, array in list(arrays.items())[:4]:
+        if array.shape[0] != rows:
+            raise ValueError(f"{path}: {array.shape[0]} rows, expected {rows}")
+    for path, array in arrays.items():
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+            np.save(out, array, allow_pickle=False)
+        os.replace(tmp, path)

@@ -221,15 +221,16 @@ def _dqn_plan(replay_dir, *, game, run, checkpoints, percent, sample, sample_see
     path_game = path_run = None
     if len(parts) >= 3 and parts[-1] == "replay_logs" and parts[-2].isdigit():
         path_game, path_run = parts[-3], int(parts[-2])
-    if game is None and path_game in games_lib.DQN_REPLAY_GAMES:
+    # DQN-Replay's 60 Atari games, or a MinAtar game's logs from `offline_moe.configs.dqn`.
+    known = games_lib.DQN_REPLAY_GAMES + games_lib.MINATAR_GAMES
+    if game is None and path_game in known:
         game = path_game
     elif game is not None:
-        game = _resolve_game(
-            game, None, where="", games=games_lib.DQN_REPLAY_GAMES, label="DQN-Replay"
-        )
+        game = _resolve_game(game, None, where="", games=known, label="DQN-Replay")
     if run is None:
         run = path_run
-    plans = [dqn_replay.checkpoint_plan(replay_dir, c, percent) for c in checkpoints]
+    layout = env_frame_layout(game) if game in games_lib.MINATAR_GAMES else {}
+    plans = [dqn_replay.checkpoint_plan(replay_dir, c, percent, layout) for c in checkpoints]
     if sample == "random":
         plans = [dqn_replay.random_plan(replay_dir, p, sample_seed) for p in plans]
     total = sum(p["keep"] for p in plans)

@@ -8,7 +8,13 @@ Huber loss, eps-greedy 1.0 -> 0.01 over 5,000 steps after min replay, DrQ augmen
 replay, target period 1. Both: gamma 0.99, min replay 1,600, one update per agent step,
 batch 32, Adam(1e-4, eps 1.5e-4) (Dopamine: labs/atari_100k/configs/DER.gin and DrQ_eps.gin).
 
-Each agent is a small loss (`C51DoubleQLoss` for DER, `DoubleQHuberLoss` for DrQ(eps)) plugged
+DQN (`agent='dqn'`, `offline_moe.configs.dqn`: MinAtar's examples/dqn.py, the behaviour agent
+of the MinAtar DQN-Replay data): 1-step Huber TD to max_a of the target network (no double Q,
+no dueling), centered RMSprop (`make_optimizer`), uniform replay, one update every
+`update_period` agent steps.
+
+Each agent is a small loss (`C51DoubleQLoss` for DER, `DoubleQHuberLoss` for DrQ(eps) and,
+with `double_q=False`, DQN) plugged
 into the SGD step shared with the offline learners (`learners.core.Learner.sgd_step`), over the
 same `QNetwork` wrapper with a `RainbowHead`.
 
@@ -47,7 +53,8 @@ from offline_moe.replay import online as online_replay
 
 Array = jax.Array
 
-AGENTS = ("der", "drq_eps")
+AGENTS = ("der", "drq_eps", "dqn")
+OPTIMIZERS = ("adam", "rmsprop_centered")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +79,14 @@ class OnlineAgentConfig:
       target_update_period: sync the target network every this many updates.
       prioritized: prioritized replay (else uniform).
       batch_size: transitions per update.
-      learning_rate: Adam step size.
+      learning_rate: the optimizer's step size.
       adam_eps: Adam epsilon.
+      optimizer: 'adam' (DER, DrQ(eps)) or 'rmsprop_centered' (MinAtar's DQN: PyTorch's
+        centered RMSprop, eps added outside the square root; `make_optimizer`).
+      rmsprop_decay: RMSprop's decay of the squared- and mean-gradient averages.
+      rmsprop_eps: RMSprop's epsilon (outside the square root, as PyTorch's).
+      update_period: agent steps per training round (Dopamine's `update_period`; a round is
+        `updates_per_step` updates), counted from min_replay (`trains_at`).
       epsilon_train: final training epsilon (non-noisy agents).
       epsilon_eval: evaluation epsilon.
       epsilon_decay_steps: linear decay length after min replay.
@@ -104,6 +117,10 @@ class OnlineAgentConfig:
     batch_size: int = 32
     learning_rate: float = 1e-4
     adam_eps: float = 1.5e-4
+    optimizer: str = "adam"
+    rmsprop_decay: float = 0.95
+    rmsprop_eps: float = 0.01
+    update_period: int = 1
     epsilon_train: float = 0.01
     epsilon_eval: float = 0.001
     epsilon_decay_steps: int = 2000
@@ -115,6 +132,10 @@ class OnlineAgentConfig:
     frame_dtype: str = "uint8"
 
     def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.update_period < 1:
+            raise ValueError(f"update_period ({self.update_period}) must be >= 1")
         if self.min_replay < self.n_step + self.stack + 1:
             raise ValueError(
                 f"min_replay ({self.min_replay}) must be > n_step + stack ({self.n_step} + "
@@ -125,6 +146,21 @@ class OnlineAgentConfig:
                 f"replay_capacity ({self.replay_capacity}) must exceed min_replay "
                 f"({self.min_replay})"
             )
+
+
+def make_optimizer(c: OnlineAgentConfig) -> optax.GradientTransformation:
+    """The agent's optimizer: Adam(lr, eps) or centered RMSprop as PyTorch's `RMSprop(lr,
+    alpha=decay, eps, centered=True)` (MinAtar's examples/dqn.py): v = decay v + (1 - decay) g^2,
+    m = decay m + (1 - decay) g, step = -lr g / (sqrt(v - m^2) + eps), no momentum."""
+    if c.optimizer == "rmsprop_centered":
+        return optax.rmsprop(
+            c.learning_rate,
+            decay=c.rmsprop_decay,
+            eps=c.rmsprop_eps,
+            eps_in_sqrt=False,
+            centered=True,
+        )
+    return optax.adam(c.learning_rate, eps=c.adam_eps)
 
 
 def linearly_decaying_epsilon(
@@ -296,7 +332,7 @@ class OnlineAgent:
         return Learner(
             network=QNetwork(torso=torso, head=head),
             loss=make_loss(c),
-            optimizer=optax.adam(c.learning_rate, eps=c.adam_eps),
+            optimizer=make_optimizer(c),
             target_update_period=c.target_update_period,
         )
 
@@ -348,6 +384,12 @@ class OnlineAgent:
             replay = data(online_replay.update_priorities)(replay, idx, per_example)
         return train, replay, metrics
 
+    def trains_at(self, agent_step: int) -> bool:
+        """Whether agent step t trains (host side): t >= min_replay and (t - min_replay) is a
+        multiple of update_period (every step for DER and DrQ(eps))."""
+        c = self.config
+        return agent_step >= c.min_replay and (agent_step - c.min_replay) % c.update_period == 0
+
     # ----- acting -----
     def epsilon(self, agent_step: Array) -> Array:
         """Training epsilon at an agent step (0 for a noisy agent)."""
@@ -358,22 +400,26 @@ class OnlineAgent:
             agent_step, c.min_replay, c.epsilon_decay_steps, c.epsilon_train
         )
 
-    def _begin(self, state: OnlineState, frame, first, reward_prev, terminal_prev):
-        """Store o_t (finishing row t-1); (replay, update key, act key, epsilon) of one seed."""
-        replay, train = state.replay, state.train
-        t = replay.count
-        key = jax.random.fold_in(train.rng, t)
-        k_update, k_act = jax.random.split(key)
+    def _store(self, state: OnlineState, frame, first, reward_prev, terminal_prev):
+        """Store o_t (finishing row t-1) in one seed's replay."""
+        replay = state.replay
         new_priority = replay.max_priority if self.config.prioritized else jnp.float32(1.0)
         replay = online_replay.begin_step(
             replay, frame, first, reward_prev, terminal_prev, new_priority
         )
-        return replay, k_update, k_act, self.epsilon(t)
+        return state.replace(replay=replay)
 
-    def _act(self, params, replay: online_replay.OnlineReplay, key: Array, epsilon: Array):
-        obs = online_replay.current_obs(replay)[None]  # [1, 84, 84, K] (Atari)
+    def _step_keys(self, state: OnlineState):
+        """(update key, act key, epsilon) of agent step t = count - 1 (after `_store`)."""
+        t = state.replay.count - 1
+        key = jax.random.fold_in(state.train.rng, t)
+        k_update, k_act = jax.random.split(key)
+        return k_update, k_act, self.epsilon(t)
+
+    def _act(self, params, obs: Array, key: Array, epsilon: Array):
+        """a_t for one seed's observation [84, 84, K] (Atari)."""
         noise = has_noise(self.config)
-        return self.learner.act(params, obs, key, epsilon, noise=noise)[0]
+        return self.learner.act(params, obs[None], key, epsilon, noise=noise)[0]
 
     # ----- the fused agent step -----
     def step(
@@ -395,18 +441,25 @@ class OnlineAgent:
           first: bool [] o_t starts a learning episode (reset or life loss).
           reward_prev: float [] raw reward after a_{t-1}.
           terminal_prev: bool [] learning terminal after a_{t-1}.
-          do_update: static; whether this step trains (t >= min_replay).
+          do_update: static; whether this step trains (`trains_at`).
           lifts: None for one seed; else (replay lift, network lift) of per-seed functions to
             the leading seed axis (`make_step_fn`).
 
         Returns:
           (new state, action a_t int32 []).
         """
+        data = (lifts or (_same, _same))[0]
+        state = data(self._store)(state, frame, first, reward_prev, terminal_prev)
+        return self.train_and_act(state, do_update=do_update, lifts=lifts)
+
+    def train_and_act(
+        self, state: OnlineState, *, do_update: bool, lifts=None
+    ) -> tuple[OnlineState, Array]:
+        """The rest of agent step t once o_t is stored (`step`): (update), act."""
         c = self.config
         data, net = lifts or (_same, _same)
-        replay, k_update, k_act, epsilon = data(self._begin)(
-            state, frame, first, reward_prev, terminal_prev
-        )
+        replay = state.replay
+        k_update, k_act, epsilon = data(self._step_keys)(state)
         train, sums, count = state.train, state.metric_sums, state.metric_count
         if do_update:
             for u in range(c.updates_per_step):  # replay ratio (1 for DER and DrQ(eps))
@@ -414,7 +467,9 @@ class OnlineAgent:
                 train, replay, metrics = self._update_from_replay(train, replay, k, lifts)
                 sums = jax.tree.map(jnp.add, sums, metrics)
                 count = count + 1
-        action = net(self._act)(train.params, replay, k_act, epsilon)
+        # Gathered by the replay lift, so only the observations enter the network lift.
+        obs = data(online_replay.current_obs)(replay)
+        action = net(self._act)(train.params, obs, k_act, epsilon)
         replay = data(online_replay.set_action)(replay, action)
         state = OnlineState(train=train, replay=replay, metric_sums=sums, metric_count=count)
         return state, action
@@ -430,7 +485,7 @@ def make_init_fn(agent: OnlineAgent):
 
 
 def make_step_fn(agent: OnlineAgent, seed_axis: str = "auto"):
-    """Jitted agent step over the seed axis; the state is donated.
+    """Jitted agent step over the seed axis (one or two jitted calls); the state is donated.
 
     (state[S], frame uint8 [S, 84, 84], first bool [S], reward float [S], terminal bool [S],
      do_update: static bool) -> (state[S], action int32 [S]).
@@ -447,8 +502,26 @@ def make_step_fn(agent: OnlineAgent, seed_axis: str = "auto"):
         lifted = over_seeds(lambda per_seed, _: fn(*per_seed), seed_axis)
         return lambda *args: lifted(args, None)
 
-    def step(state, frame, first, reward, terminal, do_update):
-        lifts = (jax.vmap, net)
-        return agent.step(state, frame, first, reward, terminal, do_update=do_update, lifts=lifts)
+    lifts = (jax.vmap, net)
+    # An updating step is two calls: storing o_t, then training and acting. In one call XLA
+    # fused the new frame's write into the sampled gathers, which then read the old buffer,
+    # so it copied the whole frame buffer every update (33 ms an agent step for a 100k-row
+    # MinAtar replay on CPU, 2.5 ms as two calls; an optimization barrier did not stop it).
+    # A step without an update reads one row only and stays one call (0.38 ms against 0.53).
+    store = jax.jit(jax.vmap(agent._store), donate_argnums=0)
+    train_and_act = jax.jit(
+        lambda state: agent.train_and_act(state, do_update=True, lifts=lifts), donate_argnums=0
+    )
+    fused = jax.jit(
+        lambda state, frame, first, reward, terminal: agent.step(
+            state, frame, first, reward, terminal, do_update=False, lifts=lifts
+        ),
+        donate_argnums=0,
+    )
 
-    return jax.jit(step, static_argnums=5, donate_argnums=0)
+    def step(state, frame, first, reward, terminal, do_update):
+        if do_update:
+            return train_and_act(store(state, frame, first, reward, terminal))
+        return fused(state, frame, first, reward, terminal)
+
+    return step

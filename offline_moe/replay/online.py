@@ -186,7 +186,7 @@ def begin_step(
     priority = replay.priority.at[cur].set(0.0).at[stale].set(0.0)
     episode_start = replay.episode_start.at[cur].set(first)
     replay = replay.replace(
-        frames=replay.frames.at[cur].set(frame.astype(jnp.uint8)),
+        frames=replay.frames.at[cur].set(frame.astype(replay.frames.dtype)),
         action=replay.action.at[cur].set(0),
         reward=reward.at[cur].set(0.0),
         terminal=terminal.at[cur].set(False),

@@ -41,6 +41,7 @@ from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import make_act_fn, online, seed_keys
 from offline_moe.networks import torso_spec
 from offline_moe.train.progress import Progress
+from offline_moe.train.replay_logs import ReplayLog
 from offline_moe.train.rundir import (
     SUMMARY,
     Run,
@@ -78,6 +79,7 @@ class RunConfig:
     max_episode_steps: int
     log_every: int
     export_replay: str
+    replay_logs: bool = False
 
     @property
     def num_iterations(self) -> int:
@@ -101,6 +103,7 @@ def run_config(config: ml_collections.ConfigDict) -> RunConfig:
         max_episode_steps=config.env.max_episode_steps,
         log_every=config.log_interval,
         export_replay=config.export_replay,
+        replay_logs=bool(config.get("replay_logs", False)),
     )
     if rc.agent not in online.AGENTS:
         raise ValueError(f"config.agent {rc.agent!r}; valid: {', '.join(online.AGENTS)}")
@@ -178,6 +181,7 @@ class Actors:
     t: int = 0  # agent steps taken (= replay rows written)
     game_starts: list = dataclasses.field(default_factory=list)  # per seed: rows of new games
     game_overs: list = dataclasses.field(default_factory=list)  # per seed: rows ending a game
+    log: ReplayLog | None = None  # the iteration's transitions, when the run logs its replay
 
     @classmethod
     def create(cls, rc: RunConfig, game: str) -> Actors:
@@ -209,6 +213,8 @@ class Actors:
         """Steps every emulator; resets finished games; prepares the next call's inputs."""
         for i, env in enumerate(self.envs):
             st = env.step(int(actions[i]))
+            if self.log is not None:  # o_t (not yet overwritten), a_t, r_t, game over
+                self.log.add(i, self.frame[i], actions[i], st.reward, st.terminated)
             self.reward[i] = st.reward
             self.terminal[i] = st.terminal
             self.ep_return[i] += st.reward
@@ -230,6 +236,8 @@ class Actors:
         self.t += 1
 
     def snapshot(self) -> dict:
+        if self.log is not None and not self.log.empty:
+            raise RuntimeError("replay log rows pending at a checkpoint (flush them first)")
         return {
             # The emulators' exact states (for resume); `set_state` checks the game on restore.
             "envs": [env.get_state() for env in self.envs],
@@ -359,6 +367,7 @@ def run_protocol(rc: RunConfig, game: str, cfg: online.OnlineAgentConfig) -> dic
             "steps_per_iteration": rc.iteration_steps,
             "unit": "agent_steps",
             "updates_per_step": cfg.updates_per_step,
+            "update_period": cfg.update_period,
         },
         evaluation={
             "protocol": rc.protocol,
@@ -431,6 +440,8 @@ def _train(run: Run, workdir: str, *, max_iterations: int | None, log) -> dict |
 
     state = init_fn(init_keys(rc))
     actors = Actors.create(rc, game)
+    if rc.replay_logs:
+        actors.log = ReplayLog(rc.num_seeds)
     last = run.last_checkpoint  # the logs are truncated to it
     start_iteration = 0
     metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
@@ -460,7 +471,7 @@ def _train(run: Run, workdir: str, *, max_iterations: int | None, log) -> dict |
                 actors.first,
                 actors.reward,
                 actors.terminal,
-                t >= agent.config.min_replay,
+                agent.trains_at(t),
             )
             actors.step(np.asarray(actions))
             if (t + 1) % rc.log_every == 0 or t + 1 == end:
@@ -513,6 +524,8 @@ def _train(run: Run, workdir: str, *, max_iterations: int | None, log) -> dict |
                 f"eval it {iteration}: step {end:,} returns {rounded} ({time.time() - t_eval:.1f}s)"
             )
             log_time = time.time()  # the next block's rate leaves the evaluation out
+        if actors.log is not None:  # before the checkpoint: see `train.replay_logs`
+            actors.log.flush(workdir, game, checkpoint=it)
         rd.save_checkpoint(
             iteration,
             state,

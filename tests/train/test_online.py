@@ -197,8 +197,8 @@ def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     assert block["track"] == "online" and block["games"] == ["Breakout"]
     assert block["data"] == {"source": "online", "percent": None, "cache": None}
     assert block["torso"] == {"name": "tests.toy_torso:ToyTorso", "kwargs": {}}
-    assert block["budget"] == {"iterations": 2, "steps_per_iteration": 40,
-                               "unit": "agent_steps", "updates_per_step": 1}  # fmt: skip
+    assert block["budget"] == {"iterations": 2, "steps_per_iteration": 40, "unit": "agent_steps",
+                               "updates_per_step": 1, "update_period": 1}  # fmt: skip
     assert block["eval"]["max_episode_steps"] == 15 and block["eval"]["episodes"] == 1
     assert block["eval"]["standard_max_episode_steps"] == 27_000
     assert block["sticky_actions"] == 0.0 and block["eval"]["protocol"] == "atari100k"
