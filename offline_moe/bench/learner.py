@@ -125,17 +125,22 @@ def bench_one(
     bare=True,
     replay=None,
     compute_dtype="float32",
+    cpu_unroll=None,
 ) -> dict:
     """Measures one (agent, torso); returns the JSON record.
 
     `bare=False` skips the bare-update ceiling (one compile less); `replay` is a ready
-    DeviceReplay with the agent's n-step (then `cache_dir` is not read).
+    DeviceReplay with the agent's n-step (then `cache_dir` is not read). On CPU the updates
+    per call are those the trainer would use (`effective_scan_steps(scan_steps, cpu_unroll)`,
+    None = the default), the record's `scan_steps`.
     """
     import jax
     import jax.numpy as jnp
 
     from offline_moe.learners import (
+        CPU_UNROLL,
         LearnerConfig,
+        effective_scan_steps,
         init_seeds,
         make_bare_train_fn,
         make_learner,
@@ -161,6 +166,7 @@ def bench_one(
         lc, make_torso(torso, **filter_torso_kwargs(torso, block)), replay.num_actions
     )
     obs0 = jnp.zeros((1, 84, 84, 4), jnp.uint8)
+    scan_steps = effective_scan_steps(scan_steps, cpu_unroll or CPU_UNROLL)
     calls = max(1, steps // scan_steps)
 
     def compile_fn(fn, arg):
@@ -349,6 +355,9 @@ def main(argv) -> None:
     p.add_argument("--batch", type=int, default=32, help="transitions per update")
     p.add_argument("--steps", type=int, default=200, help="timed updates per seed (after compile)")
     p.add_argument("--scan_steps", type=int, default=50, help="updates fused per jitted call (K)")
+    p.add_argument(
+        "--cpu_unroll", type=int, default=None, help="CPU: at most this many updates per call"
+    )
     p.add_argument("--num_seeds", default="1", help="seeds trained in one program")
     p.add_argument("--repeats", type=int, default=3, help="alternating timed repeats; best kept")
     p.add_argument("--cache", default="", help="replay cache dir (default: synthetic, temp dir)")
@@ -383,6 +392,7 @@ def main(argv) -> None:
                     torso_overrides=overrides,
                     repeats=args.repeats,
                     compute_dtype=args.compute_dtype,
+                    cpu_unroll=args.cpu_unroll,
                 )
                 print(json.dumps({"bench": "learner", **rec}), flush=True)
 
