@@ -1,4 +1,4 @@
-"""Shared pytest set-up: CPU JAX, fast compiles, small thread pools."""
+"""Shared pytest set-up: CPU JAX, fast compiles, small thread pools, one compilation cache."""
 
 import os
 
@@ -10,3 +10,29 @@ import jax  # noqa: E402
 
 # Tests check values, not speed: skip most XLA optimisation passes to keep compiles short.
 jax.config.update("jax_disable_most_optimizations", True)
+
+COMPILE_CACHE_BYTES = 2 << 30  # the cache evicts least recently used programs beyond this
+
+
+def pytest_configure(config):
+    """JAX's persistent compilation cache in pytest's cache directory (.pytest_cache, not
+    committed), shared by the xdist workers and by the commands tests start in subprocesses
+    (through $JAX_COMPILATION_CACHE_DIR): a program that several tests build (the same smoke
+    learner, the same trainer) compiles once. A cached program is the one XLA would compile
+    (https://docs.jax.dev/en/latest/persistent_compilation_cache.html), so results are the same.
+    """
+    if os.environ.get("OFFLINE_MOE_TEST_NO_COMPILE_CACHE"):
+        return
+    cache_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
+        config.cache.mkdir("jax_compilation_cache")
+    )
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache_dir
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    try:  # a capped cache is also locked (filelock) while the workers read and write it
+        import filelock  # noqa: F401
+
+        jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
+    except ImportError:
+        pass

@@ -9,6 +9,9 @@ process wall time and the first training block's time (metrics.jsonl `time_s` of
 line: compiling the fused update step plus one block), against a later block's time.
 Offline agents train on a small locally recorded cache (`offline_moe.data.local`). The torso
 defaults to soft_moe (the README's figures were measured with it), not the configs' baseline.
+`--cpu_unroll=1,20` repeats the three starts for each value of the offline config's
+`cpu_unroll` (updates per jitted call on CPU). Each start prints a table row and a JSON line
+({"bench": "compile", ...}).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from offline_moe.analysis import suites
 
 
 def _start(
-    agent: str, torso: str, workdir: str, cache_args: list[str], cache_dir_data: str | None
+    agent: str,
+    torso: str,
+    workdir: str,
+    cache_args: list[str],
+    cache_dir_data: str | None,
+    overrides: list[str] = (),
 ) -> dict:
     trainer = "train_offline" if agent in suites.OFFLINE_AGENTS else "train_online"
     cmd = [
@@ -36,6 +44,7 @@ def _start(
         f"--config=offline_moe/configs/{agent}.py:smoke,game=Pong,torso={torso}",
         f"--workdir={workdir}",
         *cache_args,
+        *overrides,
     ]
     if cache_dir_data:
         cmd += [f"--config.data.cache_dir={cache_dir_data}", "--config.num_iterations=1"]
@@ -59,29 +68,41 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--torso", default="soft_moe", help="torso name or 'module:Name'")
     parser.add_argument("--data_dir", default="data", help="local data for offline agents")
     parser.add_argument("--out", default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument(
+        "--cpu_unroll",
+        default="",
+        help="offline agents: comma list of config.cpu_unroll values to compare (updates per "
+        "jitted call on CPU; '' = the config's default)",
+    )
     args = parser.parse_args(argv[1:])
     scratch = args.out or tempfile.mkdtemp(prefix="bench_compile_")
-    cache = os.path.join(scratch, "jax_cache")
-    shutil.rmtree(cache, ignore_errors=True)
     data_cache = None
     if args.agent in suites.OFFLINE_AGENTS:
         from offline_moe.data.local import ensure_local_cache
 
         data_cache = os.path.abspath(ensure_local_cache("Pong", 1000, args.data_dir))
-    starts = [
-        ("cold (empty cache)", ["--compile_cache", f"--compile_cache_dir={cache}"]),
-        ("second start, cache on", ["--compile_cache", f"--compile_cache_dir={cache}"]),
-        ("second start, cache off", ["--nocompile_cache"]),
-    ]
     print(f"{'start':<26} {'wall s':>8} {'first block s':>14} {'later block s':>14}")
-    for i, (name, flags) in enumerate(starts):
-        workdir = os.path.join(scratch, f"run{i}")
-        shutil.rmtree(workdir, ignore_errors=True)
-        r = _start(args.agent, args.torso, workdir, flags, data_cache)
-        print(
-            f"{name:<26} {r['wall_s']:>8.1f} {r.get('first_block_s', float('nan')):>14.2f} "
-            f"{r.get('later_block_s', float('nan')):>14.2f}",
-            flush=True,
-        )
+    for unroll in args.cpu_unroll.split(","):
+        overrides = [f"--config.cpu_unroll={unroll}"] if unroll else []
+        cache = os.path.join(scratch, f"jax_cache{unroll}")
+        shutil.rmtree(cache, ignore_errors=True)
+        starts = [
+            ("cold (empty cache)", ["--compile_cache", f"--compile_cache_dir={cache}"]),
+            ("second start, cache on", ["--compile_cache", f"--compile_cache_dir={cache}"]),
+            ("second start, cache off", ["--nocompile_cache"]),
+        ]
+        for i, (name, flags) in enumerate(starts):
+            workdir = os.path.join(scratch, f"run{unroll}_{i}")
+            shutil.rmtree(workdir, ignore_errors=True)
+            r = _start(args.agent, args.torso, workdir, flags, data_cache, overrides)
+            label = f"{name}{f' u={unroll}' if unroll else ''}"
+            print(
+                f"{label:<26} {r['wall_s']:>8.1f} {r.get('first_block_s', float('nan')):>14.2f} "
+                f"{r.get('later_block_s', float('nan')):>14.2f}",
+                flush=True,
+            )
+            record = {"bench": "compile", "agent": args.agent, "torso": args.torso}
+            record.update(start=name, cpu_unroll=int(unroll) if unroll else None, **r)
+            print(json.dumps(record), flush=True)
     if not args.out:
         shutil.rmtree(scratch, ignore_errors=True)

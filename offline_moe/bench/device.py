@@ -100,8 +100,8 @@ SIZES = {
     "paper": Sizes("impala", {"num_experts": 8}, 32, 500, 2000, (5, 1), PAPER_ROWS_5PCT,
                    2000, 500, 1000, 5, 16, 4000, 2000,
                    50_000, 10, 100_000, 500, 4, 5, _PAPER_TORSO),
-    # CPU: seeds are unrolled one after another in the jitted call (learners.core), so 5
-    # seeds x K compile 5K updates; 1 seed first keeps the first figure cheap.
+    # CPU: K = 1 (learners.core.effective_scan_steps) and one compiled one-seed program
+    # called once per seed (learners.core.jit_over_seeds); 1 seed first: the first figure.
     "cpu": Sizes("impala", {"num_experts": 8}, 32, 1, 4, (1, 5), PAPER_ROWS_5PCT // 100,
                  200, 30, 200, 2, 8, 400, 200,
                  20_000, 2, 4_000, 500, 2, 2, _PAPER_TORSO),

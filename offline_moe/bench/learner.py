@@ -125,17 +125,22 @@ def bench_one(
     bare=True,
     replay=None,
     compute_dtype="float32",
+    cpu_unroll=None,
 ) -> dict:
     """Measures one (agent, torso); returns the JSON record.
 
     `bare=False` skips the bare-update ceiling (one compile less); `replay` is a ready
-    DeviceReplay with the agent's n-step (then `cache_dir` is not read).
+    DeviceReplay with the agent's n-step (then `cache_dir` is not read). On CPU the updates
+    per call are those the trainer would use (`effective_scan_steps(scan_steps, cpu_unroll)`,
+    None = the default), the record's `scan_steps`.
     """
     import jax
     import jax.numpy as jnp
 
     from offline_moe.learners import (
+        CPU_UNROLL,
         LearnerConfig,
+        effective_scan_steps,
         init_seeds,
         make_bare_train_fn,
         make_learner,
@@ -161,6 +166,7 @@ def bench_one(
         lc, make_torso(torso, **filter_torso_kwargs(torso, block)), replay.num_actions
     )
     obs0 = jnp.zeros((1, 84, 84, 4), jnp.uint8)
+    scan_steps = effective_scan_steps(scan_steps, cpu_unroll or CPU_UNROLL)
     calls = max(1, steps // scan_steps)
 
     def compile_fn(fn, arg):
@@ -223,6 +229,120 @@ def bench_one(
     return record
 
 
+def bench_layouts(
+    agent,
+    torso,
+    *,
+    encoder,
+    batch,
+    num_seeds,
+    layouts,
+    steps,
+    repeats,
+    replay,
+    torso_overrides=None,
+) -> list[dict]:
+    """Compile time and speed of the CPU layouts of the fused updates, against a plain jit.
+
+    Layout 'plain' is `jax.jit(learner.update)` on one fixed batch (each seed its own call);
+    an integer u is `make_train_fn` with u updates per call (unrolled on CPU), sampling on
+    device, called steps / u times; 'rolled20' is 20 updates in a rolled lax.scan; a suffix
+    ':map' or ':loop' sets the seed layout (`learners.core.resolve_seed_axis`). Every
+    layout compiles once in this process (no persistent cache: cold) and the timed repeats
+    alternate between layouts, best kept, so the ratios to 'plain' share the machine's load.
+    Beside wall time, updates per CPU-second of this process (all its threads) are reported:
+    on a shared machine they move less with the other processes' load.
+    Returns one record per layout with compile_over_plain, rate_over_plain and
+    cpu_rate_over_plain.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from offline_moe.learners import (
+        LearnerConfig,
+        init_seeds,
+        make_learner,
+        make_train_fn,
+        seed_keys,
+    )
+    from offline_moe.networks import filter_torso_kwargs, make_torso
+
+    lc = LearnerConfig(agent=agent, batch_size=batch, n_step=replay.n_step)
+    block = {"encoder": encoder, **(torso_overrides or {})}
+    learner = make_learner(
+        lc, make_torso(torso, **filter_torso_kwargs(torso, block)), replay.num_actions
+    )
+    obs0 = jnp.zeros((1, 84, 84, replay.stack), jnp.uint8)
+    fixed = replay.sample(jax.random.PRNGKey(1), batch)
+    plain = jax.jit(learner.update)
+
+    def step_plain(states):
+        out = [plain(s, fixed) for s in states]
+        return [s for s, _ in out], out[-1][1]
+
+    def make_step(layout):
+        if layout == "plain":
+            return 1, step_plain
+        u, _, seed_axis = layout.partition(":")
+        k, unroll = (20, 1) if u == "rolled20" else (int(u), True)
+        fn = make_train_fn(learner, batch, k, unroll=unroll, seed_axis=seed_axis or "auto")
+        return k, lambda state: fn(state, replay)
+
+    runs = {}
+    for layout in layouts:
+        k, step = make_step(layout)
+        state = init_seeds(learner, seed_keys(0, num_seeds), obs0)
+        if layout == "plain":
+            state = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(num_seeds)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        state, m = step(state)
+        jax.block_until_ready(m)
+        runs[layout] = {
+            "k": k,
+            "step": step,
+            "state": state,
+            "compile_s": time.perf_counter() - t0,
+            "compile_cpu_s": time.process_time() - c0,
+            "rates": [],
+            "cpu_rates": [],
+        }
+    for _ in range(repeats):
+        for r in runs.values():
+            calls = max(1, steps // r["k"])
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                r["state"], m = r["step"](r["state"])
+            jax.block_until_ready(m)
+            updates = calls * r["k"] * num_seeds
+            r["rates"].append(updates / (time.perf_counter() - t0))
+            r["cpu_rates"].append(updates / (time.process_time() - c0))
+    base = runs.get("plain")
+    records = []
+    for layout, r in runs.items():
+        rec = {
+            "bench": "learner_layout",
+            "agent": agent,
+            "torso": torso,
+            "encoder": encoder,
+            "batch": batch,
+            "num_seeds": num_seeds,
+            "layout": layout,
+            "updates_per_call": r["k"],
+            "compile_s": round(r["compile_s"], 2),
+            "updates_per_s": round(max(r["rates"]), 2),
+            "updates_per_s_all": [round(x, 2) for x in r["rates"]],
+            "compile_cpu_s": round(r["compile_cpu_s"], 2),
+            "updates_per_cpu_s": round(max(r["cpu_rates"]), 2),
+            "platform": jax.default_backend(),
+        }
+        if base is not None:
+            rec["compile_over_plain"] = round(r["compile_s"] / base["compile_s"], 2)
+            rec["rate_over_plain"] = round(max(r["rates"]) / max(base["rates"]), 3)
+            rec["cpu_rate_over_plain"] = round(max(r["cpu_rates"]) / max(base["cpu_rates"]), 3)
+        records.append(rec)
+    return records
+
+
 def main(argv) -> None:
     import argparse
 
@@ -235,17 +355,29 @@ def main(argv) -> None:
     p.add_argument("--batch", type=int, default=32, help="transitions per update")
     p.add_argument("--steps", type=int, default=200, help="timed updates per seed (after compile)")
     p.add_argument("--scan_steps", type=int, default=50, help="updates fused per jitted call (K)")
-    p.add_argument("--num_seeds", type=int, default=1, help="seeds trained in one program")
+    p.add_argument(
+        "--cpu_unroll", type=int, default=None, help="CPU: at most this many updates per call"
+    )
+    p.add_argument("--num_seeds", default="1", help="seeds trained in one program")
     p.add_argument("--repeats", type=int, default=3, help="alternating timed repeats; best kept")
     p.add_argument("--cache", default="", help="replay cache dir (default: synthetic, temp dir)")
     p.add_argument("--num_experts", type=int, default=None, help="override torso num_experts")
     p.add_argument(
         "--compute_dtype", default="float32", help="float32 | bfloat16 (matmuls and convs)"
     )
+    p.add_argument(
+        "--layouts",
+        default="",
+        help="compare CPU layouts instead (e.g. plain,1,2,4,8,20,rolled20): compile s and "
+        "updates/s of each against a plain jit; --encoder and --num_seeds take comma lists",
+    )
     args = p.parse_args(argv[1:])
     overrides = {} if args.num_experts is None else {"num_experts": args.num_experts}
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or synthetic_cache(os.path.join(tmp, "cache"), num_episodes=8)
+        if args.layouts:
+            _main_layouts(args, cache, overrides)
+            return
         for agent in args.agent.split(","):
             for torso in args.torso.split(","):
                 rec = bench_one(
@@ -255,13 +387,39 @@ def main(argv) -> None:
                     batch=args.batch,
                     steps=args.steps,
                     scan_steps=args.scan_steps,
-                    num_seeds=args.num_seeds,
+                    num_seeds=int(args.num_seeds),
                     cache_dir=cache,
                     torso_overrides=overrides,
                     repeats=args.repeats,
                     compute_dtype=args.compute_dtype,
+                    cpu_unroll=args.cpu_unroll,
                 )
-                print(json.dumps(rec), flush=True)
+                print(json.dumps({"bench": "learner", **rec}), flush=True)
+
+
+def _main_layouts(args, cache: str, overrides: dict) -> None:
+    from offline_moe.learners import LearnerConfig
+    from offline_moe.replay.device import DeviceReplay
+
+    for agent in args.agent.split(","):
+        lc = LearnerConfig(agent=agent, n_step=1 if agent == "cql" else 3)  # as `bench_one`
+        replay = DeviceReplay.load(cache, stack=4, n_step=lc.n_step, gamma=lc.gamma)
+        for encoder in args.encoder.split(","):
+            for num_seeds in [int(x) for x in str(args.num_seeds).split(",")]:
+                for torso in args.torso.split(","):
+                    for rec in bench_layouts(
+                        agent,
+                        torso,
+                        encoder=encoder,
+                        batch=args.batch,
+                        num_seeds=num_seeds,
+                        layouts=args.layouts.split(","),
+                        steps=args.steps,
+                        repeats=args.repeats,
+                        replay=replay,
+                        torso_overrides=overrides,
+                    ):
+                        print(json.dumps(rec), flush=True)
 
 
 if __name__ == "__main__":

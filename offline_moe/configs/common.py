@@ -264,6 +264,10 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
     c.updates_per_iteration = 62_500  # gradient updates per iteration (paper: 62,500)
     c.scan_steps = 500  # K: updates fused into one jitted call (lax.scan); divides the above
     c.log_interval = 12_500  # updates between metrics.jsonl lines (a multiple of scan_steps)
+    # On CPU only: updates unrolled into one jitted call (the largest divisor of scan_steps up
+    # to this; 1..20). Compile time grows with it; long CPU runs may gain a few % with 20
+    # (`python -m offline_moe.bench learner --layouts=plain,1,2,4,8,20` measures both).
+    c.cpu_unroll = 1
 
     c.eval = ml_collections.ConfigDict()
     c.eval.interval = 1  # evaluate every this many iterations (and always after the last)

@@ -5,6 +5,8 @@ learner = make_learner(LearnerConfig(agent="cql"), make_torso("soft_moe"), num_a
 """
 
 from offline_moe.learners.core import (
+    CPU_UNROLL,
+    MAX_CPU_UNROLL,
     Learner,
     TrainState,
     effective_scan_steps,
@@ -19,6 +21,8 @@ from offline_moe.learners.core import (
 from offline_moe.learners.cql import AGENTS, CQLC51Loss, CQLLoss, LearnerConfig, make_learner
 
 __all__ = [
+    "CPU_UNROLL",
+    "MAX_CPU_UNROLL",
     "effective_scan_steps",
     "AGENTS",
     "CQLC51Loss",

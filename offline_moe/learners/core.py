@@ -21,8 +21,9 @@ per-example values too (they become the new priorities of prioritised replay). L
 look at which torso they got.
 
 Seeds are a batch axis: `init_seeds` vmaps `init` over S keys, and `make_train_fn` builds one
-jitted function that, for every seed (vmap on accelerators, lax.map on CPU), runs K updates
-(lax.scan; unrolled on CPU, see `resolve_unroll`), each sampling its own batch from a
+jitted function that, for every seed (vmap on accelerators, one call per seed on CPU, see
+`jit_over_seeds`), runs K updates (lax.scan; on CPU unrolled, and K cut to `cpu_unroll`, see
+`resolve_unroll` and `effective_scan_steps`), each sampling its own batch from a
 `DeviceReplay` passed as an argument. Randomness: the key of update number k of a seed is
 `fold_in(state.rng, k)`, so a restored state continues exactly where it stopped. The seed
 rule of both tracks is `seed_keys`.
@@ -31,12 +32,14 @@ rule of both tracks is `seed_keys`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -237,39 +240,68 @@ def _mean_metrics(metrics: Metrics) -> Metrics:
 def resolve_unroll(unroll: int | bool | str) -> int | bool:
     """'auto' -> fully unrolled on CPU, a rolled loop elsewhere.
 
-    XLA:CPU runs the body of a while loop (what lax.scan lowers to) about 6x slower than the
-    same update jitted on its own (measured here: Nature CNN, batch 16: 3.4 vs 20 updates per
-    CPU-second), while an unrolled scan matches it. On GPU the rolled loop is fast and compiles
-    in constant time, so it is kept there.
+    XLA:CPU runs the body of a while loop (what a rolled lax.scan lowers to) about 6x slower
+    than the same update jitted on its own (measured here: Nature CNN, batch 32: 2.3 vs 14.7
+    updates/s), while an unrolled scan matches it. On GPU the rolled loop is fast and compiles
+    in constant time, so it is kept there. On CPU the number of updates unrolled into one call
+    is `cpu_unroll` (see `effective_scan_steps`).
     """
     if unroll == "auto":
         return True if jax.default_backend() == "cpu" else 1
     return unroll
 
 
+def fused_scan(body: Callable, carry: Any, xs: Any, length: int, unroll: int | bool):
+    """`lax.scan(body, carry, xs, length=length, unroll=unroll)`, a full unroll written out.
+
+    A full unroll (`unroll` True or >= length) is a Python loop: lax.scan turns `unroll=True`
+    of a length-1 scan into `unroll=1`, a rolled while loop, which XLA:CPU runs ~6x slower
+    (see `resolve_unroll`). Same updates, same stacked outputs [length, ...].
+    """
+    if unroll is not True and (unroll is False or unroll < length):
+        return jax.lax.scan(body, carry, xs, length=length, unroll=unroll)
+    ys = []
+    for i in range(length):
+        carry, y = body(carry, None if xs is None else jax.tree.map(lambda x, i=i: x[i], xs))
+        ys.append(y)
+    return carry, jax.tree.map(lambda *y: jnp.stack(y), *ys)
+
+
+# Updates per jitted call on CPU, chosen by `python -m offline_moe.bench learner --layouts`
+# (docs/results): compile time grows with every unrolled update, while the speed per update
+# does not (a plain jit of one update runs as fast). A config's `cpu_unroll` raises it.
+CPU_UNROLL = 1
 MAX_CPU_UNROLL = 20
 
 
-def effective_scan_steps(scan_steps: int) -> int:
-    """Updates per jitted call actually used: K on accelerators; on CPU (where the scan is
-    unrolled, see `resolve_unroll`) the largest divisor of K that is <= MAX_CPU_UNROLL, so the
-    paper's K = 500 does not unroll 500 updates. The updates done are the same either way.
+def effective_scan_steps(scan_steps: int, cpu_unroll: int = CPU_UNROLL) -> int:
+    """Updates per jitted call actually used: K on accelerators; on CPU (where the updates of
+    a call are unrolled, see `resolve_unroll`) the largest divisor of K that is <= `cpu_unroll`
+    (at most MAX_CPU_UNROLL), so the paper's K = 500 does not unroll 500 updates. The updates
+    done are the same either way.
     """
-    if jax.default_backend() != "cpu" or scan_steps <= MAX_CPU_UNROLL:
+    if not 1 <= cpu_unroll <= MAX_CPU_UNROLL:
+        raise ValueError(f"cpu_unroll must be in 1..{MAX_CPU_UNROLL}, got {cpu_unroll}")
+    if jax.default_backend() != "cpu" or scan_steps <= cpu_unroll:
         return scan_steps
-    return max(d for d in range(1, MAX_CPU_UNROLL + 1) if scan_steps % d == 0)
+    return max(d for d in range(1, cpu_unroll + 1) if scan_steps % d == 0)
 
 
-def resolve_seed_axis(seed_axis: str) -> str:
-    """'auto' -> 'map' (seeds one after another in the jitted call, unrolled) on CPU, else 'vmap'.
+def resolve_seed_axis(seed_axis: str, *, loop: bool = False) -> str:
+    """'auto' -> 'vmap' on accelerators; on CPU 'loop' where the caller takes it (`loop`: a
+    training step), else 'map'.
 
     vmap over seeds turns every convolution into a grouped convolution with per-seed kernels,
-    which XLA:CPU runs slowly; on accelerators it is the fast path.
+    which XLA:CPU runs slowly; on accelerators it is the fast path. 'map' runs the seeds one
+    after another inside one jitted call (unrolled: S copies of the program to compile);
+    'loop' calls one compiled one-seed program once per seed (see `jit_over_seeds`), so the
+    compile time of a training step does not grow with S.
     """
+    valid = ("vmap", "map", "loop") if loop else ("vmap", "map")
     if seed_axis == "auto":
-        return "map" if jax.default_backend() == "cpu" else "vmap"
-    if seed_axis not in ("vmap", "map"):
-        raise ValueError(f"seed_axis must be 'auto', 'vmap' or 'map', got {seed_axis!r}")
+        return "vmap" if jax.default_backend() != "cpu" else valid[-1]
+    if seed_axis not in valid:
+        raise ValueError(f"seed_axis must be 'auto' or one of {valid}, got {seed_axis!r}")
     return seed_axis
 
 
@@ -286,6 +318,43 @@ def over_seeds(fn: Callable, seed_axis: str = "auto") -> Callable:
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     return unrolled_map
+
+
+def jit_over_seeds(fn: Callable, seed_axis: str = "auto") -> Callable:
+    """Jitted (state[S], shared) -> (state[S], out[S]) from a one-seed fn(state, shared), the
+    state donated; the seeds laid out as `resolve_seed_axis(seed_axis, loop=True)` says.
+
+    'loop' compiles fn once, with the seed's index an argument: each call reads seed i from
+    the stacked state and writes it back in place (the state is donated), so every seed runs
+    the same one-seed program whatever S is (the seed rule holds by construction).
+    """
+    mode = resolve_seed_axis(seed_axis, loop=True)
+    if mode != "loop":
+        return jax.jit(over_seeds(fn, mode), donate_argnums=0)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def one(states, shared, i):
+        state, out = fn(jax.tree.map(lambda x: x[i], states), shared)
+        return jax.tree.map(lambda xs, x: xs.at[i].set(x), states, state), out
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def only(states, shared):
+        # One seed: a reshape, not a slice, so the state is neither copied out nor back (a
+        # copy of params, target and optimizer state per call cost up to 25% at K = 1).
+        state, out = fn(jax.tree.map(lambda x: x.reshape(x.shape[1:]), states), shared)
+        return jax.tree.map(lambda x: x.reshape(1, *x.shape), (state, out))
+
+    def looped(states, shared):
+        num_seeds = jax.tree.leaves(states)[0].shape[0]
+        if num_seeds == 1:
+            return only(states, shared)
+        outs = []
+        for i in range(num_seeds):
+            states, out = one(states, shared, np.int32(i))
+            outs.append(out)
+        return states, jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+    return looped
 
 
 def make_train_fn(
@@ -311,10 +380,10 @@ def make_train_fn(
             batch = replay.sample(key, batch_size)
             return learner.update(state, batch)
 
-        state, metrics = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
+        state, metrics = fused_scan(body, state, None, num_steps, unroll)
         return state, _mean_metrics(metrics)
 
-    return jax.jit(over_seeds(one_seed, seed_axis), donate_argnums=0)
+    return jit_over_seeds(one_seed, seed_axis)
 
 
 def make_bare_train_fn(
@@ -335,10 +404,10 @@ def make_bare_train_fn(
         def body(state, _):
             return learner.update(state, batch)
 
-        state, metrics = jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
+        state, metrics = fused_scan(body, state, None, num_steps, unroll)
         return state, _mean_metrics(metrics)
 
-    return jax.jit(over_seeds(one_seed, seed_axis), donate_argnums=0)
+    return jit_over_seeds(one_seed, seed_axis)
 
 
 def make_act_fn(

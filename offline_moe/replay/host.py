@@ -40,6 +40,7 @@ import numpy as np
 from offline_moe.learners.core import (
     SAMPLE_STREAM,
     _mean_metrics,
+    fused_scan,
     over_seeds,
     resolve_unroll,
 )
@@ -266,7 +267,7 @@ def make_host_train_fn(
             frames = xs.pop("frames")
             return learner.update(state, assemble_batch(frames, xs))
 
-        state, metrics = jax.lax.scan(body, state, block, length=num_steps, unroll=unroll)
+        state, metrics = fused_scan(body, state, block, num_steps, unroll)
         return state, _mean_metrics(metrics)
 
     lifted = over_seeds(one_seed, seed_axis)

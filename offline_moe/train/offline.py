@@ -29,6 +29,7 @@ from offline_moe.envs import registry as envs
 from offline_moe.envs.evaluate import EvalConfig, evaluate
 from offline_moe.envs.frames import stacked_shape
 from offline_moe.learners import (
+    MAX_CPU_UNROLL,
     LearnerConfig,
     effective_scan_steps,
     init_seeds,
@@ -73,6 +74,7 @@ class TrainConfig:
     updates_per_iteration: int
     scan_steps: int
     log_interval: int
+    cpu_unroll: int
     cache_dir: str
     stack: int | None  # None: the cache's frame_stack (meta.json; the game's)
     replay: str
@@ -166,6 +168,8 @@ def unpack(config: Mapping) -> tuple[TrainConfig, LearnerConfig, EvalConfig]:
         updates_per_iteration=int(config["updates_per_iteration"]),
         scan_steps=int(config["scan_steps"]),
         log_interval=int(config["log_interval"]),
+        # Runs from before the option unrolled up to MAX_CPU_UNROLL updates per call on CPU.
+        cpu_unroll=int(config.get("cpu_unroll", MAX_CPU_UNROLL)),
         cache_dir=config["data"]["cache_dir"] or default_cache_dir(config),
         stack=None if config["data"].get("stack") is None else int(config["data"]["stack"]),
         replay=str(config["data"].get("replay", "auto")),  # runs from before the option: auto
@@ -385,7 +389,7 @@ def _train(
     else:
         start = 0
 
-    scan_steps = effective_scan_steps(tc.scan_steps)  # smaller on CPU only
+    scan_steps = effective_scan_steps(tc.scan_steps, tc.cpu_unroll)  # smaller on CPU only
     if isinstance(replay, HostReplay):
         train_step = HostTrainStep(
             learner, replay, state, batch_size=lc.batch_size, num_steps=scan_steps

@@ -1,5 +1,7 @@
 """Learner smoke tests on fake data with a tiny stand-in torso."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -113,9 +115,10 @@ def test_fused_scan_equals_single_updates_and_seeds_differ():
     from offline_moe.learners.core import SAMPLE_STREAM, update_key
 
     s = jax.tree.map(lambda x: jnp.asarray(x[0]), ref)
+    sample = jax.jit(lambda s: replay.sample(jax.random.fold_in(update_key(s), SAMPLE_STREAM), 4))
+    update = jax.jit(learner.update)  # one compile, not one per operation
     for _ in range(3):
-        batch = replay.sample(jax.random.fold_in(update_key(s), SAMPLE_STREAM), 4)
-        s, _ = learner.update(s, batch)
+        s, _ = update(s, sample(s))
     for x, y in zip(jax.tree.leaves(out.params), jax.tree.leaves(s.params)):
         np.testing.assert_allclose(x[0], y, rtol=1e-5, atol=1e-6)
     # the accelerator layout (rolled scan, vmap over seeds) computes the same updates
@@ -151,7 +154,37 @@ def test_act_is_greedy_at_eps_zero_and_random_at_eps_one():
 
 
 def test_cpu_scan_steps_are_capped_divisors():
-    from offline_moe.learners import effective_scan_steps
+    from offline_moe.learners import CPU_UNROLL, effective_scan_steps
 
     assert jax.default_backend() == "cpu"
-    assert [effective_scan_steps(k) for k in (500, 62_500, 40, 21, 7)] == [20, 20, 20, 7, 7]
+    ks = (500, 62_500, 40, 21, 7)
+    assert [effective_scan_steps(k, 20) for k in ks] == [20, 20, 20, 7, 7]
+    assert [effective_scan_steps(k, 4) for k in ks] == [4, 4, 4, 3, 1]
+    assert [effective_scan_steps(k) for k in ks] == [
+        effective_scan_steps(k, CPU_UNROLL) for k in ks
+    ]
+    with pytest.raises(ValueError, match="cpu_unroll"):
+        effective_scan_steps(500, 21)
+
+
+def test_unrolled_calls_have_no_while_loop_and_chunks_equal_one_call():
+    # lax.scan(unroll=True) of length 1 is a rolled while loop (slow on XLA:CPU): K = 1 must
+    # trace to straight-line updates, like any full unroll.
+    arrays, meta = fake_arrays()
+    replay = DeviceReplay.from_arrays(arrays, meta, stack=4, n_step=1, gamma=0.99)
+    learner = make_learner(LearnerConfig(agent="cql", target_update_period=2), TinyTorso(), 3)
+    state = init_seeds(learner, seed_keys(0, 1), jnp.zeros((1, 84, 84, 4), jnp.uint8))
+    one, three = (make_train_fn(learner, batch_size=4, num_steps=k) for k in (1, 3))
+    loops = lambda fn: re.findall(r"\b(?:scan|while)\[", str(jax.make_jaxpr(fn)(state, replay)))  # noqa: E731
+    assert loops(one) == loops(three) == []
+    assert loops(make_train_fn(learner, 4, 3, unroll=1)) == ["scan["]
+    # three calls of one update = one call of three (same keys, same samples, same order)
+    ref = jax.tree.map(np.asarray, state)
+    out3, m3 = three(jax.tree.map(jnp.asarray, ref), replay)
+    out1, losses = jax.tree.map(jnp.asarray, ref), []
+    for _ in range(3):
+        out1, m1 = one(out1, replay)
+        losses.append(float(m1["loss"][0]))
+    for x, y in zip(jax.tree.leaves(out1), jax.tree.leaves(out3)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert float(m3["loss"][0]) == pytest.approx(np.mean(losses), rel=1e-5)
