@@ -26,13 +26,20 @@ def pytest_configure(config):
     cache_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
         config.cache.mkdir("jax_compilation_cache")
     )
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache_dir
-    jax.config.update("jax_enable_compilation_cache", True)
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    settings = {
+        "jax_enable_compilation_cache": True,
+        "jax_compilation_cache_dir": cache_dir,
+        "jax_persistent_cache_min_compile_time_secs": 0.2,
+    }
     try:  # a capped cache is also locked (filelock) while the workers read and write it
         import filelock  # noqa: F401
 
-        jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
+        settings["jax_compilation_cache_max_size"] = COMPILE_CACHE_BYTES
     except ImportError:
         pass
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        # The same settings for the commands tests start in subprocesses: a capped cache keeps
+        # an access-time file beside each entry, and an entry written without one (by an
+        # uncapped process) makes every later write of a capped one fail.
+        os.environ[name.upper()] = str(value)

@@ -92,6 +92,7 @@ class Sizes:
     learn_eval_interval: int
     learn_seeds: int
     learn_torso: dict  # torso keys of both variants (the paper's: Impala, 8 experts)
+    learn_eval_cap: int  # agent steps per evaluation episode and per seed (and random score)
 
 
 _PAPER_TORSO = {"encoder": "impala", "num_experts": 8, "expert_width": 512, "width": 1.0}
@@ -99,15 +100,15 @@ _TINY_TORSO = {"encoder": "nature", "num_experts": 2, "expert_width": 32, "width
 SIZES = {
     "paper": Sizes("impala", {"num_experts": 8}, 32, 500, 2000, (5, 1), PAPER_ROWS_5PCT,
                    2000, 500, 1000, 5, 16, 4000, 2000,
-                   50_000, 10, 100_000, 500, 4, 5, _PAPER_TORSO),
+                   50_000, 10, 100_000, 500, 4, 5, _PAPER_TORSO, 1000),
     # CPU: K = 1 (learners.core.effective_scan_steps) and one compiled one-seed program
     # called once per seed (learners.core.jit_over_seeds); 1 seed first: the first figure.
     "cpu": Sizes("impala", {"num_experts": 8}, 32, 1, 4, (1, 5), PAPER_ROWS_5PCT // 100,
                  200, 30, 200, 2, 8, 400, 200,
-                 20_000, 2, 4_000, 500, 2, 2, _PAPER_TORSO),
+                 20_000, 2, 4_000, 500, 2, 2, _PAPER_TORSO, 1000),
     "tiny": Sizes("nature", {"num_experts": 2, "expert_width": 32, "width": 0.0625}, 8, 1, 2,
                   (1,), 4_000, 50, 8, 64, 2, 2, 60, 40,
-                  400, 2, 40, 20, 1, 1, _TINY_TORSO),
+                  400, 2, 40, 20, 1, 1, _TINY_TORSO, 100),
 }  # fmt: skip
 LEARN_GAME, LEARN_POLICY, LEARN_EPS = "Pong", "scripted", 0.25
 LEARN_TORSOS = ("baseline", "soft_moe")
@@ -508,12 +509,15 @@ class Check:
             )
             self.write()
         hook = bl.real_game_hook(LEARN_GAME, per=sz.learn_per)
+        cap = sz.learn_eval_cap  # the hook's 1,000 at paper size
         if "random_score" not in res:
-            res["random_score"] = hook.random_score(0)
+            res["random_score"] = bl.play_random(LEARN_GAME, 10, 0, max_episode_steps=cap)
         overrides = [
             f"config.scan_steps={sz.learn_per}",
             f"config.eval.interval={sz.learn_eval_interval}",
             "config.eval.workers=-1",
+            f"config.eval.steps={cap}",
+            f"config.eval.max_episode_steps={cap}",
         ]
         todo = [t for t in LEARN_TORSOS if not res["runs"].get(t, {}).get("finished")]
         for k, torso in enumerate(todo):
