@@ -133,15 +133,23 @@ def record_dataset(
     return wanted["source"]
 
 
+def _reusable(cache_dir: str, wanted: dict) -> bool:
+    """Whether a cache is already at `cache_dir`; it must state the `wanted` identity
+    (CacheError naming both values otherwise)."""
+    if not os.path.exists(os.path.join(cache_dir, "meta.json")):
+        return False
+    check_identity(f"replay cache {cache_dir}", wanted, cache_identity(read_meta(cache_dir)))
+    _log(f"[local_data] cache exists: {cache_dir}")
+    return True
+
+
 def ingest_dataset(source: str, data_dir: str, cache_dir: str, wanted: dict) -> str:
     """Ingests the recorded dataset (100% of it, rewards clipped) into a replay cache.
 
     An existing cache is reused when its meta.json states the `wanted` identity, and refused
     (CacheError naming both) otherwise.
     """
-    if os.path.exists(os.path.join(cache_dir, "meta.json")):
-        check_identity(f"replay cache {cache_dir}", wanted, cache_identity(read_meta(cache_dir)))
-        _log(f"[local_data] cache exists: {cache_dir}")
+    if _reusable(cache_dir, wanted):
         return cache_dir
     cmd = [
         sys.executable,
@@ -165,9 +173,7 @@ def record_cache_direct(
     in this process; an existing cache is reused or refused as by `ingest_dataset`."""
     from offline_moe.data.record import record_cache
 
-    if os.path.exists(os.path.join(cache_dir, "meta.json")):
-        check_identity(f"replay cache {cache_dir}", wanted, cache_identity(read_meta(cache_dir)))
-        _log(f"[local_data] cache exists: {cache_dir}")
+    if _reusable(cache_dir, wanted):
         return cache_dir
     _log(f"[local_data] recording {steps:,} steps of {game} straight into {cache_dir}")
     kwargs = {"eps": eps} if eps is not None else {}
