@@ -13,7 +13,8 @@ from offline_moe.replay import cache as cache_lib
 from offline_moe.replay.cache import CacheError, cache_dir_for
 from tests import REPO_ROOT
 
-README = REPO_ROOT / "README.md"
+# The README and the documentation pages: every cache path they show follows the convention.
+DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
 
 
 def _fake_recording(data_dir, game, **description):
@@ -74,10 +75,11 @@ def test_one_cache_path_convention_in_readme_defaults_and_local_data():
     smoke = cql.get_config("smoke,game=Pong").to_dict()
     with pytest.raises(ValueError, match="offline_moe.local_data --games=Pong"):
         default_cache_dir(smoke)
-    # Every cache path the README shows follows the convention.
-    found = re.findall(r"data/caches?/[A-Za-z0-9_.{}-]+", README.read_text())
+    # Every cache path the README and the docs show follows the convention.
+    text = "\n".join(f.read_text() for f in DOC_FILES)
+    found = re.findall(r"data/caches?/[A-Za-z0-9_.{}-]+", text)
     paths = [p for p in found if "{" not in p]  # templates like data/cache/{game}_... aside
-    assert paths, "README shows no cache path"
+    assert paths, "the README and docs show no cache path"
     for path in paths:
         assert path.startswith("data/cache/"), path
         assert cache_lib.CACHE_NAME_RE.fullmatch(path.split("/")[2]), path
