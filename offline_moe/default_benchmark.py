@@ -20,7 +20,7 @@ Run directories go to ./runs/default_benchmark/cql_<torso> and
 --fresh to start over). The Atari smoke budget shows the pipeline working end to end; it is
 far too small to show the paper's effects (its scores are noise around the random level). The
 Catch grid shows the assembled agents learning. The paper-scale setting (DQN-Replay data,
-5% / 10%, 200 x 62,500 updates, 5 seeds) is described in README.md, section "Offline training".
+5% / 10%, 200 x 62,500 updates, 5 seeds) is described in docs/offline.md.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
     )
     print(
         "The smoke budget only shows the pipeline working; full-scale (paper) runs are "
-        "described in README.md, section 'Offline training'."
+        "described in docs/offline.md (the documentation site: mkdocs serve)."
     )
     if args.report:
         _report(args.runs_dir)

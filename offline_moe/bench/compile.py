@@ -8,7 +8,7 @@ subprocess (as a resumed or repeated run would): (1) with an empty persistent ca
 process wall time and the first training block's time (metrics.jsonl `time_s` of the first
 line: compiling the fused update step plus one block), against a later block's time.
 Offline agents train on a small locally recorded cache (`offline_moe.data.local`). The torso
-defaults to soft_moe (the README's figures were measured with it), not the configs' baseline.
+defaults to soft_moe (the figures in docs/results were measured with it), not the configs' baseline.
 `--cpu_unroll=1,20` repeats the three starts for each value of the offline config's
 `cpu_unroll` (updates per jitted call on CPU). Each start prints a table row and a JSON line
 ({"bench": "compile", ...}).

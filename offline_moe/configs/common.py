@@ -241,7 +241,7 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
 
     # Offline data: a replay cache (offline_moe.replay.cache). If `cache_dir` is empty it is
     # derived as data/cache/{game}_run{run}_{percent}pct (`cache_dir_for`); ingest it first
-    # with `python -m offline_moe.ingest` (see README). `source` and `percent` must agree with
+    # with `python -m offline_moe.ingest` (see docs/data.md). `source` and `percent` must agree with
     # what the cache's meta.json says it holds (the trainer checks).
     c.data = ml_collections.ConfigDict()
     c.data.cache_dir = ""  # directory of the replay cache ('' = derived, see above)

@@ -45,7 +45,7 @@ class EvalConfig:
         processes), 'vector' (`offline_moe.envs.vector.VectorAtari`: ale-py's C++ vector
         interface, one thread per core; `dqn_replay` protocol and ALE games only) or 'auto'
         (vector where it applies, else pool). Both give the same observations and returns
-        (tests/envs/test_vector.py); vector was measured faster (README, 'Running on a GPU').
+        (tests/envs/test_vector.py); vector was measured faster (docs/gpu.md, docs/results).
     """
 
     interval: int = 1

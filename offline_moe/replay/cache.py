@@ -830,7 +830,7 @@ def _num(x: Any) -> str:
 
 
 def cache_dir_for(identity: Mapping[str, Any], data_dir: str = "data") -> str:
-    """The conventional cache directory of an identity (README, trainers, local data, sweep).
+    """The conventional cache directory of an identity (docs, trainers, local data, sweep).
 
     DATA_DIR/cache/{Game}_run{run}_{percent}pct for a fraction of DQN-Replay (e.g.
     data/cache/Pong_run1_5pct, `_random{seed}` appended for `ingest --sample=random`);

@@ -180,8 +180,8 @@ def plan_memory(
         "a device with more memory",
     ]
     if chosen.replay == "device":
-        options.insert(0, "--config.data.replay=host (frames stay in host memory; see README "
-                       "'Running on a GPU' for its rate)")  # fmt: skip
+        options.insert(0, "--config.data.replay=host (frames stay in host memory; see docs/gpu.md, "
+                       "'HostReplay', for its rate)")  # fmt: skip
     if "bytes_limit" in capacity_source:
         options.insert(1, "XLA_PYTHON_CLIENT_MEM_FRACTION=0.95 (JAX reserves 75% of a GPU)")
     raise MemoryPlanError(

@@ -10,7 +10,7 @@ Criterion: the mean evaluation return reaches 0.9 (a random policy scores -0.6, 
 1.0) at one of the evaluations within the budget, and the last evaluation is above the random
 policy's score by at least 0.5 (a fallback after learning passes, a collapse to random does
 not). Seed 0 runs here; each budget is set from `bench learning` over seeds 0, 1 and 2
-(README, "Learning evidence"), where every seed reached 0.9 by then:
+(docs/results/2026-12-02-catch-grid.md), where every seed reached 0.9 by then:
 
   agent / torso        budget     first evaluation >= 0.9 on seeds 0, 1, 2
   cql / baseline         600 upd  400, 400, 400 (1.0 on every seed from 400 to 2,000)
@@ -24,7 +24,7 @@ programs, their float rounding differs, and training amplifies it (CQL + soft_mo
 the same returns as in the grid for 800 updates, then [0.08, 0.52, 0.12] alone against
 [0.68, 1.0, 1.0] in the grid at 1,000-1,400). So a budget leaves a margin past the grid's
 slowest seed where the suite's time allows. The MoE torsos are left to `python -m
-offline_moe.bench learning` (README table) and the Catch grid of `./run.sh`: on Catch they
+offline_moe.bench learning` (the docs' Catch grid) and the Catch grid of `./run.sh`: on Catch they
 need 2-3x the baseline's updates (CQL + soft_moe reached 0.9 at 1,200, 800 and 1,200 in the
 grid, and alone at seed 0 not by 1,400; CQL + top1_moe at 800, 800 and 1,000, and alone at
 seed 0 by 1,600), which the suite's 15 minutes do not hold beside the four agents. They also
