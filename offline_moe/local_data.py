@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from offline_moe.data.local import ensure_local_cache
+from offline_moe.data.local import VIAS, ensure_local_cache
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,9 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3000, help="agent steps recorded per game")
     parser.add_argument("--data_dir", default="data", help="root of datasets and caches")
     parser.add_argument("--seed", type=int, default=0, help="recorder seed")
+    parser.add_argument(
+        "--via",
+        choices=VIAS,
+        default="direct",
+        help="direct: record straight into the cache (no TensorFlow); rlds: record an RLDS "
+        "dataset (RL Unplugged layout, kept) and ingest it; auto: rlds where "
+        "tensorflow-datasets is installed (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     for game in (g.strip() for g in args.games.split(",") if g.strip()):
-        print(ensure_local_cache(game, args.steps, args.data_dir, seed=args.seed))
+        print(ensure_local_cache(game, args.steps, args.data_dir, seed=args.seed, via=args.via))
     return 0
 
 

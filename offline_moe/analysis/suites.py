@@ -16,6 +16,9 @@
   reported raw only unless extra reference scores are supplied.
 - ``smoke``: Pong and Breakout, which run on CPU.
 - ``catch``: the known-answer env Catch (bsuite), which agents solve on a CPU in minutes.
+- ``minatar``: the five MinAtar games (Young & Tian 2019), the offline protocol at laptop scale
+  (data from ``configs/dqn.py``; scores min-max normalised between the random policy and the
+  behaviour DQN, ``baselines/minatar_scores.csv``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ SMOKE = ("Pong", "Breakout")
 # (offline_moe.bench.learning.CATCH).
 CATCH = ("Catch",)
 
+MINATAR = (
+    "MinAtarAsterix", "MinAtarBreakout", "MinAtarFreeway", "MinAtarSeaquest",
+    "MinAtarSpaceInvaders",
+)  # fmt: skip
+
 SUITES: dict[str, tuple[str, ...]] = {
     "offline_paper": OFFLINE_PAPER,
     "rlu46": RLU46,
@@ -62,6 +70,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "paper20": PAPER20,
     "smoke": SMOKE,
     "catch": CATCH,
+    "minatar": MINATAR,
 }
 
 # Which protocol each suite is meant for (the sweep warns when an agent does not match).

@@ -7,6 +7,8 @@ Loss: C51 cross-entropy + 0.1 * CQL term on the expected Q-values.
 Presets (`preset=NAME`):
   cql_period        the default: target period 2000 updates, the same as CQL.
   dopamine_counter  target period 50 updates, Dopamine's offline Rainbow reading.
+  minatar           Table 3 scaled to MinAtar (`common.apply_minatar_offline`); the default
+                    for a MinAtar game (game=MinAtarBreakout, ...).
 The paper does not state CQL+C51's target period. Dopamine's offline Rainbow gin sets 100,
 but its offline agent advances the training counter twice per gradient update (the offline
 `_training_step_update` and full Rainbow's `_train_step` both increment it), so its target
@@ -27,7 +29,7 @@ PRESETS = {
 def get_config(arg: str | None = None):
     where = "offline_moe/configs/cql_c51.py"
     c = common.offline_config("cql_c51", arg, where=where)
-    c.preset = common.check_preset(c.preset or "cql_period", PRESETS, where=where)
+    c.preset = common.offline_preset(c, PRESETS, "cql_period", where=where)
     c.learner.learning_rate = 6.25e-5  # Table 3
     c.learner.adam_eps = 1.5e-4  # Table 3
     c.learner.n_step = 3  # Table 3
@@ -37,6 +39,8 @@ def get_config(arg: str | None = None):
     c.learner.v_max = 10.0
     if c.preset == "dopamine_counter":
         c.learner.target_update_period = 50
+    if c.preset == "minatar":
+        common.apply_minatar_offline(c)
     if c.smoke:
         common.apply_offline_smoke(c)
     return c

@@ -1,10 +1,11 @@
 """Learning tests on Catch: the assembled agents learn a task whose answer is known.
 
-Offline: random-policy Catch episodes written by `offline_moe.record` (RLDS, RL Unplugged
-layout) and read by `offline_moe.ingest` (both subprocesses, via `offline_moe.local_data`),
-trained by the real trainer (`train_and_evaluate`: DeviceReplay, learner, batched evaluation in
-the environment), then `offline_moe.report` over the run directory. Online: the real online
-trainer. Settings: `offline_moe.bench.learning.CATCH` (smoke torsos, Catch budgets).
+Offline: random-policy Catch episodes recorded straight into a replay cache
+(`offline_moe.data.local.ensure_local_cache`; the RLDS path makes the same cache, checked in
+tests/data/test_record.py), trained by the real trainer (`train_and_evaluate`: DeviceReplay,
+learner, batched evaluation in the environment), then `offline_moe.report` over the run
+directory. Online: the real online trainer. Settings: `offline_moe.bench.learning.CATCH`
+(smoke torsos, Catch budgets).
 
 Criterion: the mean evaluation return reaches 0.9 (a random policy scores -0.6, the optimum is
 1.0) at one of the evaluations within the budget, and the last evaluation is above the random
@@ -37,6 +38,10 @@ import csv
 import pytest
 
 from offline_moe.bench import learning
+
+# XLA's optimisations on (tests/conftest.py): these runs are long enough that the optimised
+# program pays for its compile, and it is the program `bench learning` runs.
+pytestmark = pytest.mark.usefixtures("xla_optimized")
 
 THRESHOLD = 0.9
 RANDOM = -0.60012  # baselines/catch_scores.csv

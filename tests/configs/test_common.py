@@ -194,3 +194,27 @@ def test_data_sample_names_the_default_cache():
     c.data.sample, c.data.sample_seed = "random", 2
     assert default_cache_dir(c.to_dict()) == "data/cache/Pong_run3_5pct_random2"
     assert CACHE_NAME_RE.fullmatch("Pong_run3_5pct_random2")
+
+
+@pytest.mark.parametrize("agent", ["cql", "cql_c51"])
+def test_minatar_preset_is_the_default_for_minatar_games_and_only_there(agent):
+    from offline_moe.train.offline import default_cache_dir
+
+    paper = CONFIGS[agent].get_config("game=Pong")
+    c = CONFIGS[agent].get_config("game=MinAtarBreakout")
+    assert c.preset == "minatar" and paper.preset != "minatar"
+    # Scaled from Table 3: budget, step size, target period, evaluation; the rest kept.
+    assert (c.num_iterations, c.updates_per_iteration) == (10, 5000)
+    assert c.num_iterations * c.updates_per_iteration >= 50_000
+    assert c.updates_per_iteration % c.scan_steps == 0 and c.log_interval % c.scan_steps == 0
+    assert (c.learner.learning_rate, c.learner.target_update_period) == (2.5e-4, 1000)
+    for key in ("adam_eps", "n_step", "batch_size", "gamma", "cql_coefficient", "num_atoms"):
+        assert c.learner[key] == paper.learner[key], key
+    assert (c.eval.steps, c.eval.epsilon) == (10_000, paper.eval.epsilon)
+    assert (c.torso.builtin.encoder, c.torso.builtin.expert_width) == ("minatar", 128)
+    assert c.torso.builtin.num_experts == paper.torso.builtin.num_experts == 8
+    # The DQN-Replay-style data of `configs/dqn.py`, 5% of each checkpoint.
+    assert default_cache_dir(c.to_dict()) == "data/cache/MinAtarBreakout_run1_5pct"
+    assert CONFIGS[agent].get_config("game=MinAtarBreakout,percent=10").data.percent == 10.0
+    with pytest.raises(ValueError, match="preset 'minatar' is for MinAtar games"):
+        CONFIGS[agent].get_config("game=Pong,preset=minatar")

@@ -149,10 +149,14 @@ def check_against_steps(cache_dir, steps, n_step, gamma=0.9):
     Returns:
       the set of real step ids that start a transition.
     """
+    import jax
+
     from offline_moe.replay.device import DeviceReplay
 
     replay = DeviceReplay.load(cache_dir, stack=4, n_step=n_step, gamma=gamma)
-    batch = {k: np.asarray(v) for k, v in replay.transitions(replay.valid).items()}
+    # One compiled program (as inside the learner) instead of hundreds of op-by-op compiles.
+    gather = jax.jit(lambda r, t: r.transitions(t))
+    batch = {k: np.asarray(v) for k, v in gather(replay, replay.valid).items()}
     ids = set()
     for b in range(replay.num_valid):
         obs = [frame_id(batch["obs"][b, ..., k]) for k in range(4)]

@@ -33,7 +33,7 @@ def test_recorded_dataset_reused_only_when_its_identity_matches(tmp_path):
     # Someone recorded 600 eps-greedy steps where 1000 random-policy steps are expected.
     _fake_recording(data_dir, "Pong", steps=600, policy="eps_greedy", eps=0.1)
     with pytest.raises(CacheError) as e:
-        local.ensure_local_cache("Pong", 1000, str(tmp_path))
+        local.ensure_local_cache("Pong", 1000, str(tmp_path), via="rlds")
     msg = str(e.value)
     assert "steps: wanted 1000, found 600" in msg
     assert "policy: wanted 'random', found 'eps_greedy_0.1'" in msg
@@ -47,9 +47,9 @@ def test_existing_cache_reused_only_when_its_identity_matches(tmp_path):
     meta = {**local.recording_identity("Breakout", 1000), "steps": 600}  # ... a wrong cache
     _write_cache(out, meta)
     with pytest.raises(CacheError, match="steps: wanted 1000, found 600"):
-        local.ensure_local_cache("Breakout", 1000, str(tmp_path))
+        local.ensure_local_cache("Breakout", 1000, str(tmp_path), via="rlds")
     _write_cache(out, local.recording_identity("Breakout", 1000), overwrite=True)
-    assert local.ensure_local_cache("Breakout", 1000, str(tmp_path)) == out
+    assert local.ensure_local_cache("Breakout", 1000, str(tmp_path), via="rlds") == out
 
 
 def _write_cache(out, meta, overwrite=False):
