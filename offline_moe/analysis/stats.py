@@ -19,7 +19,9 @@ from the global numpy RNG, so the two agree to the last digit when seeded alike 
 
 Reference (random, human) scores live in ``baselines/atari_scores.csv`` (sources there); the
 known-answer env Catch has (measured random mean, optimum 1.0) in ``baselines/catch_scores.csv``,
-read with it by default, so its "human-normalised" score is min-max normalised.
+read with it by default, so its "human-normalised" score is min-max normalised; the five MinAtar
+games have (measured random mean, final score of the behaviour DQN that made their data) in
+``baselines/minatar_scores.csv``, also read by default.
 This module has no TensorFlow or JAX dependency.
 """
 
@@ -43,6 +45,9 @@ SCORES_CSV = "atari_scores.csv"
 # Known-answer envs (Catch): measured random mean and the optimum in the (random, human)
 # columns, so the same formula is min-max normalisation there. Read after SCORES_CSV by default.
 KNOWN_ANSWER_CSV = "catch_scores.csv"
+# MinAtar: measured random mean and the final score of the behaviour DQN that made the data
+# (min-max normalisation between the two). Read after KNOWN_ANSWER_CSV by default.
+MINATAR_CSV = "minatar_scores.csv"
 
 
 class UnknownGameError(KeyError):
@@ -79,7 +84,7 @@ ScorePaths = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 def _as_paths(paths: ScorePaths) -> tuple[str, ...]:
     if paths is None:
-        return (str(BASELINES_DIR / SCORES_CSV), str(BASELINES_DIR / KNOWN_ANSWER_CSV))
+        return tuple(str(BASELINES_DIR / n) for n in (SCORES_CSV, KNOWN_ANSWER_CSV, MINATAR_CSV))
     if isinstance(paths, str | os.PathLike):
         return (str(paths),)
     return tuple(str(p) for p in paths)

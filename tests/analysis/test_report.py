@@ -543,3 +543,37 @@ def test_low_data_statements_meet_runs_at_their_own_budget(tmp_path):
             assert budget_diff == {"Fig. 12 / Fig. 16)": False, "Fig. 12)": True,
                                    "Fig. 16)": True}  # fmt: skip
             assert "vs the paper's 50 x 250,000 agent steps" in lines["Fig. 12)"]
+
+
+def test_minatar_runs_get_a_separate_labelled_comparison_at_their_scale(tmp_path):
+    """MinAtar runs (their own encoder, budget and games) are not comparable with the Atari
+    finding like for like; the same claims, matched on data source, percent and number of
+    experts only, come in a block labelled "At MinAtar scale". An Atari group gets no such
+    block."""
+    root = tmp_path / "runs"
+    variants = [("baseline", None, 0.3), ("soft_moe", None, 0.6), ("top1_moe", None, 0.3)]
+    for game in ("MinAtarBreakout", "MinAtarSpaceInvaders"):
+        for torso, extra, level in variants:
+            make_run(root, "cql", game, torso, 0, hns_to_raw(game, [[level] * 3]),
+                     extra_torso=extra, source="dqn_replay", encoder="minatar", iterations=10,
+                     per_iteration=5_000)  # fmt: skip
+    _paper_suite(root, variants, games=suites.OFFLINE_PAPER[:2])
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    groups = [s for s in text.split("\n## ")[1:] if "### Verdict" in s]
+    assert len(groups) == 2
+    minatar, atari = sorted(groups, key=lambda s: "10 x 5,000 updates" not in s.split("\n")[0])
+    verdict = minatar.split("### Verdict")[1]
+    like = [x for x in verdict.splitlines() if x.startswith("- Paper (Fig. 11 (left))")]
+    assert len(like) == 3 and all("**not comparable**" in x for x in like)
+    assert "2 games aggregated vs the paper's 17 (offline_paper)" in like[0]
+    assert "budget 10 x 5,000 updates vs the paper's 200 x 62,500 updates" in like[0]
+    block = verdict.split("**At MinAtar scale**")[1].splitlines()
+    scale = [x.strip() for x in block if "At MinAtar scale (paper's Fig. 11 (left))" in x]
+    assert len(scale) == 3, block
+    assert "`soft_moe` best." in scale[0] and "**agrees**" in scale[0]
+    assert "P(improve over `baseline`) = 1.000" in scale[1] and "**agrees**" in scale[1]
+    assert "Top1-MoE does not improve CQL." in scale[2] and scale[2].endswith("**agrees**.")
+    assert "not comparable" not in "".join(scale)
+    assert "At MinAtar scale" not in atari
+    intro = text.split("\n## ")[0]
+    assert "minatar_scores.csv" in intro and "min-max" in intro

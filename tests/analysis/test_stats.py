@@ -154,16 +154,20 @@ def test_unknown_game_names_it():
 
 def test_reference_table_covers_suites():
     table = stats.reference_table()
-    assert len(table) == 58  # the 57 Atari games and Catch
+    assert len(table) == 63  # the 57 Atari games, Catch and the 5 MinAtar games
     missing = {
         g
-        for name in ("offline_paper", "atari100k", "paper20", "smoke")
+        for name in ("offline_paper", "atari100k", "paper20", "smoke", "minatar")
         for g in suites.SUITES[name]
         if stats.canonical_key(g) not in table
     }
     assert missing == {"AirRaid"}
     rlu_missing = {g for g in suites.RLU46 if stats.canonical_key(g) not in table}
     assert rlu_missing == {"Carnival", "Pooyan"}
+    # MinAtar rows are min-max between random and the behaviour DQN: behaviour above random.
+    for g in suites.MINATAR:
+        ref = table[stats.canonical_key(g)]
+        assert ref.human > ref.random, g
 
 
 def test_suites():

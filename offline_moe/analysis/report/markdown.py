@@ -35,7 +35,10 @@ def intro(num_runs: int, num_done: int, reps: int) -> list[str]:
         "# offline_moe results",
         "",
         f"{num_runs} run directories, {num_done} finished. Scores are human-normalised "
-        "((score - random) / (human - random), baselines/atari_scores.csv). **final** = mean "
+        "((score - random) / (human - random), baselines/atari_scores.csv); Catch and MinAtar "
+        "scores are min-max normalised by the same formula, from the measured random policy to "
+        "the optimum (Catch, baselines/catch_scores.csv) or to the final score of the DQN that "
+        "made the data (MinAtar, baselines/minatar_scores.csv). **final** = mean "
         "return of the last evaluation; **best** = highest mean evaluation return over "
         "training (optimistic: chosen on the evaluation itself). Aggregates: IQM, median, mean "
         "and optimality gap over the games x seeds matrix with 95% stratified-bootstrap CIs "

@@ -17,6 +17,14 @@ is not agreement. An ordering or an agreement is called confident only when ever
 least `MIN_SEEDS` = 3 seeds of every variant and the 95% CIs separate; with fewer seeds the
 numbers are shown with "too few seeds for a verdict" (Agarwal et al. 2021, "Deep RL at the
 Edge of the Statistical Precipice", Sec. 4: few-run point estimates are unreliable).
+
+MinAtar groups (every game one of the five MinAtar games) are never compared with an Atari
+finding as if like for like: the like-for-like lines say "not comparable" as for any other
+group, and a second, separately labelled block ("At MinAtar scale") applies the same claims
+and statistical rules with only the settings MinAtar can share with the paper
+(`MINATAR_KEPT`: data source, data percent, number of experts); games, encoder, network
+widths, budget and evaluation cap are MinAtar's own. That block reports orderings at a smaller
+scale, not a test of the Atari claims.
 """
 
 from __future__ import annotations
@@ -38,6 +46,15 @@ RULES = (
     "below 0.5 and disagrees when it lies above 0.5 outside that margin; any other CI is "
     "inconclusive. A finding is compared only with runs at its stated settings (budget "
     "included); otherwise it is marked not comparable."
+)
+
+# Settings of a finding that a MinAtar group must still match in the "At MinAtar scale" block.
+MINATAR_KEPT = ("data_sources", "percent", "num_experts")
+MINATAR_LABEL = (
+    "**At MinAtar scale** (a separate comparison of orderings, not a test of the paper's Atari "
+    "claims: games, encoder, widths, budget and evaluation are MinAtar's; matched on "
+    + ", ".join(k.replace("_", " ") for k in MINATAR_KEPT)
+    + " only)"
 )
 
 FINDINGS_JSON = "paper_findings.json"
@@ -237,11 +254,31 @@ def verdict(result: GroupResult) -> list[str]:
     for f in same_data:
         lines += _finding_lines(result, f)
     lines += _published_lines(result)
+    if is_minatar_group(result):
+        lines += minatar_scale_lines(result, same_data)
     return lines
 
 
-def _finding_lines(result: GroupResult, f: dict) -> list[str]:
+def is_minatar_group(result: GroupResult) -> bool:
+    """Every game of the group is a MinAtar game."""
+    return bool(result.games) and set(result.games) <= set(suites.MINATAR)
+
+
+def minatar_scale_lines(result: GroupResult, findings: list[dict]) -> list[str]:
+    """The paper's claims applied at MinAtar scale, under their own label (module docstring)."""
+    lines = []
+    for f in findings:
+        if f.get("claims") or f.get("best"):
+            kept = {k: v for k, v in f["settings"].items() if k in MINATAR_KEPT}
+            lines += _finding_lines(result, {**f, "settings": kept}, label="At MinAtar scale")
+    if not lines:
+        return []
+    return [f"- {MINATAR_LABEL}:"] + ["  " + line for line in lines]
+
+
+def _finding_lines(result: GroupResult, f: dict, label: str = "Paper") -> list[str]:
     settings, fig = f["settings"], f.get("figure", "?")
+    fig = fig if label == "Paper" else f"paper's {fig}"
     shared = group_differences(result, settings)  # apply to every statement
     lines = []
     # A statement without a measurable claim, shown for context with how the runs differ
@@ -254,7 +291,7 @@ def _finding_lines(result: GroupResult, f: dict) -> list[str]:
             if not any(v for v, _ in found):
                 diffs.append("; ".join(why for _, why in found) or "no MoE runs")
         note = f" -- **not comparable**: {'; '.join(diffs)}" if diffs else " (comparable settings)"
-        lines.append(f"- Paper ({fig}), {f['when']}: {f['statement']}{note}.")
+        lines.append(f"- {label} ({fig}), {f['when']}: {f['statement']}{note}.")
     claims = f.get("claims", [])
     names = {c["variant"] for c in claims} | {c["vs"] for c in claims}
     if f.get("best"):
@@ -266,7 +303,7 @@ def _finding_lines(result: GroupResult, f: dict) -> list[str]:
     def not_comparable(statement: str, needs) -> str | None:
         diffs = shared + [missing[n] for n in needs if chosen[n] is None]
         if diffs:
-            return f"- Paper ({fig}): {statement} -- **not comparable**: {'; '.join(diffs)}."
+            return f"- {label} ({fig}): {statement} -- **not comparable**: {'; '.join(diffs)}."
         return None
 
     if f.get("best"):
@@ -276,7 +313,9 @@ def _finding_lines(result: GroupResult, f: dict) -> list[str]:
             matched = [chosen[n] for n in sorted(names) if chosen[n] is not None]
             order, text, separated = measured_ordering(result, matched)
             agrees = order[0] == chosen[f["best"]]
-            line = f"- Paper ({fig}): {statement} Measured among the matching variants: {text} -> "
+            line = (
+                f"- {label} ({fig}): {statement} Measured among the matching variants: {text} -> "
+            )
             if not enough_seeds(result):
                 line += f"{_too_few(result)}."
             else:
@@ -294,7 +333,7 @@ def _finding_lines(result: GroupResult, f: dict) -> list[str]:
             if not enough_seeds(result):
                 status = _too_few(result)
             line = (
-                f"- Paper ({fig}): {claim['text']} Measured: `{v}` P(improve over `{base}`) = "
+                f"- {label} ({fig}): {claim['text']} Measured: `{v}` P(improve over `{base}`) = "
                 f"{fmt_ci(p, lo, hi)}, {measured} -> {status}."
             )
         lines.append(line)
