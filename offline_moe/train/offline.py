@@ -221,13 +221,14 @@ def build(config: Mapping, log=_log):
     The memory plan (`offline_moe.replay.memory`) is made and logged before the cache is
     loaded; a cache that does not fit is refused then, naming the sizes and the options.
     """
+    from offline_moe.data.shipped import restore_if_shipped
     from offline_moe.networks import make_torso, torso_spec
     from offline_moe.replay import memory
     from offline_moe.replay.cache import load_cache, read_meta
     from offline_moe.replay.device import DeviceReplay
 
     tc, lc, ec = unpack(config)
-    if not os.path.isdir(tc.cache_dir):
+    if not os.path.isdir(tc.cache_dir) and not restore_if_shipped(tc.cache_dir):
         raise FileNotFoundError(
             f"replay cache {tc.cache_dir!r} not found (config.data.cache_dir). Create it with "
             f"`python -m offline_moe.ingest ... --out={tc.cache_dir}` (see docs/data.md) "
