@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # offline_moe entry script.
-#   ./run.sh            the embedded default benchmark (records, ingests, trains, evaluates, reports)
+#   ./run.sh [..]       the default benchmark: a MinAtar mini-grid (--atari: the Atari pipeline check)
 #   ./run.sh test [..]  the test suite (extra arguments go to pytest)
 #   ./run.sh lint       ruff check + format check
 #   ./run.sh device [..] the accelerator check (python -m offline_moe.bench device [--minutes=6])
@@ -108,8 +108,11 @@ case "$cmd" in
     [ $# -gt 0 ] && shift
     exec "$RUNPY" -m offline_moe.default_benchmark "$@"
     ;;
+  --*)
+    exec "$RUNPY" -m offline_moe.default_benchmark "$@"
+    ;;
   *)
-    echo "usage: ./run.sh [test [pytest args] | lint | device [--minutes=N] [--out=DIR]]" >&2
+    echo "usage: ./run.sh [--atari | --game=G ...] | test [pytest args] | lint | device [--minutes=N] [--out=DIR]" >&2
     exit 2
     ;;
 esac
