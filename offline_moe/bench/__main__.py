@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "validate": "load-time cost of the replay-cache checks and fingerprint at paper size",
     "device": "the accelerator check: learner, replay, memory, online, evaluation in one JSON",
     "learning": "does each agent x torso learn (Catch: updates / agent steps to reach 0.9)",
+    "routing": "does a MoE torso route at initialisation (router entropy, feature rank)",
 }
 
 
