@@ -1,6 +1,6 @@
 """Does a MoE torso route at initialisation? Router entropy and feature rank on real states.
 
-    python -m offline_moe.bench routing --game=MinAtarBreakout [--states=256] [--phi_scales=1,10,30,100]
+    python -m offline_moe.bench routing --game=MinAtarBreakout [--states=256] [--phi_scales=1,10]
 
 On `--states` states drawn from the game's replay cache (a shipped MinAtar cache is unpacked
 if needed; an Atari game needs its cache under --data_dir), each torso is initialised (seed
@@ -69,7 +69,7 @@ def _states(game: str, data_dir: str, count: int, seed: int) -> np.ndarray:
     idx = np.sort(np.random.default_rng(seed).choice(len(obs), count, replace=False))
     x = np.asarray(obs[idx])
     if int(meta.get("frame_stack", 4)) != 1:
-        raise SystemExit("bench routing: stacked (Atari) caches are not supported yet; use MinAtar")
+        raise SystemExit("bench routing: stacked (Atari) caches are not supported; use MinAtar")
     return x.astype(np.float32)
 
 
