@@ -55,6 +55,7 @@ TORSO_FIELDS = {
     "patch_size": int,  # MoE per_patch tokens: patch edge in feature-map pixels
     "capacity_factor": float,  # MoE: slots (Soft) / capacity (Top-1) per expert
     "normalize_tokens": bool,  # Soft MoE: l2-normalise tokens and Phi with a learned scale
+    "phi_init_scale": float,  # Soft MoE: multiplies Phi's initial values (1: the paper's)
     "importance_weight": float,  # Top-1: weight of the importance loss in aux_loss
     "load_weight": float,  # Top-1: weight of the load-balancing loss in aux_loss
     "noisy": bool,  # factorised noisy hidden layers (DER; Dopamine's FullRainbowNetwork)
@@ -71,6 +72,7 @@ PAPER_TORSO = {
     "patch_size": 3,
     "capacity_factor": 1.0,
     "normalize_tokens": False,
+    "phi_init_scale": 1.0,
     "importance_weight": 0.0,
     "load_weight": 0.0,
 }

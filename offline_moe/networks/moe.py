@@ -117,6 +117,10 @@ def l2_normalize(x, axis=-1, eps=1e-6):
     return x / (jnp.linalg.norm(x, axis=axis, keepdims=True) + eps)
 
 
+def _scaled(init, factor: float):
+    return lambda key, shape, dtype=jnp.float32: factor * init(key, shape, dtype)
+
+
 def _entropy(probs, axis=-1):
     return -jnp.sum(probs * jnp.log(jnp.clip(probs, 1e-12, 1.0)), axis=axis)
 
@@ -132,6 +136,8 @@ class SoftMoE(nn.Module):
       normalize: l2-normalise tokens (over d) and Phi (over d, per slot) for the logits, with a
         learned scalar scale on Phi (init 1). The dispatched slot inputs use the raw tokens.
       noisy: noisy first layer in every expert (see `Experts`); noise only when `train`.
+      phi_init_scale: multiplies Phi's initial values (1: the paper's lecun_normal). At 1 the
+        logits of small tokens are near 0 and routing starts uniform (`bench routing`).
     """
 
     num_experts: int = 8
@@ -139,6 +145,7 @@ class SoftMoE(nn.Module):
     capacity_factor: float = 1.0
     normalize: bool = False
     noisy: bool = False
+    phi_init_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):  # [B, m, d]
@@ -146,7 +153,9 @@ class SoftMoE(nn.Module):
         n = self.num_experts
         p = slots_per_expert(m, n, self.capacity_factor)
         # lecun_normal on (d, n, p): fan_in = n * d, as in the paper's code.
-        phi = self.param("phi", nn.initializers.lecun_normal(), (d, n, p))  # [d, n, p]
+        lecun = nn.initializers.lecun_normal()
+        init = lecun if self.phi_init_scale == 1.0 else _scaled(lecun, self.phi_init_scale)
+        phi = self.param("phi", init, (d, n, p))  # [d, n, p]
         x_logits = x
         if self.normalize:
             scale = self.param("scale", nn.initializers.ones, ())

@@ -193,9 +193,11 @@ class SoftMoETorso(_MoETorso):
 
     Attributes:
       normalize_tokens: l2-normalise tokens and Phi with a learned scale (Puigcerver et al.).
+      phi_init_scale: multiplies Phi's initial values (1: the paper's; see `SoftMoE`).
     """
 
     normalize_tokens: bool = False
+    phi_init_scale: float = 1.0
 
     def make_moe(self) -> nn.Module:
         return SoftMoE(
@@ -204,6 +206,7 @@ class SoftMoETorso(_MoETorso):
             capacity_factor=self.capacity_factor,
             normalize=self.normalize_tokens,
             noisy=self.noisy,
+            phi_init_scale=self.phi_init_scale,
             name="moe",
         )
 
@@ -225,6 +228,7 @@ class SoftMoEOneScaledTorso(SoftMoETorso):
             capacity_factor=self.capacity_factor,
             normalize=self.normalize_tokens,
             noisy=self.noisy,
+            phi_init_scale=self.phi_init_scale,
             name="moe",
         )
 

@@ -207,6 +207,26 @@ def test_iqm_vs_experts_plot_and_variant_labels(tmp_path):
     assert res.label == "cql_tfds5pct_1x62500"
 
 
+def test_a_kwarg_a_run_did_not_record_counts_as_its_default(tmp_path):
+    """Runs written before soft_moe had phi_init_scale share a variant with runs that record
+    its default; a run with another value is its own variant."""
+    root = tmp_path / "runs"
+    for game in ("Pong", "Breakout"):
+        make_run(root, "cql", game, "baseline", 0, [[0.0, 1.0]])
+        make_run(root, "cql", game, "soft_moe", 0, [[1.0, 2.0]])  # no phi_init_scale
+        make_run(root, "cql", game, "soft_moe", 2, [[1.0, 2.0]],
+                 extra_torso={"phi_init_scale": 1.0})  # fmt: skip
+    runs = report.load_runs(root)
+    report.groups.assign_variants(runs)
+    assert {r.variant for r in runs} == {"baseline", "soft_moe"}
+    make_run(root, "cql", "Pong", "soft_moe", 4, [[1.0, 2.0]], extra_torso={"phi_init_scale": 30.0})
+    runs = report.load_runs(root)
+    report.groups.assign_variants(runs)
+    assert {r.variant for r in runs} == {
+        "baseline", "soft_moe[phi_init_scale=1.0]", "soft_moe[phi_init_scale=30.0]"
+    }  # fmt: skip
+
+
 def test_print_report_and_cli(fabricated, tmp_path, capsys):
     text = report.print_report(fabricated, tmp_path / "printed", reps=100, plots=False)
     assert "## cql" in capsys.readouterr().out

@@ -77,6 +77,7 @@ def test_readme_user_torso_has_the_same_size_from_python_and_from_the_config():
         "patch_size": 3,
         "capacity_factor": 1.0,
         "normalize_tokens": False,
+        "phi_init_scale": 1.0,
     }
     c.torso.num_experts = 4  # a key you set wins over builtin
     assert torso_spec(c.torso)[1]["num_experts"] == 4

@@ -16,6 +16,7 @@ produce a warning, and capped groups are left out of normalised aggregates unles
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -37,12 +38,32 @@ def assign_variants(runs: Sequence[Run]) -> None:
     by_key = defaultdict(list)
     for run in runs:
         by_key[(run.agent, run.torso_name)].append(run)
-    for group in by_key.values():
+    for (_, name), group in by_key.items():
         keys = sorted({k for r in group for k in r.torso if k != "name"})
-        varying = [k for k in keys if len({json.dumps(r.torso.get(k)) for r in group}) > 1]
+
+        def value(run, key, name=name):
+            # A kwarg a run did not record (written before the torso had it) has its default.
+            return run.torso[key] if key in run.torso else torso_default(name, key)
+
+        varying = [k for k in keys if len({json.dumps(value(r, k)) for r in group}) > 1]
         for run in group:
-            extra = ",".join(f"{k}={run.torso.get(k)}" for k in varying)
+            extra = ",".join(f"{k}={value(run, k)}" for k in varying)
             run.variant = f"{run.torso_name}[{extra}]" if extra else run.torso_name
+
+
+@functools.cache
+def torso_default(name: str, key: str):
+    """The default of a registered torso's field `key` (None when unknown)."""
+    from offline_moe.networks.registry import resolve_torso
+
+    try:
+        factory = resolve_torso(name)
+    except Exception:  # an unregistered or user torso: no default known
+        return None
+    if not dataclasses.is_dataclass(factory):
+        return None
+    default = {f.name: f.default for f in dataclasses.fields(factory)}.get(key)
+    return None if default is dataclasses.MISSING else default
 
 
 def torso_name_of(variant: str) -> str:
