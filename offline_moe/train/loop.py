@@ -272,7 +272,7 @@ def run_iterations(
                 rd.append_eval({**record, "iteration": it, "step": step})
                 returns = [round(float(r), 2) for r in record["returns"]]
                 log(
-                    f"eval after it {it + 1}/{n} ({unit} {step:,}): returns {returns} "
+                    f"eval after iteration {it} ({unit} {step:,}): returns {returns} "
                     f"({record['episodes']} episodes, {seconds:.1f}s)"
                 )
             state, meta = track.checkpoint(it)
