@@ -291,9 +291,10 @@ def evaluation_record(
       params: online parameters, seeds stacked.
       game, rc: the game and the run config (its `eval` settings are the defaults below).
       iteration: the 0-based iteration after which this evaluation runs.
-      num_episodes: games per seed.
-      epsilon: eps-greedy exploration (the agent's epsilon_eval).
-      workers: processes stepping the emulators (0 = this process; same results either way).
+      num_episodes: games per seed (default: config.eval.episodes).
+      epsilon: eps-greedy exploration (default: config.eval.epsilon, the agent's epsilon_eval).
+      workers: processes stepping the emulators (0 = this process; same results either way;
+        default: config.eval.workers).
 
     Returns:
       The evaluation's eval.jsonl fields: returns, episodes, agent_steps, episode_returns per
