@@ -211,6 +211,13 @@ def run_iterations(
     Returns:
       summary.json's content, or None if stopped by `max_iterations` or `stop_at` first.
     """
+    try:
+        return _run(run, track, max_iterations, stop_at, log)
+    finally:
+        track.close()
+
+
+def _run(run, track, max_iterations, stop_at, log) -> dict | None:
     rd, n = run.rd, track.num_iterations
     if track.unit not in UNITS:
         raise ValueError(f"track unit {track.unit!r}; valid: {', '.join(UNITS)}")
@@ -236,54 +243,49 @@ def run_iterations(
     blocks = 0
     stop = n if max_iterations is None else min(n, start + max_iterations)
     t0 = time.time()
-    try:
-        for it in range(start, stop):
-            t_iteration = t_block = time.time()
-            for block in track.train(it):
-                now = time.time()
-                check = block.metrics if block.check is None else block.check
-                rundir_lib.check_finite(
-                    check, iteration=it, step=block.step, rundir=rd, seeds=seeds
-                )
-                seconds = max(now - t_block, 1e-9)
-                progress.block(block.steps, seconds)
-                this = (block.steps, block.updates, seconds)
-                if blocks == 0:
-                    first = this
-                else:
-                    timed = tuple(a + b for a, b in zip(timed, this))
-                blocks += 1
-                rates = rate_fields(track.unit, *this)
-                # Written at once (live monitoring); lines of an iteration that is not
-                # checkpointed are dropped on resume.
-                rd.append_metrics(
-                    {"iteration": it, "step": block.step, "time_s": now - t0, **rates,
-                     **block.metrics}
-                )  # fmt: skip
-                loss = float(np.mean(block.metrics["loss"]))
-                log(progress.line(it + 1, n, block.step, loss, _display(rates)))
-                t_block = time.time()
-            step = track.step_at(it)
-            if is_eval_iteration(it, n, track.eval_interval):
-                t_eval = time.time()
-                record = track.evaluate(it)
-                seconds = time.time() - t_eval
-                progress.evaluation(seconds)
-                rd.append_eval({**record, "iteration": it, "step": step})
-                returns = [round(float(r), 2) for r in record["returns"]]
-                log(
-                    f"eval after iteration {it} ({unit} {step:,}): returns {returns} "
-                    f"({record['episodes']} episodes, {seconds:.1f}s)"
-                )
-            state, meta = track.checkpoint(it)
-            rd.save_checkpoint(it, state, {**meta, "step": step, "iteration_base": ITERATION_BASE})
+    for it in range(start, stop):
+        t_iteration = t_block = time.time()
+        for block in track.train(it):
             now = time.time()
-            if stop_at is not None and it + 1 < stop and now + (now - t_iteration) > stop_at:
-                log(f"stopping after iteration {it} (stop_at); resumes from {rd.workdir}")
-                stop = it + 1
-                break
-    finally:
-        track.close()
+            check = block.metrics if block.check is None else block.check
+            rundir_lib.check_finite(check, iteration=it, step=block.step, rundir=rd, seeds=seeds)
+            seconds = max(now - t_block, 1e-9)
+            progress.block(block.steps, seconds)
+            this = (block.steps, block.updates, seconds)
+            if blocks == 0:
+                first = this
+            else:
+                timed = tuple(a + b for a, b in zip(timed, this))
+            blocks += 1
+            rates = rate_fields(track.unit, *this)
+            # Written at once (live monitoring); lines of an iteration that is not
+            # checkpointed are dropped on resume.
+            rd.append_metrics(
+                {"iteration": it, "step": block.step, "time_s": now - t0, **rates,
+                 **block.metrics}
+            )  # fmt: skip
+            loss = float(np.mean(block.metrics["loss"]))
+            log(progress.line(it + 1, n, block.step, loss, _display(rates)))
+            t_block = time.time()
+        step = track.step_at(it)
+        if is_eval_iteration(it, n, track.eval_interval):
+            t_eval = time.time()
+            record = track.evaluate(it)
+            seconds = time.time() - t_eval
+            progress.evaluation(seconds)
+            rd.append_eval({**record, "iteration": it, "step": step})
+            returns = [round(float(r), 2) for r in record["returns"]]
+            log(
+                f"eval after iteration {it} ({unit} {step:,}): returns {returns} "
+                f"({record['episodes']} episodes, {seconds:.1f}s)"
+            )
+        state, meta = track.checkpoint(it)
+        rd.save_checkpoint(it, state, {**meta, "step": step, "iteration_base": ITERATION_BASE})
+        now = time.time()
+        if stop_at is not None and it + 1 < stop and now + (now - t_iteration) > stop_at:
+            log(f"stopping after iteration {it} (stop_at); resumes from {rd.workdir}")
+            stop = it + 1
+            break
     if stop < n:
         return None
     steps, updates, seconds = timed if timed[0] else first
