@@ -1,5 +1,8 @@
 """The one iteration loop of both tracks (`offline_moe.train.loop`)."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -86,3 +89,18 @@ def test_both_tracks_write_the_same_fields_and_iteration_numbers(cache_dir, tmp_
     online_metrics = runs["online"].read_metrics()[0]
     assert "agent_steps_per_s" in online_metrics and "steps_per_sec" not in online_metrics
     assert "agent_steps_per_s" in runs["online"].read_summary()
+
+    # The online run as the online trainer of LEGACY_COMMIT left it when stopped: no
+    # "iteration_base" in its checkpoint. Resuming it is refused in one line, changing nothing.
+    os.remove(os.path.join(on, "summary.json"))
+    meta_file = os.path.join(on, "checkpoints", "1", "meta", "metadata")
+    with open(meta_file) as f:
+        meta = json.load(f)
+    del meta["iteration_base"]
+    with open(meta_file, "w") as f:
+        json.dump(meta, f)
+    before = open(os.path.join(on, "eval.jsonl")).read()
+    with pytest.raises(rundir_lib.RunDirError, match=f"git checkout {loop.LEGACY_COMMIT}") as e:
+        train_online.train_and_evaluate(None, on)
+    assert "\n" not in str(e.value) and "new --workdir" in str(e.value)
+    assert open(os.path.join(on, "eval.jsonl")).read() == before
