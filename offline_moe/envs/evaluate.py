@@ -64,13 +64,33 @@ class EvalConfig:
             )
 
     @classmethod
-    def from_config(cls, block) -> EvalConfig:
+    def from_config(cls, block, *, protocol: str | None = None) -> EvalConfig:
+        """The settings of a config's `eval` block, on either track.
+
+        An offline block gives `steps` and `num_envs`. An online block gives `episodes`
+        instead: that many games per seed, one per parallel environment, each played to its
+        end (`num_envs` = episodes and a budget of one agent step, which every environment's
+        first game exceeds). `protocol` fills the environment protocol where the block names
+        none (the online configs hold it in `env.protocol`).
+        """
         block = dict(block)
+        if "episodes" in block:
+            both = sorted({"steps", "num_envs"} & set(block))
+            if both:
+                raise ValueError(
+                    f"config.eval: 'episodes' and {both} given; an evaluation counts either "
+                    "episodes (online) or steps over num_envs environments (offline)"
+                )
+            block["num_envs"] = int(block.pop("episodes"))
+            block["steps"] = 1
+        if protocol is not None:
+            block.setdefault("protocol", protocol)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(block) - names
         if unknown:
             raise ValueError(
-                f"config.eval: unknown field(s) {sorted(unknown)}; valid: {sorted(names)}"
+                f"config.eval: unknown field(s) {sorted(unknown)}; valid: "
+                f"{sorted(names | {'episodes'})}"
             )
         return cls(**block)
 

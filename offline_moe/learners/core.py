@@ -222,6 +222,18 @@ def seed_keys(seed: int, num_seeds: int, stream: int = 0) -> Array:
     )
 
 
+def env_seed(seed: int, stream: str) -> int:
+    """Emulator seed of the run seed numbered `seed` for a named stream.
+
+    The emulator side of `seed_keys`, the same on both tracks: seed s of a run with base seed b
+    passes b + s, so a seed's emulators do not depend on the other seeds of its run. Streams:
+    'train' (the online actors), f'eval-{iteration}' (the evaluation after 0-based
+    `iteration`).
+    """
+    entropy = [seed, *map(ord, stream)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
 def init_seeds(learner: Learner, keys: Array, obs: Array) -> TrainState:
     """Independent seeds (own init and own sampling stream), stacked on a leading axis.
 

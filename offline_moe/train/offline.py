@@ -4,7 +4,8 @@ The command `python -m offline_moe.train_offline` parses flags and calls
 `train_and_evaluate(config, workdir)`. The run directory layout and crash-safety rules are in
 `offline_moe.train.rundir`.
 
-Per iteration: `updates_per_iteration` gradient updates per seed, run as jitted calls of
+Per iteration (the loop of both tracks is `offline_moe.train.loop`; this module is the
+offline `Track`): `updates_per_iteration` gradient updates per seed, run as jitted calls of
 `scan_steps` fused updates that sample from the DeviceReplay on device; metrics leave the
 device every `log_interval` updates and go to metrics.jsonl and the TensorBoard event files at
 once, with a progress line (`offline_moe.train.progress`); then (every `eval.interval`
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,14 +49,13 @@ from offline_moe.replay.cache import (
     source_kind,
 )
 from offline_moe.replay.host import HostReplay, HostTrainStep
+from offline_moe.train import loop
 from offline_moe.train import rundir as rundir_lib
-from offline_moe.train.progress import Progress
 from offline_moe.train.repr_metrics import representation_metrics
 
-# fold_in tags of the independent random streams of a seed: seed s of a run with base seed b
-# uses fold_in(PRNGKey(b + s), stream) (see learners.seed_keys), so every seed is reproducible
-# on its own. The representation batch is the same for every run on the same cache.
-TRAIN_STREAM, EVAL_STREAM, REPR_STREAM = 0, 1, 2
+# fold_in tags of a seed's random streams (`train.loop`: the training and evaluation streams
+# of both tracks); the representation batch is the same for every run on the same cache.
+TRAIN_STREAM, EVAL_STREAM, REPR_STREAM = loop.TRAIN_STREAM, loop.EVAL_STREAM, 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +348,9 @@ def train_and_evaluate(
     with open_run(workdir, config, log=log) as run:
         if run.finished:
             return run.summary
-        return _train(run, workdir, max_iterations=max_iterations, stop_at=stop_at, log=log)
+        return loop.run_iterations(
+            run, OfflineTrack(run, log), max_iterations=max_iterations, stop_at=stop_at, log=log
+        )
 
 
 def open_run(workdir: str, config: dict | None, *, log=_log):
@@ -370,164 +371,113 @@ def open_run(workdir: str, config: dict | None, *, log=_log):
     )
 
 
-def _train(
-    run: rundir_lib.Run, workdir: str, *, max_iterations: int | None, stop_at: float | None, log
-) -> dict | None:
-    rd, config = run.rd, run.config
-    tc, lc, ec, learner, replay, torso_meta = run.built
-    rd.write_protocol(run_protocol(config, tc, ec, replay.meta, torso_meta))
-    s_ = tc.num_seeds
-    seeds = list(range(tc.seed, tc.seed + s_))  # seed s of the run is tc.seed + s
-    obs0 = jnp.zeros((1, *replay.obs_shape), frame_spec(replay.meta)[1])
-    state = init_seeds(learner, seed_keys(tc.seed, s_, TRAIN_STREAM), obs0)
-    n_params = num_params(jax.tree.map(lambda x: x[0], state.params))
+class OfflineTrack:
+    """The offline track's parts of the iteration loop (`offline_moe.train.loop.Track`):
+    fused update calls on the replay, evaluation in the game plus representation metrics on a
+    fixed replay batch, the seeds' TrainState in each checkpoint."""
 
-    last = run.last_checkpoint  # the logs are truncated to it
-    if last is not None:
-        state, meta = rd.restore_checkpoint(state, last)
-        start = int(meta["iteration"]) + 1
-        log(f"resuming {workdir} after iteration {meta['iteration']} (update {meta['step']})")
-    else:
-        start = 0
+    name, unit = "offline", "updates"
 
-    scan_steps = effective_scan_steps(tc.scan_steps, tc.cpu_unroll)  # smaller on CPU only
-    if isinstance(replay, HostReplay):
-        train_step = HostTrainStep(
-            learner, replay, state, batch_size=lc.batch_size, num_steps=scan_steps
+    def __init__(self, run: rundir_lib.Run, log):
+        self.config = run.config
+        tc, lc, ec, learner, replay, torso_meta = run.built
+        self.tc, self.ec, self.replay, self.torso_meta = tc, ec, replay, torso_meta
+        self.num_iterations, self.seed, self.num_seeds = tc.num_iterations, tc.seed, tc.num_seeds
+        self.total_steps = tc.num_iterations * tc.updates_per_iteration
+        self.eval_interval = ec.interval
+        obs0 = jnp.zeros((1, *replay.obs_shape), frame_spec(replay.meta)[1])
+        self.state = init_seeds(learner, seed_keys(tc.seed, tc.num_seeds, TRAIN_STREAM), obs0)
+        self.n_params = num_params(jax.tree.map(lambda x: x[0], self.state.params))
+        self.scan_steps = effective_scan_steps(tc.scan_steps, tc.cpu_unroll)  # smaller on CPU
+        if isinstance(replay, HostReplay):
+            self.train_step = HostTrainStep(
+                learner, replay, self.state, batch_size=lc.batch_size, num_steps=self.scan_steps
+            )
+        else:
+            train_fn = make_train_fn(learner, lc.batch_size, self.scan_steps)
+            self.train_step = lambda state: train_fn(state, replay)
+        self.act_fn = make_act_fn(learner)
+        self.features_fn = make_features_fn(learner)
+        repr_key = jax.random.fold_in(jax.random.PRNGKey(0), REPR_STREAM)
+        self.repr_batch = replay.sample(repr_key, tc.repr_batch_size)
+        log(
+            f"{tc.agent} on {tc.game}: torso {torso_meta['name']} ({self.n_params:,} params), "
+            f"{tc.num_seeds} seed(s), {replay.num_valid:,} transitions in {tc.cache_dir}; "
+            f"{tc.num_iterations} x {tc.updates_per_iteration:,} updates, K={self.scan_steps}"
         )
-    else:
-        train_fn = make_train_fn(learner, lc.batch_size, scan_steps)
-        train_step = lambda state: train_fn(state, replay)  # noqa: E731
-    act_fn = make_act_fn(learner)
-    features_fn = make_features_fn(learner)
-    repr_key = jax.random.fold_in(jax.random.PRNGKey(0), REPR_STREAM)
-    repr_batch = replay.sample(repr_key, tc.repr_batch_size)
-    calls = tc.updates_per_iteration // scan_steps
-    total_updates = tc.num_iterations * tc.updates_per_iteration
-    log(
-        f"{tc.agent} on {tc.game}: torso {torso_meta['name']} ({n_params:,} params), "
-        f"{s_} seed(s), {replay.num_valid:,} transitions in {tc.cache_dir}; "
-        f"{tc.num_iterations} x {tc.updates_per_iteration:,} updates, K={scan_steps}"
-    )
-    run_t0 = time.time()
-    eval_its = [i for i in range(tc.num_iterations) if _is_eval_iteration(i, tc, ec)]
-    progress = Progress(
-        total_updates, len(eval_its), sum(i < start for i in eval_its), "update", s_
-    )
-    stop = tc.num_iterations
-    if max_iterations is not None:
-        stop = min(stop, start + max_iterations)
-    for it in range(start, stop):
+
+    def protocol(self) -> dict:
+        return run_protocol(self.config, self.tc, self.ec, self.replay.meta, self.torso_meta)
+
+    def restore(self, rd: rundir_lib.RunDir, iteration: int) -> dict:
+        self.state, meta = rd.restore_checkpoint(self.state, iteration)
+        return meta
+
+    def step_at(self, it: int) -> int:
+        return (it + 1) * self.tc.updates_per_iteration
+
+    def train(self, it: int):
+        tc, k = self.tc, self.scan_steps
+        calls = tc.updates_per_iteration // k
         pending: list[dict] = []
-        t_block = t_iteration = time.time()
         for call in range(calls):
-            state, m = train_step(state)
+            self.state, m = self.train_step(self.state)
             pending.append(m)
-            done = (call + 1) * scan_steps
+            done = (call + 1) * k
             if done % tc.log_interval == 0 or call == calls - 1:
                 metrics = _mean_over_calls(pending)  # blocks: the only device -> host copy
-                step = it * tc.updates_per_iteration + done
-                rundir_lib.check_finite(
-                    {"loss": metrics["loss"]}, iteration=it, step=step, rundir=rd, seeds=seeds
+                n = len(pending) * k
+                yield loop.Block(
+                    step=it * tc.updates_per_iteration + done,
+                    steps=n,
+                    updates=n,
+                    metrics={k_: v.tolist() for k_, v in metrics.items()},
+                    check={"loss": metrics["loss"]},
                 )
-                now = time.time()
-                block_updates = len(pending) * scan_steps
-                rate = block_updates / max(now - t_block, 1e-9)
-                progress.block(block_updates, now - t_block)  # the first includes compiling
-                # Written at once (live monitoring); the lines of an iteration that is not
-                # checkpointed are dropped on resume (rundir.truncate_logs).
-                rd.append_metrics(
-                    {
-                        "iteration": it,
-                        "step": step,
-                        "updates_per_s": rate,
-                        "time_s": now - run_t0,
-                        **{k: v.tolist() for k, v in metrics.items()},
-                    }
-                )
-                loss = float(np.mean(metrics["loss"]))
-                log(progress.line(it + 1, tc.num_iterations, step, loss, {"updates/s": rate}))
-                pending, t_block = [], time.time()
-        eval_record = None
-        if _is_eval_iteration(it, tc, ec):
-            t_eval = time.time()
-            eval_record = _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec)
-            progress.evaluation(time.time() - t_eval)
-            log(
-                f"eval it {it + 1}: returns {[round(r, 2) for r in eval_record['returns']]} "
-                f"({eval_record['episodes']} episodes, {eval_record['eval_s']:.1f}s)"
+                pending = []
+
+    def evaluate(self, it: int) -> dict:
+        tc, s_ = self.tc, self.tc.num_seeds
+        keys, env_seeds = loop.eval_seeds(tc.seed, s_, it)
+        result = evaluate(
+            self.act_fn,
+            self.state.params,
+            game=tc.game,
+            cfg=self.ec,
+            keys=keys,
+            env_seeds=env_seeds,
+            stack=tc.stack,
+        )
+        out = self.features_fn(self.state.params, self.repr_batch["obs"])
+        reprs = [
+            representation_metrics(
+                out["features"][s],
+                {k: v[s] for k, v in out["aux"].items()},
+                srank_threshold=tc.srank_threshold,
             )
-        # Log lines first, then the checkpoint: on resume, lines past the checkpoint are dropped.
-        if eval_record is not None:
-            rd.append_eval(eval_record)
-        rd.save_checkpoint(
-            it,
-            state,
-            {
-                "step": (it + 1) * tc.updates_per_iteration,
-                "agent": tc.agent,
-                "game": tc.game,
-                "num_seeds": s_,
-                "seed": tc.seed,
-                "torso": torso_meta,
-                "num_actions": replay.num_actions,
-                "params": n_params,
-            },
-        )
-        now = time.time()
-        if stop_at is not None and it + 1 < stop and now + (now - t_iteration) > stop_at:
-            log(f"stopping after iteration {it + 1} (stop_at); resumes from {workdir}")
-            stop = it + 1
-            break
-    if isinstance(train_step, HostTrainStep):
-        train_step.close()  # the prefetch thread
-    if stop < tc.num_iterations:
-        return None
-    summary = rundir_lib.build_summary(
-        rd.read_evals(),
-        agent=tc.agent,
-        game=tc.game,
-        torso=torso_meta,
-        num_seeds=s_,
-        iterations=tc.num_iterations,
-        updates=total_updates,
-        params=n_params,
-        updates_per_s=1.0 / progress.seconds_per_step() if progress.timed[0] else None,
-        wall_s=time.time() - run_t0,
-    )
-    rd.write_summary(summary)
-    log(f"done: final returns {summary['final_return']} -> {rd.path(rundir_lib.SUMMARY)}")
-    return rd.read_summary()
+            for s in range(s_)
+        ]
+        for key in reprs[0]:
+            result[f"repr/{key}"] = [r[key] for r in reprs]
+        return result
 
+    def checkpoint(self, it: int) -> tuple[Any, dict]:
+        tc = self.tc
+        return self.state, {
+            "agent": tc.agent,
+            "game": tc.game,
+            "num_seeds": tc.num_seeds,
+            "seed": tc.seed,
+            "torso": self.torso_meta,
+            "num_actions": self.replay.num_actions,
+            "params": self.n_params,
+        }
 
-def _is_eval_iteration(it: int, tc: TrainConfig, ec: EvalConfig) -> bool:
-    """Evaluation after every `eval.interval`-th iteration and after the last (0-based `it`)."""
-    return (it + 1) % ec.interval == 0 or it == tc.num_iterations - 1
+    def summary(self) -> dict:
+        tc = self.tc
+        return {"agent": tc.agent, "game": tc.game, "torso": self.torso_meta,
+                "updates": self.total_steps, "params": self.n_params}  # fmt: skip
 
-
-def _evaluate_iteration(it, state, act_fn, features_fn, repr_batch, tc, ec) -> dict:
-    s_ = tc.num_seeds
-    result = evaluate(
-        act_fn,
-        state.params,
-        game=tc.game,
-        cfg=ec,
-        keys=jax.vmap(jax.random.fold_in, in_axes=(0, None))(
-            seed_keys(tc.seed, s_, EVAL_STREAM), it
-        ),
-        env_seeds=[(tc.seed + s) * 100_003 + it for s in range(s_)],
-        stack=tc.stack,
-    )
-    out = features_fn(state.params, repr_batch["obs"])
-    reprs = [
-        representation_metrics(
-            out["features"][s],
-            {k: v[s] for k, v in out["aux"].items()},
-            srank_threshold=tc.srank_threshold,
-        )
-        for s in range(s_)
-    ]
-    record = {"iteration": it, "step": (it + 1) * tc.updates_per_iteration, **result}
-    for key in reprs[0]:
-        record[f"repr/{key}"] = [r[key] for r in reprs]
-    return record
+    def close(self) -> None:
+        if isinstance(self.train_step, HostTrainStep):
+            self.train_step.close()  # the prefetch thread

@@ -14,9 +14,10 @@ the emulator step. Seeds train side by side (`config.num_seeds`), each with its 
 
 Run directory (`offline_moe.train.rundir`): config.json, metrics.jsonl, eval.jsonl, checkpoints/
 (the whole OnlineState incl. the replay, plus the emulators' exact states in the JSON meta),
-summary.json. A run stopped at any moment resumes from its last iteration checkpoint with
-`--workdir` alone and ends with the same parameters as an uninterrupted run. A non-finite
-loss stops the run and keeps the last good checkpoint.
+summary.json. The iteration loop is `offline_moe.train.loop`, shared with the offline track
+(this module is the online `Track`): a run stopped at any moment resumes from its last
+iteration checkpoint with `--workdir` alone and ends with the same parameters as an
+uninterrupted run; a non-finite loss stops the run and keeps the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import dataclasses
 import functools
 import json
 import os
-import time
 from typing import Any
 
 import jax
@@ -38,23 +38,14 @@ from offline_moe.envs import num_actions as env_num_actions
 from offline_moe.envs.evaluate import EvalConfig
 from offline_moe.envs.evaluate import evaluate as shared_evaluate
 from offline_moe.envs.registry import env_protocol
-from offline_moe.learners import make_act_fn, online, seed_keys
+from offline_moe.learners import env_seed, make_act_fn, num_params, online, seed_keys
 from offline_moe.networks import torso_spec
-from offline_moe.train.progress import Progress
+from offline_moe.train import loop
 from offline_moe.train.replay_logs import ReplayLog
-from offline_moe.train.rundir import (
-    SUMMARY,
-    Run,
-    RunDir,
-    build_summary,
-    check_finite,
-    open_run,
-    printer,
-    protocol_block,
-)
+from offline_moe.train.rundir import Run, RunDir, open_run, printer, protocol_block
 
-# fold_in tags of a seed's random streams, as on the offline track (`learners.seed_keys`).
-TRAIN_STREAM, EVAL_STREAM = 0, 1
+# fold_in tags of a seed's random streams, as on the offline track (`train.loop`).
+TRAIN_STREAM, EVAL_STREAM = loop.TRAIN_STREAM, loop.EVAL_STREAM
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,10 +63,7 @@ class RunConfig:
     num_seeds: int
     total_steps: int
     iteration_steps: int
-    eval_every_iterations: int
-    eval_episodes: int
-    eval_max_steps: int
-    eval_workers: int
+    eval: EvalConfig  # `EvalConfig.from_config` of config.eval: num_envs = episodes per seed
     max_episode_steps: int
     log_every: int
     export_replay: str
@@ -96,10 +84,7 @@ def run_config(config: ml_collections.ConfigDict) -> RunConfig:
         num_seeds=config.num_seeds,
         total_steps=config.total_steps,
         iteration_steps=config.iteration_steps,
-        eval_every_iterations=config.eval.interval,
-        eval_episodes=config.eval.episodes,
-        eval_max_steps=config.eval.max_episode_steps,
-        eval_workers=config.eval.workers,
+        eval=EvalConfig.from_config(config.eval, protocol=config.env.protocol),
         max_episode_steps=config.env.max_episode_steps,
         log_every=config.log_interval,
         export_replay=config.export_replay,
@@ -147,15 +132,6 @@ def compiled_fns(agent: online.OnlineAgent, num_seeds: int):
 def init_keys(rc: RunConfig) -> jax.Array:
     """Keys [S, 2] of the run's seeds for `make_init_fn` (the seed rule of both tracks)."""
     return seed_keys(rc.seed, rc.num_seeds, TRAIN_STREAM)
-
-
-def env_seed(seed: int, stream: str) -> int:
-    """Reproducible emulator seed of the seed numbered `seed` for a stream ('train'/'eval-k').
-
-    Seed s of a run with base seed b passes b + s (the seed rule of `learners.seed_keys`).
-    """
-    entropy = [seed, *map(ord, stream)]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def _b64(a: np.ndarray) -> str:
@@ -280,45 +256,55 @@ def evaluate(
     game: str,
     rc: RunConfig,
     iteration: int,
-    num_episodes: int,
-    epsilon: float,
-    workers: int = 0,
+    num_episodes: int | None = None,
+    epsilon: float | None = None,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """(mean unclipped return per seed [S], episodes per seed [S]) of `evaluation_record`."""
+    rec = evaluation_record(
+        act_fn, params, game=game, rc=rc, iteration=iteration,
+        num_episodes=num_episodes, epsilon=epsilon, workers=workers,
+    )  # fmt: skip
+    return np.asarray(rec["returns"]), np.asarray(rec["episodes"])
+
+
+def evaluation_record(
+    act_fn,
+    params: Any,
+    *,
+    game: str,
+    rc: RunConfig,
+    iteration: int,
+    num_episodes: int | None = None,
+    epsilon: float | None = None,
+    workers: int | None = None,
+) -> dict:
     """Plays `num_episodes` games per seed, one per parallel emulator, noise off.
 
-    The offline track's evaluation (`offline_moe.evaluate.evaluate`: batched emulators that
-    stack frames themselves, one jitted act call per step) with a budget of one agent step per
-    seed, so each emulator plays exactly its first game to the end.
+    The offline track's evaluation (`offline_moe.envs.evaluate.evaluate`: batched emulators
+    that stack frames themselves, one jitted act call per step) with a budget of one agent
+    step per seed, so each emulator plays exactly its first game to the end; the keys and
+    emulator seeds of `loop.eval_seeds`.
 
     Args:
       act_fn: `learners.core.make_act_fn` of the agent's learner.
       params: online parameters, seeds stacked.
-      game, rc: the game and the run config.
-      iteration: seeds the emulators and the eps-greedy keys.
-      num_episodes: games per seed.
-      epsilon: eps-greedy exploration (the agent's epsilon_eval).
-      workers: processes stepping the emulators (0 = this process; same results either way).
+      game, rc: the game and the run config (its `eval` settings are the defaults below).
+      iteration: the 0-based iteration after which this evaluation runs.
+      num_episodes: games per seed (default: config.eval.episodes).
+      epsilon: eps-greedy exploration (default: config.eval.epsilon, the agent's epsilon_eval).
+      workers: processes stepping the emulators (0 = this process; same results either way;
+        default: config.eval.workers).
 
     Returns:
-      (mean unclipped return per seed [S], episodes per seed [S]). A game that reaches
-      `eval_max_steps` is cut there and counted with its return so far.
+      The evaluation's eval.jsonl fields: returns, episodes, agent_steps, episode_returns per
+      seed, eval_s, env_steps_per_s. A game that reaches `eval.max_episode_steps` is cut there
+      and counted with its return so far.
     """
-    s = rc.num_seeds
-    cfg = EvalConfig(
-        interval=1,
-        steps=1,
-        num_envs=num_episodes,
-        epsilon=epsilon,
-        max_episode_steps=rc.eval_max_steps,
-        protocol=rc.protocol,
-        workers=workers,
-    )
-    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
-        seed_keys(rc.seed, s, EVAL_STREAM), iteration
-    )
-    seeds = [env_seed(rc.seed + k, f"eval-{iteration}") for k in range(s)]
-    result = shared_evaluate(act_fn, params, game=game, cfg=cfg, keys=keys, env_seeds=seeds)
-    return np.asarray(result["returns"]), np.asarray(result["episodes"])
+    given = {"num_envs": num_episodes, "epsilon": epsilon, "workers": workers}
+    cfg = dataclasses.replace(rc.eval, **{k: v for k, v in given.items() if v is not None})
+    keys, seeds = loop.eval_seeds(rc.seed, rc.num_seeds, iteration)
+    return shared_evaluate(act_fn, params, game=game, cfg=cfg, keys=keys, env_seeds=seeds)
 
 
 def interval_means(sums: dict, count: np.ndarray, prev_sums: dict, prev_count: np.ndarray):
@@ -372,11 +358,11 @@ def run_protocol(rc: RunConfig, game: str, cfg: online.OnlineAgentConfig) -> dic
         evaluation={
             "protocol": rc.protocol,
             "epsilon": cfg.epsilon_eval,
-            "max_episode_steps": rc.eval_max_steps,
+            "max_episode_steps": rc.eval.max_episode_steps,
             "standard_max_episode_steps": protocol.max_episode_steps,
             "min_steps": None,
-            "episodes": rc.eval_episodes,
-            "interval": rc.eval_every_iterations,
+            "episodes": rc.eval.num_envs,
+            "interval": rc.eval.interval,
         },
         sticky_actions=protocol.sticky_action_prob,
     )
@@ -392,11 +378,6 @@ def restore_state(workdir: str, iteration: int | None = None) -> tuple[online.On
         return rd.restore_checkpoint(template, iteration)
     finally:
         rd.close()
-
-
-def _is_eval_iteration(iteration: int, rc: RunConfig) -> bool:
-    """Evaluation after every `eval_every_iterations`-th iteration and the last (1-based)."""
-    return iteration % rc.eval_every_iterations == 0 or iteration == rc.num_iterations
 
 
 def train_and_evaluate(
@@ -429,126 +410,94 @@ def train_and_evaluate(
     with open_run(workdir, given, build=build_run, max_to_keep=1, log=log) as run:
         if run.finished:
             return run.summary
-        return _train(run, workdir, max_iterations=max_iterations, log=log)
+        track = OnlineTrack(run, workdir)
+        return loop.run_iterations(run, track, max_iterations=max_iterations, log=log)
 
 
-def _train(run: Run, workdir: str, *, max_iterations: int | None, log) -> dict | None:
-    rd = run.rd
-    rc, game, agent = run.built
-    rd.write_protocol(run_protocol(rc, game, agent.config))
-    init_fn, step_fn, eval_act = compiled_fns(agent, rc.num_seeds)
+class OnlineTrack:
+    """The online track's parts of the iteration loop (`offline_moe.train.loop.Track`): one
+    jitted store + update + act call and one emulator step per agent step, evaluation over
+    `eval.episodes` games per seed, the OnlineState (replay included) and the emulators'
+    exact states in each checkpoint."""
 
-    state = init_fn(init_keys(rc))
-    actors = Actors.create(rc, game)
-    if rc.replay_logs:
-        actors.log = ReplayLog(rc.num_seeds)
-    last = run.last_checkpoint  # the logs are truncated to it
-    start_iteration = 0
-    metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
-    if last is not None:
-        state, meta = rd.restore_checkpoint(state, last)
-        actors.restore(meta["actors"])
-        start_iteration = int(meta["iteration"])
-        metric_snapshot = (_host(state.metric_sums), np.asarray(state.metric_count))
-        log(f"resuming {workdir} after iteration {start_iteration}")
+    name, unit = "online", "agent_steps"
 
-    torso_meta = {"name": agent.config.torso_name, "kwargs": dict(agent.config.torso_kwargs)}
-    seeds = list(range(rc.seed, rc.seed + rc.num_seeds))
-    done_this_call = 0
-    log_time = time.time()
-    log_step = start_iteration * rc.iteration_steps
-    log_updates = int(np.asarray(state.metric_count)[0])
-    eval_its = [i for i in range(1, rc.num_iterations + 1) if _is_eval_iteration(i, rc)]
-    evals_done = sum(i <= start_iteration for i in eval_its)
-    progress = Progress(rc.total_steps, len(eval_its), evals_done, "step", rc.num_seeds)
-    for it in range(start_iteration, rc.num_iterations):
-        iteration = it + 1
-        end = min(iteration * rc.iteration_steps, rc.total_steps)
-        for t in range(it * rc.iteration_steps, end):
-            state, actions = step_fn(
-                state,
+    def __init__(self, run: Run, workdir: str):
+        rc, game, agent = run.built
+        self.rc, self.game, self.agent, self.workdir = rc, game, agent, workdir
+        self.num_iterations, self.total_steps = rc.num_iterations, rc.total_steps
+        self.eval_interval, self.seed, self.num_seeds = rc.eval.interval, rc.seed, rc.num_seeds
+        self.init_fn, self.step_fn, self.eval_act = compiled_fns(agent, rc.num_seeds)
+        self.state = self.init_fn(init_keys(rc))
+        self.actors = Actors.create(rc, game)
+        if rc.replay_logs:
+            self.actors.log = ReplayLog(rc.num_seeds)
+        self._mark()
+        cfg = agent.config
+        self.torso_meta = {"name": cfg.torso_name, "kwargs": dict(cfg.torso_kwargs)}
+
+    def _mark(self) -> None:
+        """The metric sums and update count at the last log line."""
+        self.marked = (_host(self.state.metric_sums), np.asarray(self.state.metric_count))
+
+    def protocol(self) -> dict:
+        return run_protocol(self.rc, self.game, self.agent.config)
+
+    def restore(self, rd: RunDir, iteration: int) -> dict:
+        self.state, meta = rd.restore_checkpoint(self.state, iteration)
+        self.actors.restore(meta["actors"])
+        self._mark()
+        return meta
+
+    def step_at(self, it: int) -> int:
+        return min((it + 1) * self.rc.iteration_steps, self.rc.total_steps)
+
+    def train(self, it: int):
+        rc, actors = self.rc, self.actors
+        begin, end = it * rc.iteration_steps, self.step_at(it)
+        last = begin
+        for t in range(begin, end):
+            self.state, actions = self.step_fn(
+                self.state,
                 actors.frame,
                 actors.first,
                 actors.reward,
                 actors.terminal,
-                agent.trains_at(t),
+                self.agent.trains_at(t),
             )
             actors.step(np.asarray(actions))
             if (t + 1) % rc.log_every == 0 or t + 1 == end:
-                sums, count = _host(state.metric_sums), np.asarray(state.metric_count)
-                means = interval_means(sums, count, *metric_snapshot)
-                metric_snapshot = (sums, count)
-                check_finite(means, iteration=iteration, step=t + 1, rundir=rd, seeds=seeds)
-                now = time.time()
-                steps_per_sec = (t + 1 - log_step) / max(now - log_time, 1e-9)
-                updates_per_sec = (int(count[0]) - log_updates) / max(now - log_time, 1e-9)
-                progress.block(t + 1 - log_step, now - log_time)  # the first includes compiling
-                record = {
-                    "iteration": iteration,
-                    "step": t + 1,
-                    "steps_per_sec": steps_per_sec,
-                    "updates": count,
-                    "train_episode_returns": actors.finished,
-                    **{k: v for k, v in means.items()},
-                }
-                log_time, log_step, log_updates = now, t + 1, int(count[0])
+                prev_count = int(self.marked[1][0])
+                sums, count = _host(self.state.metric_sums), np.asarray(self.state.metric_count)
+                means = interval_means(sums, count, *self.marked)
+                self.marked = (sums, count)
+                record = {"updates": count, "train_episode_returns": actors.finished, **means}
                 actors.finished = [[] for _ in range(rc.num_seeds)]
-                rd.append_metrics(record)
-                rates = {"agent steps/s": steps_per_sec, "updates/s": updates_per_sec}
-                loss = float(np.mean(means["loss"]))
-                log(progress.line(iteration, rc.num_iterations, t + 1, loss, rates))
-        if _is_eval_iteration(iteration, rc):
-            t_eval = time.time()
-            returns, episodes = evaluate(
-                eval_act,
-                state.train.params,
-                game=game,
-                rc=rc,
-                iteration=iteration,
-                num_episodes=rc.eval_episodes,
-                epsilon=agent.config.epsilon_eval,
-                workers=rc.eval_workers,
-            )
-            rd.append_eval(
-                {
-                    "iteration": iteration,
-                    "step": end,
-                    "returns": returns,
-                    "episodes": episodes,
-                    "updates": np.asarray(state.train.step),
-                }
-            )
-            progress.evaluation(time.time() - t_eval)
-            rounded = [round(float(r), 2) for r in returns]
-            log(
-                f"eval it {iteration}: step {end:,} returns {rounded} ({time.time() - t_eval:.1f}s)"
-            )
-            log_time = time.time()  # the next block's rate leaves the evaluation out
-        if actors.log is not None:  # before the checkpoint: see `train.replay_logs`
-            actors.log.flush(workdir, game, checkpoint=it)
-        rd.save_checkpoint(
-            iteration,
-            state,
-            {"torso": torso_meta, "agent": rc.agent, "game": game, "actors": actors.snapshot()},
-        )
-        done_this_call += 1
-        if max_iterations is not None and done_this_call >= max_iterations:
-            if iteration < rc.num_iterations:
-                return None
+                yield loop.Block(t + 1, t + 1 - last, int(count[0]) - prev_count, record, means)
+                last = t + 1
 
-    summary = build_summary(
-        rd.read_evals(),
-        agent=rc.agent,
-        game=game,
-        torso=torso_meta,
-        num_seeds=rc.num_seeds,
-        total_steps=rc.total_steps,
-    )
-    if rc.export_replay:
-        summary["export_replay"] = export_replay(state, rc, game, actors)
-    rd.write_summary(summary)
-    log(f"done: final returns {summary['final_return']} -> {rd.path(SUMMARY)}")
-    return rd.read_summary()
+    def evaluate(self, it: int) -> dict:
+        params = self.state.train.params
+        rec = evaluation_record(self.eval_act, params, game=self.game, rc=self.rc, iteration=it)
+        return {**rec, "updates": np.asarray(self.state.train.step)}
+
+    def checkpoint(self, it: int) -> tuple[Any, dict]:
+        if self.actors.log is not None:  # before the checkpoint: see `train.replay_logs`
+            self.actors.log.flush(self.workdir, self.game, checkpoint=it)
+        meta = {"torso": self.torso_meta, "agent": self.rc.agent, "game": self.game}
+        return self.state, {**meta, "actors": self.actors.snapshot()}
+
+    def summary(self) -> dict:
+        rc = self.rc
+        params = num_params(jax.tree.map(lambda x: x[0], self.state.train.params))
+        out = {"agent": rc.agent, "game": self.game, "torso": self.torso_meta,
+               "total_steps": rc.total_steps, "params": params}  # fmt: skip
+        if rc.export_replay:
+            out["export_replay"] = export_replay(self.state, rc, self.game, self.actors)
+        return out
+
+    def close(self) -> None:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------

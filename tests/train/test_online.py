@@ -30,7 +30,11 @@ def _tiny(config_module, **overrides):
     return c
 
 
-def _lines(path, drop=("steps_per_sec",)):
+# Timings differ from run to run: the rates, time_s and the evaluation's seconds.
+TIMINGS = ("agent_steps_per_s", "updates_per_s", "time_s", "eval_s", "env_steps_per_s")
+
+
+def _lines(path, drop=TIMINGS):
     out = []
     with open(path) as f:
         for line in f:
@@ -69,11 +73,11 @@ def test_smoke_run_resumes_to_identical_parameters(tmp_path, config_module, tors
     assert summary["done"] and len(summary["final_return"]) == 1
 
     assert train_online.train_and_evaluate(config, b, max_iterations=1) is None
-    # A crash in the middle of iteration 2 leaves lines of it behind; resume drops them.
+    # A crash in the middle of iteration 1 leaves lines of it behind; resume drops them.
     with open(f"{b}/metrics.jsonl", "a") as f:
-        f.write(json.dumps({"iteration": 2, "step": 60, "loss": [1.0]}) + "\n{broken")
+        f.write(json.dumps({"iteration": 1, "step": 60, "loss": [1.0]}) + "\n{broken")
     lost = Monitor(b)  # ... and their TensorBoard events
-    lost.log({"iteration": 2, "step": 60, "loss": [1.0]}, "train")
+    lost.log({"iteration": 1, "step": 60, "loss": [1.0]}, "train")
     lost.close()
     resumed = train_online.train_and_evaluate(None, b)  # --workdir alone
     assert resumed["done"]
@@ -180,7 +184,7 @@ def test_eval_counts_whole_games_with_noise_off():
 
 def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     """A NaN learning rate poisons the parameters at the first update; the next metrics line
-    raises NonFiniteLossError before iteration 1 is checkpointed."""
+    raises NonFiniteLossError before iteration 0 is checkpointed."""
     from offline_moe.train.rundir import NonFiniteLossError
 
     config = _tiny(drq_eps, **{"learner.learning_rate": float("nan")})
@@ -188,7 +192,7 @@ def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     workdir = str(tmp_path / "nan")
     with pytest.raises(NonFiniteLossError, match="non-finite") as e:
         train_online.train_and_evaluate(config, workdir)
-    assert "for seed 0 at iteration 1" in str(e.value)
+    assert "for seed 0 at iteration 0" in str(e.value)
     assert "No checkpoint was saved before it" in str(e.value) and "None" not in str(e.value)
     rd = RunDir(workdir)
     assert rd.latest_checkpoint() is None and not rd.is_done()

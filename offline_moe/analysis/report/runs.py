@@ -5,6 +5,10 @@ trainers; `offline_moe.train.rundir.protocol_block`): data source and percent, t
 kwargs, encoder, budget, evaluation settings and caps, sticky actions. The report never
 searches the config for these. A run without a protocol block (written before trainers wrote
 one) is grouped as "protocol unknown" and never compared with the paper.
+
+Lines are read as the trainers write them now (`offline_moe.train.loop`): iterations numbered
+from 0 and the current rate names, also for runs written before (online runs then numbered
+iterations from 1 and called `agent_steps_per_s` `steps_per_sec`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from offline_moe.train import loop as train_loop
 from offline_moe.train import rundir as rundir_lib
 
 UNKNOWN = "unknown"
@@ -158,7 +163,7 @@ class Run:
       game: config 'game'.
       torso: {'name': ..., **kwargs} (the kwargs the torso received, from protocol.json).
       seeds: the seed of each vmapped member (config seed .. seed + num_seeds - 1).
-      evals: eval.jsonl records in order.
+      evals: eval.jsonl records in order (iterations from 0, `file_iteration_base`).
       summary: summary.json, or None when absent.
       protocol: the run's protocol block, read.
       variant: display label, set by `groups.assign_variants`.
@@ -173,6 +178,7 @@ class Run:
     summary: dict | None
     protocol: Protocol
     variant: str = ""
+    iteration_base: int = 0  # of the run's files (the records here are renumbered from 0)
 
     @property
     def done(self) -> bool:
@@ -210,7 +216,12 @@ class Run:
         per = self.protocol.steps_per_iteration
         if per and record.get("step") is not None:
             return int(round(float(record["step"]) / per))
-        return int(record.get("iteration", 0))
+        return int(record.get("iteration", -1)) + 1  # 0-based index of the last one done
+
+    def metrics(self) -> list[dict]:
+        """metrics.jsonl records in order, iterations from 0 and the current field names."""
+        lines = rundir_lib.read_jsonl(str(self.path / rundir_lib.METRICS))
+        return [train_loop.upgrade_record(r, self.iteration_base) for r in lines]
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """(iterations [E], returns [E, num_seeds]) from eval.jsonl."""
@@ -254,7 +265,7 @@ def load_run(path: str | os.PathLike) -> Run:
     missing = [k for k in ("agent", "game") if k not in config]
     if missing:
         raise ValueError(f"{path / rundir_lib.CONFIG}: missing fields {missing}")
-    protocol, torso = Protocol(), None
+    protocol, torso, block = Protocol(), None, None
     if (path / rundir_lib.PROTOCOL).is_file():
         block = _read_json(path / rundir_lib.PROTOCOL)
         try:
@@ -278,16 +289,29 @@ def load_run(path: str | os.PathLike) -> Run:
             summary = json.loads((path / rundir_lib.SUMMARY).read_text())
         except ValueError:
             summary = None
+    base = file_iteration_base(config, block)
+    evals = rundir_lib.read_jsonl(str(path / rundir_lib.EVAL))
     return Run(
         path=path,
         agent=str(config["agent"]),
         game=str(config["game"]),
         torso=torso,
         seeds=list(range(seed, seed + num_seeds)),
-        evals=rundir_lib.read_jsonl(str(path / rundir_lib.EVAL)),
+        evals=[train_loop.upgrade_record(e, base) for e in evals],
         summary=summary,
         protocol=protocol,
+        iteration_base=base,
     )
+
+
+def file_iteration_base(config: dict, block: dict | None) -> int:
+    """The number of the first iteration in a run's files: protocol.json's "iteration_base";
+    without it 0, or 1 for an online run (one with `iteration_steps` in its config when it has
+    no protocol.json), as the online trainer numbered them before both tracks shared one loop.
+    """
+    if block is not None:
+        return train_loop.iteration_base(block.get("track"), block.get("iteration_base"))
+    return train_loop.iteration_base("online" if "iteration_steps" in config else "offline")
 
 
 def load_runs(root: str | os.PathLike, warnings: list[str] | None = None) -> list[Run]:
