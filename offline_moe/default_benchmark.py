@@ -11,7 +11,7 @@
 4. prints a comparison table (score and updates/s per torso) and the report;
 5. the Catch grid: CQL with the same three torsos on the known-answer env Catch
    (`offline_moe.envs.catch`), through the same record -> ingest -> train -> evaluate -> report
-   path with Catch's settings (`offline_moe.bench.learning.CATCH`), where the answer is known:
+   path with Catch's settings (`offline_moe.launch.experiments.CATCH`), where the answer is known:
    a random policy scores -0.6, the optimum is 1.0, and an agent that learns reaches >= 0.9;
 6. ends with both tables.
 
@@ -176,16 +176,17 @@ def _report(runs_dir: str) -> None:
 
 def run_catch_grid(args) -> dict:
     """CQL x the torsos on Catch (known answer), then the report over those runs."""
-    from offline_moe.bench import learning
+    from offline_moe.bench.learning import format_table
+    from offline_moe.launch import experiments
 
-    hook = learning.CATCH
+    hook = experiments.CATCH
     budget = args.catch_budget
     random_score = hook.random_score(0)
     rows = []
     for torso in args.torsos.split(","):
         print(f"[default_benchmark] Catch: CQL + {torso}", flush=True)
         rows.append(
-            learning.run_one(
+            experiments.run_one(
                 "catch",
                 "cql",
                 torso,
@@ -204,7 +205,7 @@ def run_catch_grid(args) -> dict:
         f"learned = {hook.threshold}), {budget:,} updates, {args.catch_seeds} seed(s) per torso, "
         f"{hook.data_steps:,} random-policy steps recorded:"
     )
-    return {"title": title, "table": learning.format_table(rows), "runs": rows}
+    return {"title": title, "table": format_table(rows), "runs": rows}
 
 
 if __name__ == "__main__":

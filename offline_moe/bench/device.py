@@ -52,6 +52,8 @@ import statistics
 import sys
 import time
 
+from offline_moe.configs.agents import OFFLINE_AGENTS
+
 # Section shares of the time budget (in order); unused time passes to the next section.
 SHARES = {
     "replay": 0.04,
@@ -61,7 +63,7 @@ SHARES = {
     "online": 0.06,
     "eval": 0.1,
 }
-AGENTS = ("cql", "cql_c51")
+AGENTS = OFFLINE_AGENTS  # the offline track (its learner, updates/s)
 TORSOS = ("soft_moe", "baseline", "top1_moe")
 PAPER_ROWS_5PCT = 2_500_000  # 5% of a game's 50M DQN-Replay transitions
 
@@ -84,7 +86,7 @@ class Sizes:
     eval_envs: int
     eval_steps: int  # agent steps per seed (full episodes)
     eval_cap: int  # agent steps per episode
-    # The learning section (bench.learning's Pong hook, with these changes):
+    # The learning section (launch.experiments' Pong hook, with these changes):
     learn_data_steps: int  # scripted-policy agent steps recorded
     learn_checkpoints: int  # checkpoint splits (one recording process each)
     learn_budget: int  # updates per seed the run is configured for (a multiple of learn_per)
@@ -471,8 +473,8 @@ class Check:
     def section_learning(self) -> None:
         """Record Pong (scripted, eps 0.25) into a cache on the host's cores, then train CQL x
         LEARN_TORSOS on it until the section's time is up (resumable; see module docstring)."""
-        from offline_moe.bench import learning as bl
         from offline_moe.data.record import record_cache
+        from offline_moe.launch import experiments as bl
         from offline_moe.networks import filter_torso_kwargs
 
         sz = self.sizes

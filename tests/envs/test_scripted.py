@@ -142,7 +142,7 @@ def test_local_data_names_scripted_recordings_by_quality():
 
 
 def test_bench_learning_real_game_hook_pong():
-    from offline_moe.bench import learning
+    from offline_moe.launch import experiments as learning
     from offline_moe.train.offline import unpack
 
     hook = learning.hook_for("pong")

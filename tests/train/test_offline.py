@@ -11,6 +11,7 @@ import pytest
 
 from offline_moe.bench.learner import ale_cache
 from offline_moe.configs import cql, cql_c51
+from offline_moe.configs.overrides import apply_overrides
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.monitor import Monitor
 from offline_moe.train.offline import build, train_and_evaluate
@@ -50,7 +51,7 @@ def tiny(config, cache_dir, **overrides):
     config.eval.num_envs = 2
     config.eval.max_episode_steps = 20
     config.repr.batch_size = 8
-    config.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
+    apply_overrides(config, overrides)  # dotted keys: "eval.episodes"
     return config
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from offline_moe.configs import cql, der
+from offline_moe.configs.overrides import apply_overrides
 from offline_moe.replay.cache import ROW_BYTES, CacheError, cache_pin, load_cache, write_cache
 from offline_moe.train import offline as train_offline
 from offline_moe.train import rundir as rundir_lib
@@ -69,7 +70,7 @@ def tiny(cache_dir, **overrides):
     c.eval.num_envs = 1
     c.eval.max_episode_steps = 5
     c.repr.batch_size = 4
-    c.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
+    apply_overrides(c, overrides)  # dotted keys: "eval.episodes"
     return c
 
 
