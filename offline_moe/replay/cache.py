@@ -81,13 +81,15 @@ import datetime
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from offline_moe.errors import CacheError, CacheWriteError
+from offline_moe.replay.identity import cache_identity
 
 FORMAT_VERSION = 1
 # The frame layout of Atari (DQN-Replay) caches, and of every cache written before meta.json
@@ -139,10 +141,6 @@ _NPY_HEADER_BYTES = 128
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 
-class CacheError(ValueError):
-    """A replay cache is missing, malformed, or from another format version."""
-
-
 def fields(frame_shape=FRAME_SHAPE, frame_dtype=FRAME_DTYPE) -> dict:
     """`FIELDS` with the observation of a cache's frame layout."""
     return {**FIELDS, "observation": (np.dtype(frame_dtype), tuple(int(d) for d in frame_shape))}
@@ -173,20 +171,6 @@ def _check_frame_layout(where: str, shape, dtype, stack) -> None:
         raise ValueError(f"{where}: frame_dtype must be one of {FRAME_DTYPES}, got {dtype}")
     if int(stack) < 1:
         raise ValueError(f"{where}: frame_stack must be >= 1, got {stack}")
-
-
-class CacheWriteError(CacheError):
-    """Writing a cache file failed (e.g. the disk is full); the message names file and space."""
-
-    def __init__(self, path: str, error: OSError, nbytes: int):
-        self.path, self.error, self.nbytes = path, error, nbytes
-        try:
-            free = shutil.disk_usage(os.path.dirname(path)).free
-            space = f"; {free:,} bytes free on its file system"
-        except OSError:
-            space = ""
-        need = f" while writing {nbytes:,} bytes" if nbytes else ""
-        super().__init__(f"cache write failed: {path}: {error.strerror or error}{need}{space}")
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -744,109 +728,3 @@ def _check_flags(cache_dir: str, arrays: Mapping[str, np.ndarray], meta: Mapping
                 f"replay cache {cache_dir}: {META_FILE} field {key} is {meta.get(key)!r} "
                 f"but the arrays give {value}"
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# Identity: what made a cache (or a recorded dataset). A cache is reused, or trained on, only
-# when its identity matches what is asked for; the conventional path is derived from it.
-
-IDENTITY_FIELDS = (
-    "source",
-    "game",
-    "run",
-    "checkpoints",
-    "percent",
-    "sample",  # how percent was drawn: prefix | random (offline_moe.data.ingest)
-    "sample_seed",
-    "policy",
-    "steps",
-    "seed",
-)
-# `source` strings start with the reader that made them (offline_moe.data.ingest); rlds_dir
-# sources hold the same RL Unplugged data as tfds ones.
-_KIND_OF_PREFIX = {"tfds": "tfds", "rlds_dir": "tfds", "dqn_replay": "dqn_replay"}
-CACHE_ROOT = "cache"
-# The names `cache_dir_for` gives: {Game}_run{run}_{percent}pct for a fraction of DQN-Replay,
-# {Game}_{policy}_{steps}steps_seed{seed} for a local recording (all of it).
-CACHE_NAME_RE = re.compile(
-    r"[A-Z][A-Za-z0-9]*_(run\d+_\d+(\.\d+)?pct(_random\d+)?|[a-z][a-z0-9_.]*_\d+steps_seed\d+(_\d+(\.\d+)?pct)?)"
-)
-
-
-def cache_identity(meta: Mapping[str, Any]) -> dict:
-    """The identity fields of a cache's (or recorded dataset's) meta; None where not recorded.
-
-    source: the ingest source string ('tfds:rlu_atari_checkpoints_ordered/Pong_run_1', ...);
-    game, run, checkpoints (list of ints), percent (of each checkpoint); policy, steps, seed:
-    the recorder's (`offline_moe.data.record`), None for public data.
-    """
-    out = {k: meta.get(k) for k in IDENTITY_FIELDS}
-    if out["checkpoints"] is not None:
-        out["checkpoints"] = [int(c) for c in out["checkpoints"]]
-    return out
-
-
-def source_kind(identity: Mapping[str, Any]) -> str | None:
-    """'record' (recorded locally: the recorder's policy is known), 'tfds', 'dqn_replay', or
-    the source string itself for anything else; None when no source is recorded."""
-    if identity.get("policy") is not None:
-        return "record"
-    source = identity.get("source")
-    if source is None:
-        return None
-    return _KIND_OF_PREFIX.get(str(source).partition(":")[0], str(source))
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def identity_differences(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
-    """'field: wanted X, found Y' for every identity field `wanted` sets that `found` differs in."""
-    return [
-        f"{k}: wanted {wanted[k]!r}, found {found.get(k)!r}"
-        for k in IDENTITY_FIELDS
-        if wanted.get(k) is not None and not _same_value(wanted[k], found.get(k))
-    ]
-
-
-def check_identity(where: str, wanted: Mapping[str, Any], found: Mapping[str, Any]) -> None:
-    """Raises CacheError naming both values of every differing field."""
-    diffs = identity_differences(wanted, found)
-    if diffs:
-        raise CacheError(
-            f"{where} was made by something else than asked for ({'; '.join(diffs)}); remove it "
-            "or choose another directory"
-        )
-
-
-def _num(x: Any) -> str:
-    x = float(x)
-    return str(int(x)) if x.is_integer() else f"{x:g}"
-
-
-def cache_dir_for(identity: Mapping[str, Any], data_dir: str = "data") -> str:
-    """The conventional cache directory of an identity (docs, trainers, local data, sweep).
-
-    DATA_DIR/cache/{Game}_run{run}_{percent}pct for a fraction of DQN-Replay (e.g.
-    data/cache/Pong_run1_5pct, `_random{seed}` appended for `ingest --sample=random`);
-    DATA_DIR/cache/{Game}_{policy}_{steps}steps_seed{seed} for all
-    of a local recording (e.g. data/cache/Pong_random_3000steps_seed0; '_{percent}pct' is
-    appended when only part of it is ingested).
-    """
-    game = identity["game"]
-    if source_kind(identity) == "record":
-        policy = re.sub(r"[^a-z0-9_.]", "", str(identity["policy"]).lower())
-        name = f"{game}_{policy}_{int(identity['steps'])}steps_seed{int(identity['seed'])}"
-        pct = identity.get("percent")
-        if pct is not None and float(pct) != 100.0:
-            name += f"_{_num(pct)}pct"
-    else:
-        name = f"{game}_run{int(identity['run'])}_{_num(identity['percent'])}pct"
-        if identity.get("sample") == "random":  # ingest --sample=random: its seed names it
-            name += f"_random{int(identity.get('sample_seed') or 0)}"
-    return os.path.join(data_dir, CACHE_ROOT, name)

@@ -70,8 +70,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from offline_moe.envs.frames import stack_frames, stacked_shape
+from offline_moe.errors import CacheError
 from offline_moe.replay import transitions
-from offline_moe.replay.cache import CacheError, frame_spec, load_cache
+from offline_moe.replay.cache import frame_spec, load_cache
 
 # ---------------------------------------------------------------------------------------------
 # Host-side (numpy) index helpers.

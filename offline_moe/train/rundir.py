@@ -65,7 +65,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from offline_moe.replay.cache import CacheError
+from offline_moe.errors import (
+    CheckpointWriteError,
+    ConfigMismatchError,
+    InputMismatchError,
+    NonFiniteLossError,
+    RunDirError,
+    RunLockedError,
+)
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -83,35 +90,6 @@ LOCK = "run.lock"
 # flock does not reach across hosts).
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when a training loss is NaN/inf; the last good checkpoint is kept untouched."""
-
-
-class RunDirError(ValueError):
-    """This start is refused; the message says why and what to do (trainers exit non-zero)."""
-
-
-class RunLockedError(RunDirError):
-    """Another trainer holds the run directory."""
-
-
-class ConfigMismatchError(RunDirError):
-    """The given config differs from the run's config.json."""
-
-
-class InputMismatchError(RunDirError):
-    """An input the run was started on (e.g. its replay cache) has changed."""
-
-
-class CheckpointWriteError(OSError):
-    """Saving a checkpoint failed; earlier checkpoints are intact."""
-
-
-# What a trainer's command line reports as one line (and a non-zero exit), not a traceback:
-# refused starts, NaN stops, failed checkpoint writes, and caches that fail their checks.
-USER_ERRORS = (RunDirError, NonFiniteLossError, CheckpointWriteError, CacheError)
 
 
 def to_jsonable(x: Any) -> Any:
@@ -177,7 +155,7 @@ def protocol_block(
       game: the game (a run's game list is [game]).
       data: {'source': kind ('tfds', 'dqn_replay', 'record', 'online', ...), 'percent': percent
         of the source in the cache (None: not a fraction), 'cache': the cache's identity
-        (`offline_moe.replay.cache.cache_identity`) or None}.
+        (`offline_moe.replay.identity.cache_identity`) or None}.
       encoder: the torso's encoder ('impala', 'nature'), None if it has none.
       torso: {'name': ..., 'kwargs': {...}} as the torso received them.
       budget: {'iterations', 'steps_per_iteration', 'unit': 'updates' | 'agent_steps'} plus

@@ -185,7 +185,7 @@ def test_cql_c51_target_period_presets():
 
 
 def test_data_sample_names_the_default_cache():
-    from offline_moe.replay.cache import CACHE_NAME_RE
+    from offline_moe.replay.identity import CACHE_NAME_RE
     from offline_moe.train.offline import default_cache_dir
 
     c = cql.get_config("game=Pong,run=3")

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
+from offline_moe.errors import CacheError
 from offline_moe.replay import cache
-from offline_moe.replay.cache import CacheError, CacheWriter, load_cache
+from offline_moe.replay.cache import CacheWriter, load_cache
 
 
 def frames(values):

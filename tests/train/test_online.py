@@ -182,7 +182,7 @@ def test_eval_counts_whole_games_with_noise_off():
 def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     """A NaN learning rate poisons the parameters at the first update; the next metrics line
     raises NonFiniteLossError before iteration 1 is checkpointed."""
-    from offline_moe.train.rundir import NonFiniteLossError
+    from offline_moe.errors import NonFiniteLossError
 
     config = _tiny(drq_eps, **{"learner.learning_rate": float("nan")})
     config.torso.name = "tests.toy_torso:ToyTorso"

@@ -16,9 +16,11 @@ import time
 import numpy as np
 import pytest
 
+from offline_moe import errors
 from offline_moe.configs import cql, der
 from offline_moe.configs.overrides import apply_overrides
-from offline_moe.replay.cache import ROW_BYTES, CacheError, cache_pin, load_cache, write_cache
+from offline_moe.errors import CacheError
+from offline_moe.replay.cache import ROW_BYTES, cache_pin, load_cache, write_cache
 from offline_moe.train import offline as train_offline
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.offline import train_and_evaluate
@@ -143,7 +145,7 @@ def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
         record["pid_start"] = rundir_lib._proc_start(sleeper.pid)
         with open(lock_path, "w") as f:
             json.dump(record, f)
-        with pytest.raises(rundir_lib.RunLockedError, match=f"PID {sleeper.pid} on host"):
+        with pytest.raises(errors.RunLockedError, match=f"PID {sleeper.pid} on host"):
             rundir_lib.RunLock(workdir).acquire()
         # Same pid but another process start time (the pid was reused): not the holder.
         with open(lock_path, "w") as f:
@@ -164,14 +166,14 @@ def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
     # Another host: alive while its heartbeat (the file's mtime) is fresh, then stale.
     with open(lock_path, "w") as f:
         json.dump({"host": "other-node", "pid": 1, "started": "t0"}, f)
-    with pytest.raises(rundir_lib.RunLockedError, match="PID 1 on host other-node.*heartbeat"):
+    with pytest.raises(errors.RunLockedError, match="PID 1 on host other-node.*heartbeat"):
         rundir_lib.RunLock(workdir).acquire()
     old = time.time() - rundir_lib.STALE_AFTER_S - 1
     os.utime(lock_path, (old, old))
     lock = rundir_lib.RunLock(workdir)
     lock.acquire()
     # In one process too, a second open of a held directory is refused (flock per open file).
-    with pytest.raises(rundir_lib.RunLockedError, match=f"PID {os.getpid()}"):
+    with pytest.raises(errors.RunLockedError, match=f"PID {os.getpid()}"):
         rundir_lib.RunLock(workdir).acquire()
     lock.release()
 
@@ -184,7 +186,7 @@ def test_online_trainer_takes_the_same_lock(tmp_path):
     lock = rundir_lib.RunLock(workdir)
     lock.acquire()
     try:
-        with pytest.raises(rundir_lib.RunLockedError, match=f"PID {os.getpid()}"):
+        with pytest.raises(errors.RunLockedError, match=f"PID {os.getpid()}"):
             train_online.train_and_evaluate(der.get_config("smoke"), workdir)
     finally:
         lock.release()
@@ -208,7 +210,7 @@ def test_resume_against_a_replaced_cache_is_refused_naming_both(tmp_path):
     assert cache_pin(cache)["fingerprint"] == inputs["cache"]["fingerprint"]
     # Another recording of another size under the same path is not.
     synthetic_cache(tmp_path / "cache", episodes=3, length=25, seed=7)
-    with pytest.raises(rundir_lib.InputMismatchError) as e:
+    with pytest.raises(errors.InputMismatchError) as e:
         train_and_evaluate(None, workdir)
     msg = str(e.value)
     assert "started on cache" in msg and "120 rows" in msg and "75 rows" in msg
@@ -262,7 +264,7 @@ def test_finished_run_started_with_other_flags_is_refused_naming_the_keys(tmp_pa
     _finished(workdir, config)
     other = tiny(str(tmp_path / "missing"), seed=3).to_dict()
     other["agent"] = "cql_c51"
-    with pytest.raises(rundir_lib.ConfigMismatchError) as e:
+    with pytest.raises(errors.ConfigMismatchError) as e:
         train_and_evaluate(other, workdir)
     assert "finished run" in str(e.value)
     assert "['agent', 'data.cache_dir', 'seed']" in str(e.value)
@@ -276,7 +278,7 @@ def test_finished_run_started_with_other_flags_is_refused_naming_the_keys(tmp_pa
     workdir = str(tmp_path / "online")
     _finished(workdir, json.loads(online.to_json()))
     online.seed = 9
-    with pytest.raises(rundir_lib.ConfigMismatchError, match=r"finished run.*\['seed'\]"):
+    with pytest.raises(errors.ConfigMismatchError, match=r"finished run.*\['seed'\]"):
         train_online.train_and_evaluate(online, workdir)
     online.seed = der.get_config("smoke").seed
     assert train_online.train_and_evaluate(online, workdir)["final_return"] == [1.0]
@@ -377,8 +379,8 @@ def test_checkpoint_write_on_a_full_disk_is_one_line_naming_the_last_checkpoint(
 
 
 def test_corrupt_tfds_shard_names_the_file_and_split(tmp_path):
-    from offline_moe.data.common import IngestError
     from offline_moe.data.ingest import ingest
+    from offline_moe.errors import IngestError
     from tests.data.test_rlds import write_dataset
 
     path = write_dataset(tmp_path / "rlds")
