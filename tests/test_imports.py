@@ -4,7 +4,8 @@ functions (a lazy import only delays a cycle; it does not remove the knot in the
 Each `offline_moe/**/*.py` file is parsed with `ast` (nothing is imported). `import a.b.c` is an
 edge to the module a.b.c (for a package, its `__init__`); `from a.b import c` is an edge to the
 module a.b.c when there is one, else to a.b; relative imports are resolved against the file's
-package. A cycle fails the test, named module by module.
+package; `importlib.import_module("a.b")` with a literal name counts as `import a.b`. A cycle
+fails the test, named module by module; so does an import against the layering (`FORBIDDEN`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ def imports_of(name: str, path: Path, modules, packages) -> set[str]:
             for alias in node.names:
                 if alias.name.split(".")[0] == PACKAGE:
                     out.add(resolve(alias.name))
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).split(".")[0] == PACKAGE
+        ):  # importlib.import_module("offline_moe.x"): an import by another name
+            out.add(resolve(node.args[0].value))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = here.split(".")[: len(here.split(".")) - (node.level - 1)]
@@ -142,11 +151,13 @@ def test_finder_sees_lazy_relative_and_package_imports(tmp_path):
     (pkg / "sub" / "a.py").write_text("def f():\n    from offline_moe import b\n")
     (pkg / "b.py").write_text("import offline_moe.sub\n")
     (pkg / "c.py").write_text("from offline_moe.sub import a\n")
+    (pkg / "d.py").write_text("import importlib\nimportlib.import_module('offline_moe.c')\n")
     graph = import_graph(pkg)
     assert graph["offline_moe.sub"] == {"offline_moe.sub.a"}
     assert graph["offline_moe.sub.a"] == {"offline_moe.b"}
     assert graph["offline_moe.b"] == {"offline_moe.sub"}
     assert graph["offline_moe.c"] == {"offline_moe.sub.a"}
+    assert graph["offline_moe.d"] == {"offline_moe.c"}
     (cycle,) = find_cycles(graph)
     assert cycle == ["offline_moe.b", "offline_moe.sub", "offline_moe.sub.a", "offline_moe.b"]
 
@@ -154,3 +165,30 @@ def test_finder_sees_lazy_relative_and_package_imports(tmp_path):
 def test_no_import_cycles():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# Packages that must not import others (anywhere in the file), lowest layers first: replay
+# caches and buffers know nothing of learners, training or data sources; the learners nothing
+# of training runs; nothing below `launch` and `bench` launches or measures experiments (the
+# analysis reads run directories, so it may read their layout in `train`).
+FORBIDDEN = {
+    "offline_moe.errors": ("offline_moe.",),
+    "offline_moe.configs": ("offline_moe.learners", "offline_moe.train", "offline_moe.launch"),
+    "offline_moe.replay": ("offline_moe.learners", "offline_moe.train", "offline_moe.data"),
+    "offline_moe.learners": ("offline_moe.train", "offline_moe.launch", "offline_moe.bench"),
+    "offline_moe.train": ("offline_moe.launch", "offline_moe.bench", "offline_moe.analysis"),
+    "offline_moe.analysis": ("offline_moe.launch", "offline_moe.bench"),
+    "offline_moe.launch": ("offline_moe.bench",),
+}
+
+
+def test_layering():
+    bad = [
+        f"{module} imports {target}"
+        for module, targets in sorted(import_graph().items())
+        for package, forbidden in FORBIDDEN.items()
+        if module == package or module.startswith(package + ".")
+        for target in sorted(targets)
+        if target.startswith(forbidden)
+    ]
+    assert not bad, "imports against the layering:\n" + "\n".join(bad)

@@ -40,8 +40,9 @@ from offline_moe.learners import (
     num_params,
     seed_keys,
 )
+from offline_moe.learners.core import HostTrainStep
 from offline_moe.replay.cache import cache_pin, describe_pin, frame_spec
-from offline_moe.replay.host import HostReplay, HostTrainStep
+from offline_moe.replay.host import HostReplay
 from offline_moe.replay.identity import cache_dir_for, cache_identity, source_kind
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.progress import Progress
