@@ -19,7 +19,7 @@ from absl import app, flags
 from offline_moe import errors
 from offline_moe.train.online import train_and_evaluate
 from offline_moe.train.process import define_process_flags, setup_trainer_process
-from offline_moe.train.rundir import to_jsonable
+from offline_moe.train.protocol import to_jsonable
 
 # ---------------------------------------------------------------------------------------------
 # Entry point (flags are defined only when run as a program, so importing this module next to

@@ -44,6 +44,7 @@ from offline_moe.learners.core import HostTrainStep
 from offline_moe.replay.cache import cache_pin, describe_pin, frame_spec
 from offline_moe.replay.host import HostReplay
 from offline_moe.replay.identity import cache_dir_for, cache_identity, source_kind
+from offline_moe.train import protocol as protocol_lib
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.progress import Progress
 from offline_moe.train.repr_metrics import representation_metrics
@@ -285,7 +286,7 @@ def run_protocol(config: Mapping, tc: TrainConfig, ec: EvalConfig, meta: Mapping
     identity = cache_identity(meta)
     percent = identity["percent"] if identity["percent"] is not None else config["data"]["percent"]
     protocol = env_protocol(tc.game, ec.protocol)
-    return rundir_lib.protocol_block(
+    return protocol_lib.protocol_block(
         track="offline",
         agent=tc.agent,
         game=tc.game,
@@ -477,7 +478,7 @@ def _train(
         train_step.close()  # the prefetch thread
     if stop < tc.num_iterations:
         return None
-    summary = rundir_lib.build_summary(
+    summary = protocol_lib.build_summary(
         rd.read_evals(),
         agent=tc.agent,
         game=tc.game,

@@ -41,17 +41,9 @@ from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import make_act_fn, online, seed_keys
 from offline_moe.networks import torso_spec
 from offline_moe.train.progress import Progress
+from offline_moe.train.protocol import build_summary, protocol_block
 from offline_moe.train.replay_logs import ReplayLog
-from offline_moe.train.rundir import (
-    SUMMARY,
-    Run,
-    RunDir,
-    build_summary,
-    check_finite,
-    open_run,
-    printer,
-    protocol_block,
-)
+from offline_moe.train.rundir import SUMMARY, Run, RunDir, check_finite, open_run, printer
 
 # fold_in tags of a seed's random streams, as on the offline track (`learners.seed_keys`).
 TRAIN_STREAM, EVAL_STREAM = 0, 1

@@ -1,5 +1,9 @@
 """Run directory: config, metrics, evaluations, Orbax checkpoints, summary (agent-agnostic).
 
+This module holds the layout (`RunDir`) and the start/resume preamble (`open_run`); the lock
+is `offline_moe.train.lock`, the protocol block, the summary and config differences are
+`offline_moe.train.protocol`, and the errors a refused start raises are `offline_moe.errors`.
+
 Layout (shared by the offline and online tracks; `offline_moe.report` reads only this):
 
   workdir/
@@ -46,18 +50,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import errno
-import fcntl
 import json
 import logging
-import math
 import os
 import re
 import shutil
-import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -71,39 +70,16 @@ from offline_moe.errors import (
     InputMismatchError,
     NonFiniteLossError,
     RunDirError,
-    RunLockedError,
 )
+from offline_moe.train.lock import RunLock
+from offline_moe.train.protocol import PROTOCOL, config_diff, config_value, to_jsonable
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 EVAL = "eval.jsonl"
 CHECKPOINTS = "checkpoints"
 SUMMARY = "summary.json"
-PROTOCOL = "protocol.json"
-PROTOCOL_VERSION = 1
-TRACKS = ("offline", "online")
 INPUTS = "inputs.json"
-LOCK = "run.lock"
-
-# The holder of run.lock touches it every HEARTBEAT_S seconds; a holder recorded by ANOTHER
-# host counts as alive until its heartbeat is STALE_AFTER_S old (shared storage on which
-# flock does not reach across hosts).
-HEARTBEAT_S = 30.0
-STALE_AFTER_S = 300.0
-
-
-def to_jsonable(x: Any) -> Any:
-    """Converts numpy/jax scalars and arrays (nested in dicts/lists) to plain JSON types."""
-    if isinstance(x, Mapping):
-        return {str(k): to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [to_jsonable(v) for v in x]
-    if isinstance(x, jax.Array | np.ndarray | np.generic):
-        arr = np.asarray(x)
-        return arr.item() if arr.ndim == 0 else arr.tolist()
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)  # JSON has no NaN/inf; keep it readable
-    return x
 
 
 def _atomic_write_json(path: str, obj: Any) -> None:
@@ -130,72 +106,6 @@ def read_jsonl(path: str) -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return out
-
-
-def protocol_block(
-    *,
-    track: str,
-    agent: str,
-    game: str,
-    data: Mapping[str, Any],
-    encoder: str | None,
-    torso: Mapping[str, Any],
-    budget: Mapping[str, Any],
-    evaluation: Mapping[str, Any],
-    sticky_actions: float,
-) -> dict:
-    """The run's protocol: what a reader must know to compare runs like with like.
-
-    Written by both trainers to protocol.json; `offline_moe.analysis.report` groups runs and
-    matches the paper's findings on it, never on keys searched in the config.
-
-    Args:
-      track: 'offline' or 'online'.
-      agent: 'cql', 'cql_c51', 'der', 'drq_eps'.
-      game: the game (a run's game list is [game]).
-      data: {'source': kind ('tfds', 'dqn_replay', 'record', 'online', ...), 'percent': percent
-        of the source in the cache (None: not a fraction), 'cache': the cache's identity
-        (`offline_moe.replay.identity.cache_identity`) or None}.
-      encoder: the torso's encoder ('impala', 'nature'), None if it has none.
-      torso: {'name': ..., 'kwargs': {...}} as the torso received them.
-      budget: {'iterations', 'steps_per_iteration', 'unit': 'updates' | 'agent_steps'} plus
-        anything else the track counts (e.g. 'updates_per_step').
-      evaluation: {'protocol', 'epsilon', 'max_episode_steps', 'standard_max_episode_steps',
-        'min_steps' (full episodes until this many steps; or None), 'episodes' (or None),
-        'interval' (iterations between evaluations)}.
-      sticky_actions: sticky-action probability of the emulators the run steps.
-
-    Returns:
-      The block (JSON-ready); raises ValueError naming a missing field.
-    """
-    if track not in TRACKS:
-        raise ValueError(f"protocol track {track!r}; valid: {', '.join(TRACKS)}")
-    need = {
-        "data": ("source", "percent", "cache"),
-        "torso": ("name", "kwargs"),
-        "budget": ("iterations", "steps_per_iteration", "unit"),
-        "evaluation": ("protocol", "epsilon", "max_episode_steps", "standard_max_episode_steps",
-                       "min_steps", "episodes", "interval"),
-    }  # fmt: skip
-    given = {"data": data, "torso": torso, "budget": budget, "evaluation": evaluation}
-    for name, fields in need.items():
-        missing = [f for f in fields if f not in given[name]]
-        if missing:
-            raise ValueError(f"{PROTOCOL}: {name} block lacks {missing}")
-    return to_jsonable(
-        {
-            "version": PROTOCOL_VERSION,
-            "track": track,
-            "agent": agent,
-            "games": [game],
-            "data": dict(data),
-            "encoder": encoder,
-            "torso": {"name": torso["name"], "kwargs": dict(torso["kwargs"])},
-            "budget": dict(budget),
-            "eval": dict(evaluation),
-            "sticky_actions": float(sticky_actions),
-        }
-    )
 
 
 class RunDir:
@@ -488,37 +398,6 @@ def check_finite(
         )
 
 
-def build_summary(
-    evals: list[dict], *, agent: str, game: str, torso: Mapping, num_seeds: int, **extra
-) -> dict:
-    """summary.json content of a finished run, the same keys on both tracks.
-
-    Args:
-      evals: the run's eval.jsonl lines (each with per-seed "returns").
-      agent, game: what was trained on what.
-      torso: {"name": ..., "kwargs": {...}} as saved with the checkpoints.
-      num_seeds: seeds in the run.
-      **extra: track-specific figures (budget, throughput, parameter count, ...).
-
-    Returns:
-      {"final_return": [per seed] of the last evaluation, "best_return": [per seed] best over
-      evaluations (both None without any), "agent", "game", "torso", "num_seeds", **extra};
-      `RunDir.write_summary` adds "done".
-    """
-    returns = [e["returns"] for e in evals]
-    return to_jsonable(
-        {
-            "final_return": returns[-1] if returns else None,
-            "best_return": np.max(np.asarray(returns, float), axis=0) if returns else None,
-            "agent": agent,
-            "game": game,
-            "torso": {"name": torso["name"], "kwargs": dict(torso.get("kwargs", {}))},
-            "num_seeds": num_seeds,
-            **extra,
-        }
-    )
-
-
 def printer(command: str):
     """The progress printer of a trainer: one flushed stdout line per call, `[command] msg`.
 
@@ -590,161 +469,7 @@ class _DropOrbaxErrors(logging.Filter):
         return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
 
 
-# ----- one writer per run directory -----
-
-
-def _proc_start(pid: int) -> int | None:
-    """The start time of process `pid` in clock ticks since boot (Linux), or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int, start: int | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    now_start = _proc_start(pid)
-    return start is None or now_start is None or now_start == start  # a reused pid is not it
-
-
-def describe_holder(holder: Mapping) -> str:
-    return (
-        f"PID {holder.get('pid')} on host {holder.get('host')} "
-        f"(started {holder.get('started', '?')})"
-    )
-
-
-class RunLock:
-    """One writer per run directory: an exclusive `flock` on `workdir/run.lock`.
-
-    The kernel drops a flock when its process dies (SIGKILL included), so a killed run never
-    leaves a stale lock. For shared file systems on which flock may not reach across hosts,
-    the holder also records itself in the file (host, pid, process start, start time) and
-    touches it every `HEARTBEAT_S` seconds. Even when the flock is granted, a start is refused
-    while that recorded holder is alive: on this host, while its process exists; on another
-    host, until its heartbeat (the file's mtime) is `STALE_AFTER_S` seconds old. The file is
-    emptied on release and never deleted (deleting it would let two processes lock two files).
-
-    Args:
-      workdir: the run directory (must exist).
-    """
-
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, LOCK)
-        self._fd: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _read(self, fd: int) -> dict:
-        try:
-            data = os.pread(fd, 4096, 0)
-            return json.loads(data) if data.strip() else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _alive(self, holder: Mapping) -> bool:
-        if not holder.get("pid"):
-            return False
-        if holder.get("host") == socket.gethostname():
-            if int(holder["pid"]) == os.getpid():
-                return False  # our own record from an earlier, released open
-            return _pid_alive(int(holder["pid"]), holder.get("pid_start"))
-        try:
-            age = time.time() - os.stat(self.path).st_mtime
-        except OSError:
-            return False
-        return age < STALE_AFTER_S
-
-    def acquire(self) -> None:
-        """Takes the lock or raises RunLockedError naming the holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._read(fd)
-                who = describe_holder(holder) if holder else "a process that has not yet said who"
-                raise RunLockedError(
-                    f"{os.path.dirname(self.path)} is in use by another trainer: {who} holds "
-                    f"{self.path}. Wait for it to finish or stop it; one run directory takes one "
-                    "trainer at a time"
-                ) from None
-            holder = self._read(fd)
-            if self._alive(holder):
-                other_host = holder.get("host") != socket.gethostname()
-                rule = (
-                    f"its heartbeat is younger than {STALE_AFTER_S:.0f} s"
-                    if other_host
-                    else "that process is alive"
-                )
-                raise RunLockedError(
-                    f"{os.path.dirname(self.path)} is in use by another trainer: "
-                    f"{describe_holder(holder)} is recorded in {self.path} and {rule} (shared "
-                    "storage: the file lock did not see it). Wait for it to finish or stop it"
-                )
-            me = {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "pid_start": _proc_start(os.getpid()),
-                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(me, sort_keys=True) + "\n").encode(), 0)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._heartbeat, name="run.lock", daemon=True)
-        self._thread.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-        os.close(self._fd)  # drops the flock
-        self._fd = None
-
-
 # ----- the start/resume preamble shared by both trainers -----
-
-
-_MISSING = object()
-
-
-def config_diff(stored: Mapping, given: Mapping, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two (nested) config dicts."""
-    out = []
-    for key in sorted(set(stored) | set(given)):
-        a, b = stored.get(key, _MISSING), given.get(key, _MISSING)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += config_diff(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def _get(config: Mapping, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
-    return "(absent)" if node is _MISSING else node
 
 
 @dataclasses.dataclass
@@ -814,7 +539,8 @@ def open_run(
                 diff = config_diff(stored, config)
                 if diff:
                     shown = "; ".join(
-                        f"{k}: stored {_get(stored, k)!r}, given {_get(config, k)!r}"
+                        f"{k}: stored {config_value(stored, k)!r}, "
+                        f"given {config_value(config, k)!r}"
                         for k in diff[:6]
                     )
                     state = "finished run" if rd.is_done() else "run"

@@ -21,6 +21,7 @@ from offline_moe.configs import cql, der
 from offline_moe.configs.overrides import apply_overrides
 from offline_moe.errors import CacheError
 from offline_moe.replay.cache import ROW_BYTES, cache_pin, load_cache, write_cache
+from offline_moe.train import lock as lock_lib
 from offline_moe.train import offline as train_offline
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.offline import train_and_evaluate
@@ -88,8 +89,8 @@ def _env():
 
 HOLDER = """
 import sys, time
-from offline_moe.train import rundir
-lock = rundir.RunLock(sys.argv[1])
+from offline_moe.train.lock import RunLock
+lock = RunLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -127,7 +128,7 @@ def test_second_trainer_is_refused_naming_holder_and_a_sigkilled_holder_leaves_n
         holder.wait()
     # The kernel dropped the dead holder's flock, and its record names a dead pid: the next
     # start proceeds at once.
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     assert json.load(open(os.path.join(workdir, "run.lock")))["pid"] == os.getpid()
     lock.release()
@@ -137,20 +138,20 @@ def test_second_trainer_is_refused_naming_holder_and_a_sigkilled_holder_leaves_n
 def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
     """Shared storage: flock granted, but run.lock records a holder that is still alive."""
     workdir = str(tmp_path)
-    lock_path = os.path.join(workdir, rundir_lib.LOCK)
+    lock_path = os.path.join(workdir, lock_lib.LOCK)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         # Same host, live process (not holding any flock): refused, naming it.
         record = {"host": socket.gethostname(), "pid": sleeper.pid, "started": "t0"}
-        record["pid_start"] = rundir_lib._proc_start(sleeper.pid)
+        record["pid_start"] = lock_lib._proc_start(sleeper.pid)
         with open(lock_path, "w") as f:
             json.dump(record, f)
         with pytest.raises(errors.RunLockedError, match=f"PID {sleeper.pid} on host"):
-            rundir_lib.RunLock(workdir).acquire()
+            lock_lib.RunLock(workdir).acquire()
         # Same pid but another process start time (the pid was reused): not the holder.
         with open(lock_path, "w") as f:
             json.dump({**record, "pid_start": record["pid_start"] - 1}, f)
-        lock = rundir_lib.RunLock(workdir)
+        lock = lock_lib.RunLock(workdir)
         lock.acquire()
         lock.release()
     finally:
@@ -159,7 +160,7 @@ def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
     # Same host, dead pid: proceeds.
     with open(lock_path, "w") as f:
         json.dump(record, f)
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     assert json.load(open(lock_path))["pid"] == os.getpid()
     lock.release()
@@ -167,14 +168,14 @@ def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
     with open(lock_path, "w") as f:
         json.dump({"host": "other-node", "pid": 1, "started": "t0"}, f)
     with pytest.raises(errors.RunLockedError, match="PID 1 on host other-node.*heartbeat"):
-        rundir_lib.RunLock(workdir).acquire()
-    old = time.time() - rundir_lib.STALE_AFTER_S - 1
+        lock_lib.RunLock(workdir).acquire()
+    old = time.time() - lock_lib.STALE_AFTER_S - 1
     os.utime(lock_path, (old, old))
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     # In one process too, a second open of a held directory is refused (flock per open file).
     with pytest.raises(errors.RunLockedError, match=f"PID {os.getpid()}"):
-        rundir_lib.RunLock(workdir).acquire()
+        lock_lib.RunLock(workdir).acquire()
     lock.release()
 
 
@@ -183,7 +184,7 @@ def test_online_trainer_takes_the_same_lock(tmp_path):
     os.makedirs(workdir)
     from offline_moe.train import online as train_online
 
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     try:
         with pytest.raises(errors.RunLockedError, match=f"PID {os.getpid()}"):
@@ -349,6 +350,7 @@ def test_ingest_on_a_full_disk_removes_its_temp_dir_and_names_the_file(tmp_path)
 SAVER = """
 import sys
 import numpy as np
+from offline_moe.errors import USER_ERRORS
 from offline_moe.train import rundir
 rd = rundir.RunDir(sys.argv[1])
 rng = np.random.default_rng(0)
@@ -356,7 +358,7 @@ rd.save_checkpoint(0, {"w": np.zeros(1000, np.float32)}, {})
 state = {f"w{k}": rng.standard_normal(25_000).astype(np.float32) for k in range(64)}  # 6.4 MB
 try:
     rd.save_checkpoint(1, state, {})  # incompressible, 64 arrays written concurrently
-except rundir.USER_ERRORS as e:  # as the trainers' command lines do
+except USER_ERRORS as e:  # as the trainers' command lines do
     raise SystemExit(str(e)) from None
 """
 
