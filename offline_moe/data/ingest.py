@@ -31,7 +31,8 @@ from offline_moe.data.common import (
     random_episodes,
 )
 from offline_moe.errors import CacheError, CacheWriteError, IngestError
-from offline_moe.replay.cache import CacheWriter, row_bytes
+from offline_moe.replay.cache import row_bytes
+from offline_moe.replay.cache_writer import CacheWriter
 
 SOURCE_KINDS = ("tfds", "rlds_dir", "dqn_replay")
 

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from offline_moe.data.common import import_tfds
-from offline_moe.replay.cache import install_dir
+from offline_moe.replay.cache_writer import install_dir
 from offline_moe.replay.identity import LOCAL_DATASET
 
 DEFAULT_NAME = LOCAL_DATASET  # local recordings (the identity module names them)

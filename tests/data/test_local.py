@@ -10,8 +10,7 @@ import pytest
 from offline_moe.data import local
 from offline_moe.data.rlu_format import dataset_dir
 from offline_moe.errors import CacheError
-from offline_moe.replay import cache as cache_lib
-from offline_moe.replay import identity
+from offline_moe.replay import cache_writer, identity
 from offline_moe.replay.identity import cache_dir_for
 from tests import REPO_ROOT
 
@@ -57,7 +56,7 @@ def test_existing_cache_reused_only_when_its_identity_matches(tmp_path):
 def _write_cache(out, meta, overwrite=False):
     import numpy as np
 
-    with cache_lib.CacheWriter(out, meta=meta, overwrite=overwrite) as w:
+    with cache_writer.CacheWriter(out, meta=meta, overwrite=overwrite) as w:
         w.add_episode(np.zeros((3, 84, 84), np.uint8), [0, 1, 0], np.zeros(3), terminated=True)
 
 

@@ -20,7 +20,8 @@ from offline_moe import errors
 from offline_moe.configs import cql, der
 from offline_moe.configs.overrides import apply_overrides
 from offline_moe.errors import CacheError
-from offline_moe.replay.cache import ROW_BYTES, cache_pin, load_cache, write_cache
+from offline_moe.replay.cache import ROW_BYTES, cache_pin, load_cache
+from offline_moe.replay.cache_writer import write_cache
 from offline_moe.train import lock as lock_lib
 from offline_moe.train import offline as train_offline
 from offline_moe.train import rundir as rundir_lib

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_moe.train import protocol
 from offline_moe.train import rundir as rundir_lib
+from offline_moe.train.protocol import PROTOCOL
 
 UNKNOWN = "unknown"
 SOURCE_NAMES = {
@@ -256,15 +256,15 @@ def load_run(path: str | os.PathLike) -> Run:
     if missing:
         raise ValueError(f"{path / rundir_lib.CONFIG}: missing fields {missing}")
     protocol, torso = Protocol(), None
-    if (path / protocol.PROTOCOL).is_file():
-        block = _read_json(path / protocol.PROTOCOL)
+    if (path / PROTOCOL).is_file():
+        block = _read_json(path / PROTOCOL)
         try:
             protocol = Protocol.from_block(block)
             torso = {"name": block["torso"]["name"], **dict(block["torso"]["kwargs"])}
             if block.get("encoder") is not None:
                 torso.setdefault("encoder", block["encoder"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path / protocol.PROTOCOL}: malformed ({e!r})") from e
+            raise ValueError(f"{path / PROTOCOL}: malformed ({e!r})") from e
     if torso is None:  # no protocol block: the config's torso, for the label only
         torso = config.get("torso") or {}
         torso = {"name": torso} if isinstance(torso, str) else dict(torso)
@@ -308,7 +308,7 @@ def load_runs(root: str | os.PathLike, warnings: list[str] | None = None) -> lis
         old = [str(r.path) for r in runs if not r.protocol.known]
         if old:
             warnings.append(
-                f"{len(old)} run(s) without {protocol.PROTOCOL} (written by older trainers): "
+                f"{len(old)} run(s) without {PROTOCOL} (written by older trainers): "
                 f"{', '.join(old[:5])}{' ...' if len(old) > 5 else ''} -- grouped as 'protocol "
                 "unknown' and never compared with the paper"
             )
