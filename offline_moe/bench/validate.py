@@ -1,4 +1,5 @@
-"""Load-time cost of the replay-cache checks at paper size (issue 15).
+"""Load-time cost of the replay-cache checks at paper size: are they cheap enough to run on
+every load of a paper-scale cache?
 
     python -m offline_moe.bench validate --rows=2500000 --dir=/tmp/validate_cache
 

@@ -278,7 +278,7 @@ def evaluate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plays `num_episodes` games per seed, one per parallel emulator, noise off.
 
-    The offline track's evaluation (`offline_moe.evaluate.evaluate`: batched emulators that
+    The offline track's evaluation (`offline_moe.envs.evaluate.evaluate`: batched emulators that
     stack frames themselves, one jitted act call per step) with a budget of one agent step per
     seed, so each emulator plays exactly its first game to the end.
 

@@ -1,4 +1,4 @@
-"""Tests for offline_moe.cache: row semantics, atomic writes and every CacheError."""
+"""offline_moe.replay.cache and cache_writer: row semantics, atomic writes, every CacheError."""
 
 import json
 import os

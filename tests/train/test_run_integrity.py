@@ -1,4 +1,4 @@
-"""Nothing corrupts a run (issue 15): one writer per run directory, caches pinned to their runs,
+"""Nothing corrupts a run: one writer per run directory, caches pinned to their runs,
 cache content validated before training, failures that clean up and name the file, and the
 finished-run rule. Each test is one of the bad-input cases a user met; the preamble
 (`rundir.open_run`) is shared by both trainers, so both tracks are exercised where it matters.
