@@ -2,7 +2,8 @@
 
 This module holds the layout (`RunDir`) and the start/resume preamble (`open_run`); the lock
 is `offline_moe.train.lock`, the protocol block, the summary and config differences are
-`offline_moe.train.protocol`, and the errors a refused start raises are `offline_moe.errors`.
+`offline_moe.train.protocol`, Orbax's noise after a failed write is silenced by
+`offline_moe.train.orbax_logs`, and the errors a refused start raises are `offline_moe.errors`.
 
 Layout (shared by the offline and online tracks; `offline_moe.report` reads only this):
 
@@ -50,13 +51,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import logging
 import os
-import re
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -71,6 +69,7 @@ from offline_moe.errors import (
     NonFiniteLossError,
     RunDirError,
 )
+from offline_moe.train import orbax_logs
 from offline_moe.train.lock import RunLock
 from offline_moe.train.protocol import PROTOCOL, config_diff, config_value, to_jsonable
 
@@ -253,8 +252,8 @@ class RunDir:
         import orbax.checkpoint as ocp
 
         meta = to_jsonable({"iteration": iteration, **dict(meta)})
-        _silence_failed_write_aftermath()
-        quiet = _DropOrbaxErrors()
+        orbax_logs.silence_failed_write_aftermath()
+        quiet = orbax_logs.DropOrbaxErrors()
         absl_logger = logging.getLogger("absl")
         absl_logger.addFilter(quiet)
         try:
@@ -303,7 +302,7 @@ class RunDir:
         last = complete[-1] if complete else "none"
         return CheckpointWriteError(
             f"checkpoint write failed: {os.path.join(root, str(iteration))}: "
-            f"{_reason(error)}; the last complete checkpoint is {last}"
+            f"{orbax_logs.write_error_reason(error)}; the last complete checkpoint is {last}"
         )
 
     def restore_checkpoint(self, template: Any, iteration: int | None = None) -> tuple[Any, dict]:
@@ -409,64 +408,6 @@ def printer(command: str):
         print(f"[{command}] {msg}", flush=True)
 
     return log
-
-
-def _reason(error: BaseException) -> str:
-    """The innermost OSError's text (e.g. 'No space left on device'), else the first line."""
-    seen, e = set(), error
-    found = None
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno is not None:
-            found = e
-        e = e.__cause__ or e.__context__
-    number = found.errno if found is not None else None
-    if number is None:  # tensorstore (Orbax's array writer) reports `[os_error_code='28']`
-        match = re.search(r"os_error_code='?(\d+)|\[Errno (\d+)\]", str(error))
-        number = int(match.group(1) or match.group(2)) if match else None
-    if number is not None:
-        return f"{os.strerror(number)} ({errno.errorcode.get(number, number)})"
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
-def _silence_failed_write_aftermath() -> None:
-    """After a failed write, Orbax's other array writes finish on an event loop it has closed.
-
-    Each then prints `RuntimeError: Event loop is closed` (through sys.unraisablehook) or
-    asyncio's "Task exception was never retrieved", dozens of tracebacks after the one-line
-    error. Installed once, at the first save; other unraisable errors and logs pass.
-    """
-    if getattr(sys.unraisablehook, "_offline_moe", False):
-        return
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        e = unraisable.exc_value
-        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
-            return
-        previous(unraisable)
-
-    hook._offline_moe = True
-    sys.unraisablehook = hook
-    logging.getLogger("asyncio").addFilter(_DropUnretrievedWriteErrors())
-
-
-class _DropUnretrievedWriteErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (
-            "exception was never retrieved" in record.getMessage()
-            and exc is not None
-            and "orbax-checkpoint-tmp" in str(exc)
-        )
-
-
-class _DropOrbaxErrors(logging.Filter):
-    """Orbax logs a failed write from each of its threads; the raised error says it once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
 
 
 # ----- the start/resume preamble shared by both trainers -----
