@@ -8,7 +8,7 @@ An override is ``config.<dotted field>=<text>`` (or, from Python, a mapping of d
 values). `apply_overrides` is the one rule by which such text becomes a value, the rule of the
 trainers' ``--config.<field>=<text>`` flags (ml_collections' config_flags): the text is parsed
 by the field's type, including the type of a typed None (``config_dict.placeholder``, the unset
-torso keys); booleans accept true/false/1/0; a field that is None without a type takes the
+torso keys); booleans accept true/false, t/f, 1/0; a field that is None without a type takes the
 text's Python literal, or the text itself.
 """
 
@@ -60,7 +60,7 @@ class TorsoVariant:
         ]
 
 
-_TRUE, _FALSE = ("1", "true"), ("0", "false")
+_TRUE, _FALSE = ("1", "true", "t"), ("0", "false", "f")  # absl's boolean flag values
 
 
 def parse_value(node: ml_collections.ConfigDict, key: str, text: str):
@@ -68,7 +68,7 @@ def parse_value(node: ml_collections.ConfigDict, key: str, text: str):
     kind = node.get_type(key)
     if kind is bool:
         if text.lower() not in _TRUE + _FALSE:
-            raise ValueError(f"override {key}={text!r}: expected true/false/1/0")
+            raise ValueError(f"override {key}={text!r}: expected true/false (t/f, 1/0)")
         return text.lower() in _TRUE
     if kind in (int, float, str):
         return kind(text)

@@ -1,11 +1,10 @@
 """`offline_moe.launch.experiments` (fast parts): Catch configs, steps-to-threshold, the sweep
-hook; `offline_moe.configs.overrides`; the learning bench's table."""
+hook; the learning bench's table."""
 
 import numpy as np
 import pytest
 
 from offline_moe.bench.learning import format_table
-from offline_moe.configs.overrides import TorsoVariant, apply_overrides
 from offline_moe.launch import experiments, sweep
 
 
@@ -42,42 +41,6 @@ def test_catch_configs_build_for_every_agent():
         experiments.catch_overrides("cql", 150)
     with pytest.raises(ValueError, match="unknown agent"):
         experiments.catch_overrides("dqn", 200)
-
-
-def test_apply_overrides_types_and_errors():
-    from offline_moe.configs import cql
-
-    c = apply_overrides(
-        cql.get_config("smoke"),
-        ["config.num_seeds=3", "config.learner.gamma=0.9", "config.torso.name=top1_moe"],
-    )
-    assert c.num_seeds == 3 and isinstance(c.num_seeds, int)
-    assert c.learner.gamma == pytest.approx(0.9) and c.torso.name == "top1_moe"
-    with pytest.raises(ValueError, match="expected config"):
-        apply_overrides(c, ["num_seeds=3"])
-    # Typed None (an unset torso key) parses by its type, as --config.torso.num_experts=4 does;
-    # booleans take true/false/1/0; a mapping sets values as they are.
-    apply_overrides(c, ["config.torso.num_experts=4", "config.smoke=false"])
-    assert c.torso.num_experts == 4 and isinstance(c.torso.num_experts, int) and not c.smoke
-    apply_overrides(c, {"learner.gamma": 0.5, "torso.name": "soft_moe"})
-    assert c.learner.gamma == 0.5 and c.torso.name == "soft_moe"
-    with pytest.raises(ValueError, match="true/false"):
-        apply_overrides(c, ["config.smoke=maybe"])
-    with pytest.raises(KeyError, match="no field"):
-        apply_overrides(c, ["config.learner.gama=0.9"])
-
-
-def test_torso_variant_grammar():
-    v = TorsoVariant.parse("soft_moe@num_experts=4@expert_width=64")
-    assert v.label == "soft_moe__num_experts-4__expert_width-64"
-    assert v.overrides() == [
-        "config.torso.name=soft_moe",
-        "config.torso.num_experts=4",
-        "config.torso.expert_width=64",
-    ]
-    assert TorsoVariant.parse("my.mod:Net").label == "my.mod-Net"
-    with pytest.raises(ValueError, match="no torso name"):
-        TorsoVariant.parse("@num_experts=4")
 
 
 def test_play_random_and_table():
