@@ -16,7 +16,7 @@ With --atari, the earlier default: records a small random-policy Atari dataset i
 (`offline_moe.record`, then `offline_moe.ingest`, both in subprocesses so TensorFlow never
 enters the training process), trains CQL x the three torsos on the `smoke` budget (a pipeline
 check: its scores are noise around the random level), then the Catch grid, where the answer is
-known (random -0.6, optimum 1.0; `offline_moe.bench.learning.CATCH`).
+known (random -0.6, optimum 1.0; `offline_moe.launch.experiments.CATCH`).
 
 Run directories go to ./runs/default_benchmark_minatar/{game}/cql_<torso> (--atari:
 ./runs/default_benchmark/cql_<torso> and ./runs/default_benchmark_catch/...); a finished run is
@@ -315,16 +315,17 @@ def _report(runs_dir: str) -> None:
 
 def run_catch_grid(args) -> dict:
     """CQL x the torsos on Catch (known answer), then the report over those runs."""
-    from offline_moe.bench import learning
+    from offline_moe.bench.learning import format_table
+    from offline_moe.launch import experiments
 
-    hook = learning.CATCH
+    hook = experiments.CATCH
     budget = args.catch_budget
     random_score = hook.random_score(0)
     rows = []
     for torso in args.torsos.split(","):
         print(f"[default_benchmark] Catch: CQL + {torso}", flush=True)
         rows.append(
-            learning.run_one(
+            experiments.run_one(
                 "catch",
                 "cql",
                 torso,
@@ -343,7 +344,7 @@ def run_catch_grid(args) -> dict:
         f"learned = {hook.threshold}), {budget:,} updates, {args.catch_seeds} seed(s) per torso, "
         f"{hook.data_steps:,} random-policy steps recorded:"
     )
-    return {"title": title, "table": learning.format_table(rows), "runs": rows}
+    return {"title": title, "table": format_table(rows), "runs": rows}
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
-from offline_moe.data.common import MissingExtraError, format_checkpoints
+from offline_moe.data.common import format_checkpoints
 from offline_moe.data.ingest import ingest
+from offline_moe.errors import MissingExtraError
 
 
 def _define_flags():

@@ -15,8 +15,8 @@ import sys
 import numpy as np
 
 from offline_moe.data import rlu_format
-from offline_moe.data.common import MissingExtraError
 from offline_moe.data.record import POLICIES, record, record_cache
+from offline_moe.errors import MissingExtraError
 
 
 def _define_flags():

@@ -4,7 +4,7 @@
         --torsos=baseline,soft_moe,top1_moe --seeds=5 --root=runs/ [--workers=N] [--print]
 
 Run-directory naming, torso variants (``soft_moe@num_experts=4``), resume and local data:
-`offline_moe.analysis.sweep`.
+`offline_moe.launch.sweep`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import sys
 from collections.abc import Sequence
 
 from offline_moe.analysis import suites
-from offline_moe.analysis.sweep import (
+from offline_moe.configs.agents import OFFLINE_AGENTS, ONLINE_AGENTS
+from offline_moe.launch.experiments import known_answer_hook
+from offline_moe.launch.sweep import (
     detect_accelerators,
     expand_grid,
     record_grid,
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="local",
         choices=("local", "ray"),
         help="local: a process pool on this machine; ray: one Ray task per run directory "
-        "(offline_moe.analysis.ray_backend; needs the 'cluster' extra)",
+        "(offline_moe.launch.ray_backend; needs the 'cluster' extra)",
     )
     parser.add_argument(
         "--devices",
@@ -166,9 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_arg=args.config_arg,
     )
     specs = with_env_settings(specs, args.data_dir, prepare=not args.print_only)
-    from offline_moe.bench.learning import known_answer_hook
-
-    offline_games = {s.game for s in specs if s.agent in suites.OFFLINE_AGENTS}
+    offline_games = {s.game for s in specs if s.agent in OFFLINE_AGENTS}
     if args.print_only:
         for game in sorted(g for g in offline_games if known_answer_hook(g)):
             steps = known_answer_hook(game).data_steps
@@ -179,9 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     for agent in agents:
         online_suite = args.suite == "atari100k"
-        if online_suite and agent in suites.OFFLINE_AGENTS:
+        if online_suite and agent in OFFLINE_AGENTS:
             print(f"[sweep] warning: offline agent {agent} on suite atari100k", file=sys.stderr)
-        if args.suite in ("offline_paper", "rlu46") and agent in suites.ONLINE_AGENTS:
+        if args.suite in ("offline_paper", "rlu46") and agent in ONLINE_AGENTS:
             print(f"[sweep] warning: online agent {agent} on offline suite", file=sys.stderr)
     local_steps = args.local_data_steps
     if local_steps is None:
@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ray tasks prepare missing caches on their nodes (once per cache, under a lock).
         prepare = not args.print_only and args.backend == "local"
         specs = with_local_data(specs, local_steps, args.data_dir, prepare=prepare)
-        games_offline = sorted({s.game for s in specs if s.agent in suites.OFFLINE_AGENTS})
+        games_offline = sorted({s.game for s in specs if s.agent in OFFLINE_AGENTS})
         if args.print_only and games_offline:
             print(
                 "[sweep] the offline runs read local caches; make them first with: python -m "
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
         if args.backend == "ray":
-            from offline_moe.analysis.ray_backend import run_sweep_ray
+            from offline_moe.launch.ray_backend import run_sweep_ray
 
             result = run_sweep_ray(
                 specs,

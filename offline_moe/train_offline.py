@@ -12,7 +12,7 @@ The library function is `offline_moe.train.offline.train_and_evaluate(config, wo
 
 from __future__ import annotations
 
-from offline_moe.train import rundir as rundir_lib
+from offline_moe import errors
 from offline_moe.train.offline import train_and_evaluate
 from offline_moe.train.process import define_process_flags, setup_trainer_process
 
@@ -50,7 +50,7 @@ def main(argv) -> None:
     setup_trainer_process()  # compilation cache, monitoring, quiet Orbax
     try:
         train_and_evaluate(flags_.config, flags_.workdir, max_iterations=flags_.max_iterations)
-    except rundir_lib.USER_ERRORS as e:
+    except errors.USER_ERRORS as e:
         raise SystemExit(f"[train_offline] {e}") from None
 
 

@@ -16,10 +16,10 @@ import json
 
 from absl import app, flags
 
-from offline_moe.train import rundir
+from offline_moe import errors
 from offline_moe.train.online import train_and_evaluate
 from offline_moe.train.process import define_process_flags, setup_trainer_process
-from offline_moe.train.rundir import to_jsonable
+from offline_moe.train.protocol import to_jsonable
 
 # ---------------------------------------------------------------------------------------------
 # Entry point (flags are defined only when run as a program, so importing this module next to
@@ -36,7 +36,7 @@ def main(argv):
         summary = train_and_evaluate(
             fl["config"].value, fl.workdir, max_iterations=fl.max_iterations
         )
-    except rundir.USER_ERRORS as e:
+    except errors.USER_ERRORS as e:
         raise SystemExit(f"[train_online] {e}") from None
     if summary is not None:
         print(json.dumps(to_jsonable(summary), sort_keys=True))

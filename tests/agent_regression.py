@@ -23,8 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offline_moe.configs.agents import COMPARED_AGENTS
+
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "agent_params.json")
-AGENTS = ("cql", "cql_c51", "der", "drq_eps")
+AGENTS = COMPARED_AGENTS
 TORSO_NAME = "tests.toy_torso:ToyTorso"  # the learners, not the torsos, are under test
 TORSO = {"features": 16}
 

@@ -55,7 +55,7 @@ PAPER20 = (
 SMOKE = ("Pong", "Breakout")
 
 # The known-answer env (offline_moe.envs.catch); the sweep gives it its Catch settings
-# (offline_moe.bench.learning.CATCH).
+# (offline_moe.launch.experiments.CATCH).
 CATCH = ("Catch",)
 
 MINATAR = (
@@ -72,10 +72,6 @@ SUITES: dict[str, tuple[str, ...]] = {
     "catch": CATCH,
     "minatar": MINATAR,
 }
-
-# Which protocol each suite is meant for (the sweep warns when an agent does not match).
-OFFLINE_AGENTS = ("cql", "cql_c51")
-ONLINE_AGENTS = ("der", "drq_eps")
 
 
 def get_suite(name_or_games: str) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "torso": "forward+backward time of every torso at a given batch (issue: foundation)",
+    "torso": "forward+backward time of every torso at a given batch",
     "data": "ingest rate, cache bytes per transition, DeviceReplay sampling rate",
     "learner": "CQL / CQL+C51 updates per second, end to end and bare",
     "online": "DER / DrQ(eps) agent steps per second including updates",

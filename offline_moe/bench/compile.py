@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from offline_moe.analysis import suites
+from offline_moe.configs import agents as agent_table
 
 
 def _start(
@@ -36,12 +36,12 @@ def _start(
     cache_dir_data: str | None,
     overrides: list[str] = (),
 ) -> dict:
-    trainer = "train_offline" if agent in suites.OFFLINE_AGENTS else "train_online"
+    row = agent_table.get(agent)
     cmd = [
         sys.executable,
         "-m",
-        f"offline_moe.{trainer}",
-        f"--config=offline_moe/configs/{agent}.py:smoke,game=Pong,torso={torso}",
+        row.trainer_module,
+        f"--config={row.config_file}:smoke,game=Pong,torso={torso}",
         f"--workdir={workdir}",
         *cache_args,
         *overrides,
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv[1:])
     scratch = args.out or tempfile.mkdtemp(prefix="bench_compile_")
     data_cache = None
-    if args.agent in suites.OFFLINE_AGENTS:
+    if args.agent in agent_table.OFFLINE_AGENTS:
         from offline_moe.data.local import ensure_local_cache
 
         data_cache = os.path.abspath(ensure_local_cache("Pong", 1000, args.data_dir))

@@ -37,6 +37,9 @@ overrun its budget by that much); a further one that would not finish within the
 share is listed under `skipped` instead. Sizes: `paper`
 on an accelerator, `cpu` on a CPU (the same models, fewer updates, a replay of 1/100 size),
 `tiny` for tests (Nature encoder, 2 small experts). No TensorFlow is imported (checked).
+
+The sections and the budget are here; the machine's description is `bench.machine`, the
+paper-size replay made on the device `bench.synthetic_replay`, and device.md `bench.device_report`.
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
-import resource
-import statistics
 import sys
 import time
+
+from offline_moe.bench.device_report import learning_record, markdown, plot_learning
+from offline_moe.bench.machine import device_memory, environment
+from offline_moe.bench.synthetic_replay import replay_bytes, synthetic_replay, with_n_step
+from offline_moe.configs.agents import OFFLINE_AGENTS
 
 # Section shares of the time budget (in order); unused time passes to the next section.
 SHARES = {
@@ -61,7 +66,7 @@ SHARES = {
     "online": 0.06,
     "eval": 0.1,
 }
-AGENTS = ("cql", "cql_c51")
+AGENTS = OFFLINE_AGENTS  # the offline track (its learner, updates/s)
 TORSOS = ("soft_moe", "baseline", "top1_moe")
 PAPER_ROWS_5PCT = 2_500_000  # 5% of a game's 50M DQN-Replay transitions
 
@@ -84,7 +89,7 @@ class Sizes:
     eval_envs: int
     eval_steps: int  # agent steps per seed (full episodes)
     eval_cap: int  # agent steps per episode
-    # The learning section (bench.learning's Pong hook, with these changes):
+    # The learning section (launch.experiments' Pong hook, with these changes):
     learn_data_steps: int  # scripted-policy agent steps recorded
     learn_checkpoints: int  # checkpoint splits (one recording process each)
     learn_budget: int  # updates per seed the run is configured for (a multiple of learn_per)
@@ -116,139 +121,6 @@ LEARN_TORSOS = ("baseline", "soft_moe")
 
 def _now() -> float:
     return time.perf_counter()
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "ale-py"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    for plugin in ("jax-cuda12-plugin", "jax-cuda12-pjrt"):
-        try:
-            out[plugin] = md.version(plugin)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-def environment() -> dict:
-    import jax
-
-    dev = jax.devices()[0]
-    return {
-        "versions": versions(),
-        "platform": jax.default_backend(),
-        "device_kind": str(dev.device_kind),
-        "device": str(dev),
-        "device_count": jax.device_count(),
-        "memory_stats_available": bool(_memory_stats()),
-        "host_cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-    }
-
-
-def _memory_stats() -> dict | None:
-    import jax
-
-    try:
-        return jax.devices()[0].memory_stats() or None
-    except Exception:  # some backends raise instead of returning None
-        return None
-
-
-def device_memory() -> dict:
-    """Peak / in-use / limit bytes of the device; on CPU (no stats) the process's peak RSS."""
-    stats = _memory_stats()
-    if stats:
-        keys = ("peak_bytes_in_use", "bytes_in_use", "bytes_limit", "largest_alloc_size")
-        return {"source": "device.memory_stats()", **{k: stats[k] for k in keys if k in stats}}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    return {"source": "host max RSS (no device memory stats)", "peak_bytes_in_use": rss}
-
-
-# ----- the paper-size replay, built on the device -----
-
-
-def synthetic_replay(rows: int, n_step: int, *, episode_len: int = 1000, seed: int = 0):
-    """A DeviceReplay of `rows` synthetic frames (made on the device, in chunks, in place).
-
-    Episodes of `episode_len` rows, each ending terminal; random actions (6) and rewards.
-    """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from offline_moe.replay.device import DeviceReplay, episode_start_rows, valid_indices
-
-    rng = np.random.default_rng(seed)
-    episode_start = np.arange(rows) % episode_len == 0
-    terminal = (np.arange(rows) % episode_len == episode_len - 1) | (np.arange(rows) == rows - 1)
-    host = {
-        "action": rng.integers(0, 6, rows).astype(np.int32),
-        "reward": rng.choice(np.array([-1.0, 0.0, 0.0, 1.0], np.float32), rows),
-        "terminal": terminal,
-        "observation_only": np.zeros(rows, bool),
-        "start_row": episode_start_rows(episode_start),
-        "valid": valid_indices(terminal, episode_start, np.zeros(rows, bool), n_step),
-    }
-    arrays = {k: jax.device_put(v) for k, v in host.items()}
-    chunk = min(rows, 65_536)
-
-    def fill(frames, start):
-        # A cheap per-pixel hash of (row, y, x) for one chunk, written in place (the frames
-        # buffer is donated): no host copy and no random-number cost, and every frame differs.
-        r = jax.lax.broadcasted_iota(jnp.uint32, (chunk, 84, 84), 0) + start.astype(jnp.uint32)
-        y = jax.lax.broadcasted_iota(jnp.uint32, (chunk, 84, 84), 1)
-        x = jax.lax.broadcasted_iota(jnp.uint32, (chunk, 84, 84), 2)
-        h = r * jnp.uint32(2654435761) + y * jnp.uint32(40503) + x * jnp.uint32(9973) + seed
-        return jax.lax.dynamic_update_slice(frames, (h >> 24).astype(jnp.uint8), (start, 0, 0))
-
-    fill = jax.jit(fill, donate_argnums=0)
-    frames = jnp.zeros((rows, 84, 84), jnp.uint8)
-    for start in range(0, rows, chunk):
-        frames = fill(frames, jnp.int32(min(start, rows - chunk)))
-    arrays["observation"] = frames
-    meta = {"game": "Synthetic", "num_actions": 6, "source": "synthetic"}
-    return DeviceReplay(
-        arrays, stack=4, n_step=n_step, gamma=0.99, meta_json=json.dumps(meta, sort_keys=True)
-    )
-
-
-def with_n_step(replay, n_step: int):
-    """The same device arrays, sampled with another n-step horizon (its own valid rows)."""
-    import jax
-    import numpy as np
-
-    from offline_moe.replay.device import DeviceReplay, valid_indices
-
-    if replay.n_step == n_step:
-        return replay
-    start_row = np.asarray(replay.start_row)
-    episode_start = start_row == np.arange(start_row.size)
-    valid = valid_indices(
-        np.asarray(replay.terminal), episode_start, np.asarray(replay.observation_only), n_step
-    )
-    arrays = {name: getattr(replay, name) for name in ("observation", "action", "reward")}
-    arrays.update(
-        terminal=replay.terminal,
-        observation_only=replay.observation_only,
-        start_row=replay.start_row,
-        valid=jax.device_put(valid),
-    )
-    return DeviceReplay(
-        arrays, stack=replay.stack, n_step=n_step, gamma=replay.gamma, meta_json=replay._meta_json
-    )
-
-
-def replay_bytes(replay) -> int:
-    from offline_moe.replay.device import _LEAVES
-
-    return int(sum(getattr(replay, name).nbytes for name in _LEAVES))
 
 
 # ----- the check -----
@@ -471,8 +343,8 @@ class Check:
     def section_learning(self) -> None:
         """Record Pong (scripted, eps 0.25) into a cache on the host's cores, then train CQL x
         LEARN_TORSOS on it until the section's time is up (resumable; see module docstring)."""
-        from offline_moe.bench import learning as bl
         from offline_moe.data.record import record_cache
+        from offline_moe.launch import experiments as bl
         from offline_moe.networks import filter_torso_kwargs
 
         sz = self.sizes
@@ -544,13 +416,13 @@ class Check:
                 hook=hook,
                 log=lambda msg, t=torso: self.log(f"learning {t}: {msg}"),
             )
-            res["runs"][torso] = _learning_record(line, self.out_dir)
+            res["runs"][torso] = learning_record(line, self.out_dir)
             self.log(
                 f"learning cql/{torso}: {line['steps'][-1] if line['steps'] else 0:,} updates, "
                 f"mean return {line['mean_return'][-1] if line['mean_return'] else None}"
             )
             self.write()
-            _plot_learning(res, os.path.join(self.out_dir, "learning_curve.png"))
+            plot_learning(res, os.path.join(self.out_dir, "learning_curve.png"))
         if any(not r.get("finished") for r in res["runs"].values()):
             self.skip("learning: runs not finished", "they resume on the next call")
 
@@ -668,189 +540,12 @@ class Check:
             self.write()
 
 
-def _learning_record(line: dict, out_dir: str) -> dict:
-    """What device.json keeps of one `bench learning` line (plus the training rate)."""
-    rates = []
-    metrics = os.path.join(line["workdir"], "metrics.jsonl")
-    if os.path.exists(metrics):
-        with open(metrics) as f:
-            rates = [json.loads(x)["updates_per_s"] for x in f if x.strip()]
-    keep = ("torso", "seeds", "budget", "steps", "mean_return", "final", "finished")
-    return {
-        **{k: line[k] for k in keep},
-        "returns": line["returns"],
-        # Updates per seed per second (all seeds train together), over the logged blocks but
-        # the first, which holds the compile.
-        "updates_per_s_median": statistics.median(rates[1:]) if len(rates) > 1 else None,
-        "workdir": os.path.relpath(line["workdir"], out_dir),
-    }
-
-
-def _plot_learning(res: dict, path: str) -> None:
-    """The evaluation curves (mean over seeds, with each seed's) of the learning section."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for torso, run in res["runs"].items():
-        if not run["steps"]:
-            continue
-        (line,) = ax.plot(run["steps"], run["mean_return"], label=torso, lw=2)
-        for s in range(len(run["seeds"])):
-            seed_curve = [r[s] for r in run["returns"]]
-            ax.plot(run["steps"], seed_curve, color=line.get_color(), lw=0.5, alpha=0.4)
-    random = res.get("random_score", {}).get("mean")
-    if random is not None:
-        ax.axhline(random, color="grey", ls="--", lw=1, label="random")
-    ax.set_xlabel("updates (per seed)")
-    ax.set_ylabel(f"{res['game']} return (capped episodes)")
-    ax.set_title(f"CQL on {res['game']}, {res['data']['policy']} data")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def _eval_cores(backend: str, cores: int, envs: int, units: int) -> int:
     from offline_moe.envs.pool import worker_count
 
     if backend == "vector":
         return max(1, min(cores, envs))
     return max(1, worker_count(-1, units))
-
-
-# ----- markdown -----
-
-
-def _fmt(x, digits=1) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x)
-
-
-def _gib(b) -> str:
-    return "-" if b is None else f"{b / 2**30:.2f}"
-
-
-def markdown(r: dict) -> str:
-    env = r.get("env", {})
-    lines = [
-        f"# offline_moe accelerator check ({r['started_utc']})",
-        "",
-        f"Device: {env.get('device_kind', '?')} ({env.get('platform', '?')}, "
-        f"{env.get('device_count', '?')} device(s)), host CPUs {env.get('host_cpus', '?')}; "
-        f"size `{r['size']}`, budget {r['minutes']} min, elapsed {r.get('elapsed_s', 0):.0f} s"
-        f"{'' if r.get('finished') else ' (not finished)'}.",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
-        "",
-    ]
-    if r.get("learner"):
-        lines += [
-            "## Learner (end to end: sampling inside the fused scan)",
-            "",
-            "| agent | torso | dtype | seeds | seed-updates/s | per seed | compile s | params | "
-            "state GiB | peak mem GiB |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for x in r["learner"]:
-            lines.append(
-                f"| {x['agent']} | {x['torso']} | {x.get('compute_dtype', 'float32')} | "
-                f"{x['num_seeds']} | {_fmt(x['updates_per_s'])} "
-                f"| {_fmt(x['per_seed_updates_per_s'])} | {_fmt(x['compile_s'])} | "
-                f"{_fmt(x['params'])} | {_gib(x['state_bytes'])} | "
-                f"{_gib(x['memory'].get('peak_bytes_in_use'))} |"
-            )
-        lines += [
-            "",
-            "Target: >= 6,000 seed-updates/s at 5 seeds (a 5-seed run of 12.5M updates per seed "
-            "in under 3 hours).",
-            "",
-        ]
-    if r.get("learning", {}).get("runs"):
-        x = r["learning"]
-        d = x.get("data", {})
-        rnd = x.get("random_score", {})
-        lines += [
-            f"## Learning: CQL on {x['game']} ({d.get('policy')} data)",
-            "",
-            f"Data: {d.get('agent_steps', 0):,} agent steps in {d.get('checkpoints')} "
-            f"checkpoints, recorded in {d.get('record_s')} s by {d.get('processes')} processes "
-            f"({_fmt(d.get('agent_steps_per_s'))} agent steps/s). Random policy: "
-            f"{_fmt(rnd.get('mean'), 2)} ({rnd.get('how', '')}).",
-            "",
-            "| torso | seeds | updates per seed | final return (mean) | 95% CI "
-            "| updates/s per seed | finished |",
-            "|---|---:|---:|---:|---|---:|---:|",
-        ]
-        for torso, run in x["runs"].items():
-            final = run.get("final") or {}
-            ci = final.get("ci95")
-            lines.append(
-                f"| {torso} | {len(run['seeds'])} | {_fmt(run['steps'][-1] if run['steps'] else 0)}"
-                f" | {_fmt(final.get('mean'), 2)} | "
-                f"{'-' if not ci else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} | "
-                f"{_fmt(run.get('updates_per_s_median'))} | {run.get('finished')} |"
-            )
-        lines += ["", "Evaluation curves (mean over seeds):", ""]
-        for torso, run in x["runs"].items():
-            pts = ", ".join(f"{s:,}: {m:.2f}" for s, m in zip(run["steps"], run["mean_return"]))
-            lines.append(f"- {torso}: {pts}")
-        lines.append("")
-    if r.get("replay"):
-        x = r["replay"]
-        lines += [
-            "## Replay",
-            "",
-            f"DeviceReplay of {x['rows']:,} rows ({x['scale']:.3g} x the paper's 5%): "
-            f"{_gib(x['bytes'])} GiB ({x['bytes_per_row']:,.0f} B/row; 5% projected "
-            f"{_gib(x['paper_5pct_bytes_projected'])} GiB), built in {x['build_s']} s.",
-            "",
-        ]
-    if r.get("replay_sampling"):
-        lines += ["| replay | n-step | transitions/s |", "|---|---:|---:|"]
-        for x in r["replay_sampling"]:
-            lines.append(f"| {x['replay']} | {x['n_step']} | {_fmt(x['transitions_per_s'])} |")
-        lines.append("")
-    if r.get("online"):
-        x = r["online"]
-        lines += [
-            "## Online (DER, emulator included)",
-            "",
-            f"{x['torso']}: {x['agent_steps_per_sec']:,.1f} agent steps/s (jitted call "
-            f"{x['jitted_call_ms']:.1f} ms, emulator {x['emulator_ms']:.1f} ms per step); "
-            f"100k steps in {x['projected_100k_minutes']:.1f} min.",
-            "",
-        ]
-    if r.get("eval"):
-        lines += [
-            "## Evaluation (emulators + batched acting)",
-            "",
-            "| backend | seeds x envs | agent steps/s | cores | per core | 5-seed paper run h |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        for x in r["eval"]:
-            lines.append(
-                f"| {x['backend']} | {x['seeds']} x {x['envs_per_seed']} | "
-                f"{_fmt(x['agent_steps_per_s'])} | {x['cores_used']} | "
-                f"{_fmt(x['agent_steps_per_s_per_core'])} | {x['paper_5seed_run_eval_hours']} |"
-            )
-        if "eval_backends_identical" in r:
-            lines.append("")
-            same = r["eval_backends_identical"]
-            lines.append(f"Same episode returns from both backends: {same}.")
-        lines.append("")
-    if r.get("errors"):
-        lines += ["## Errors", ""] + [f"- {e['section']}: {e['error']}" for e in r["errors"]] + [""]
-    if r.get("skipped"):
-        lines += ["## Skipped", ""] + [f"- {s['what']}: {s['why']}" for s in r["skipped"]] + [""]
-    return "\n".join(lines)
 
 
 def main(argv) -> None:

@@ -34,7 +34,7 @@ def synthetic_cache(
     seed: int = 0,
 ) -> str:
     """Writes a cache of random frames/actions/rewards (terminated episodes) and returns its dir."""
-    from offline_moe.replay.cache import CacheWriter
+    from offline_moe.replay.cache_writer import CacheWriter
 
     rng = np.random.default_rng(seed)
     meta = {
@@ -71,7 +71,7 @@ def ale_cache(
     Episodes longer than `max_episode_steps` are truncated (final frame stored). No TF.
     """
     from offline_moe.envs.atari import AtariEnv
-    from offline_moe.replay.cache import CacheWriter
+    from offline_moe.replay.cache_writer import CacheWriter
 
     env = AtariEnv(game, protocol="dqn_replay", seed=seed, max_episode_steps=max_episode_steps)
     rng = np.random.default_rng(seed)

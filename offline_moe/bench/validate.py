@@ -1,4 +1,5 @@
-"""Load-time cost of the replay-cache checks at paper size (issue 15).
+"""Load-time cost of the replay-cache checks at paper size: are they cheap enough to run on
+every load of a paper-scale cache?
 
     python -m offline_moe.bench validate --rows=2500000 --dir=/tmp/validate_cache
 
@@ -21,6 +22,7 @@ import time
 import numpy as np
 
 from offline_moe.replay import cache as cache_lib
+from offline_moe.replay import cache_writer
 
 
 def write_synthetic(out: str, rows: int, episode: int = 1000, num_actions: int = 6) -> str:
@@ -44,8 +46,8 @@ def write_synthetic(out: str, rows: int, episode: int = 1000, num_actions: int =
     for name, array in arrays.items():
         np.save(os.path.join(out, f"{name}.npy"), array)
     with open(os.path.join(out, "observation.npy"), "wb") as f:
-        f.write(cache_lib._npy_header(np.dtype(np.uint8), (rows, 84, 84)))
-        f.truncate(cache_lib._NPY_HEADER_BYTES + rows * 84 * 84)
+        f.write(cache_writer._npy_header(np.dtype(np.uint8), (rows, 84, 84)))
+        f.truncate(cache_writer._NPY_HEADER_BYTES + rows * 84 * 84)
     meta = {k: None for k in cache_lib.STANDARD_META}
     meta.update(
         source="synthetic",

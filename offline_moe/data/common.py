@@ -8,17 +8,10 @@ import re
 
 import numpy as np
 
-
-class IngestError(ValueError):
-    """Bad ingest input: names the file, field or option and what was expected."""
-
+from offline_moe.errors import IngestError, MissingExtraError
 
 # The pip extra that brings TensorFlow, tensorflow-datasets and rlds (pyproject.toml).
 TF_EXTRA = "rlds"
-
-
-class MissingExtraError(ImportError):
-    """TensorFlow, tensorflow-datasets or rlds is needed but not installed."""
 
 
 def import_tfds(what: str):

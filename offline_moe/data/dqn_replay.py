@@ -64,7 +64,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from offline_moe.data.common import Episode, IngestError, prefix_count
+from offline_moe.data.common import Episode, prefix_count
+from offline_moe.errors import IngestError
 
 STORE_FIELDS = ("observation", "action", "reward", "terminal")
 _SUFFIX_RE = re.compile(r"^\$store\$_observation_ckpt\.(\d+)\.gz$")

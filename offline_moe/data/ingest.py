@@ -24,14 +24,15 @@ import numpy as np
 from offline_moe.data import games as games_lib
 from offline_moe.data.common import (
     Episode,
-    IngestError,
     check_percent,
     check_sample,
     format_checkpoints,
     parse_checkpoints,
     random_episodes,
 )
-from offline_moe.replay.cache import CacheError, CacheWriteError, CacheWriter, row_bytes
+from offline_moe.errors import CacheError, CacheWriteError, IngestError
+from offline_moe.replay.cache import row_bytes
+from offline_moe.replay.cache_writer import CacheWriter
 
 SOURCE_KINDS = ("tfds", "rlds_dir", "dqn_replay")
 
@@ -185,7 +186,7 @@ def _tfds_plan(kind, name, *, data_dir, game, run, checkpoints, percent, sample,
             builder, split_plan, checkpoints=checkpoints, drawn=drawn
         )
 
-    from offline_moe.data.record import description_identity
+    from offline_moe.replay.identity import description_identity
 
     detail = {
         # What a recording by offline_moe.record states about itself (None for public data).

@@ -15,7 +15,7 @@ Pong dataset) are recorded the same way, under names that state them ('scripted_
 Where things go, named by what made them (`recording_identity`):
 DATA_DIR/rlds/{Game}_random_{steps}steps_seed{seed}/rlu_atari_local/{Game}_run_1/ (the RLDS
 dataset) and DATA_DIR/cache/{Game}_random_{steps}steps_seed{seed} (its cache; the path
-convention of `offline_moe.replay.cache.cache_dir_for`). An existing dataset or cache is
+convention of `offline_moe.replay.identity.cache_dir_for`). An existing dataset or cache is
 reused only when the identity it records (the recorder's description, the cache's meta.json)
 matches the one asked for; otherwise it is refused with both values named.
 """
@@ -27,41 +27,23 @@ import os
 import subprocess
 import sys
 
-from offline_moe.replay.cache import (
-    CacheError,
+from offline_moe.errors import CacheError
+from offline_moe.replay.cache import read_meta
+from offline_moe.replay.identity import (
+    LOCAL_DATASET,
+    LOCAL_RUN,
     cache_dir_for,
     cache_identity,
     check_identity,
-    read_meta,
+    recording_identity,
 )
 
-DATASET_NAME = "rlu_atari_local"
-POLICY = "random"
-RUN = 1
+POLICY = "random"  # the default behaviour policy of local data
 
 
 def _log(message: str) -> None:
     # Progress goes to stderr: stdout may carry a command list (`sweep --print`).
     print(message, file=sys.stderr, flush=True)
-
-
-def recording_identity(
-    game: str, steps: int, seed: int = 0, *, policy: str = POLICY, eps: float | None = None
-) -> dict:
-    """The identity of the local recording of `steps` steps of `game` by `policy` (with its
-    `eps`, see `offline_moe.data.record`) and of its cache (all of it: percent 100)."""
-    from offline_moe.data.record import policy_identity  # no TensorFlow
-
-    return {
-        "source": f"tfds:{DATASET_NAME}/{game}_run_{RUN}",
-        "game": game,
-        "run": RUN,
-        "checkpoints": [0],
-        "percent": 100.0,
-        "policy": policy_identity(policy, eps),
-        "steps": int(steps),
-        "seed": int(seed),
-    }
 
 
 def local_dataset_dir(
@@ -84,7 +66,7 @@ def recorded_identity(dataset_dir: str) -> dict:
     Raises:
       CacheError: no readable dataset_info.json, or no recorder description in it.
     """
-    from offline_moe.data.record import description_identity  # no TensorFlow
+    from offline_moe.replay.identity import description_identity  # no TensorFlow
 
     path = os.path.join(dataset_dir, "dataset_info.json")
     try:
@@ -109,7 +91,7 @@ def record_dataset(
     from offline_moe.data.rlu_format import dataset_dir  # no TensorFlow at import
 
     wanted = {**recording_identity(game, steps, seed, policy=policy, eps=eps), "percent": None}
-    target = dataset_dir(data_dir, game, RUN, DATASET_NAME)
+    target = dataset_dir(data_dir, game, LOCAL_RUN, LOCAL_DATASET)
     if os.path.isdir(target) and any(os.scandir(target)):
         check_identity(f"recorded dataset {target}", wanted, recorded_identity(target))
         _log(f"[local_data] dataset exists: {target}")
@@ -121,7 +103,7 @@ def record_dataset(
         f"--game={game}",
         f"--steps={steps}",
         "--checkpoints=1",
-        f"--run={RUN}",
+        f"--run={LOCAL_RUN}",
         f"--policy={policy}",
         *([f"--eps={eps}"] if eps is not None else []),
         f"--seed={seed}",
@@ -178,7 +160,7 @@ def record_cache_direct(
     _log(f"[local_data] recording {steps:,} steps of {game} straight into {cache_dir}")
     kwargs = {"eps": eps} if eps is not None else {}
     record_cache(
-        game, steps, cache_dir, policy=policy, run=RUN, seed=seed, overwrite=True, **kwargs
+        game, steps, cache_dir, policy=policy, run=LOCAL_RUN, seed=seed, overwrite=True, **kwargs
     )
     return cache_dir
 

@@ -50,6 +50,7 @@ import numpy as np
 
 from offline_moe.data import games as games_lib
 from offline_moe.data import rlu_format
+from offline_moe.replay.identity import RECORDER, description_identity
 
 POLICIES = ("random", "eps_greedy", "scripted")
 
@@ -107,39 +108,6 @@ def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: floa
             return None
         return scripted.ScriptedPolicy(env, rng, eps)
     raise ValueError(f"--policy: unknown policy {name!r}; valid: {', '.join(POLICIES)}")
-
-
-RECORDER = "offline_moe.record"
-
-
-def policy_identity(policy: str, eps: float | None) -> str:
-    """The policy as identities name it: 'random', 'eps_greedy_0.1', 'scripted_0.25' (eps)."""
-    return f"{policy}_{float(eps):g}" if policy in ("eps_greedy", "scripted") else policy
-
-
-def description_identity(description: str) -> dict | None:
-    """The identity (`offline_moe.replay.cache.IDENTITY_FIELDS`) a recording states in its
-    dataset description, or None when the description is not this recorder's.
-
-    Recordings carry no percent (None): a cache states the percent of them it holds.
-    """
-    try:
-        d = json.loads(description)
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(d, dict) or d.get("recorder") != RECORDER:
-        return None
-    splits = d.get("checkpoints")
-    return {
-        "source": f"tfds:{d.get('name', rlu_format.DEFAULT_NAME)}/{d['game']}_run_{d['run']}",
-        "game": d["game"],
-        "run": d["run"],
-        "checkpoints": list(range(splits)) if splits is not None else None,
-        "percent": None,
-        "policy": policy_identity(d["policy"], d.get("eps")),
-        "steps": d["steps"],
-        "seed": d["seed"],
-    }
 
 
 def _description(game, steps, *, policy, checkpoints, run, seed, eps, name) -> str:
@@ -415,7 +383,7 @@ def record_cache(
     """
     from offline_moe.data.common import check_percent
     from offline_moe.data.ingest import Progress, write_episodes
-    from offline_moe.replay.cache import CacheError
+    from offline_moe.errors import CacheError
 
     game = check_request(game, steps, policy=policy, eps=eps, checkpoints=checkpoints)
     percent = check_percent(percent)

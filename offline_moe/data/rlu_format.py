@@ -37,9 +37,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from offline_moe.data.common import import_tfds
-from offline_moe.replay.cache import install_dir
+from offline_moe.replay.cache_writer import install_dir
+from offline_moe.replay.identity import LOCAL_DATASET
 
-DEFAULT_NAME = "rlu_atari_local"
+DEFAULT_NAME = LOCAL_DATASET  # local recordings (the identity module names them)
 PUBLIC_NAME = "rlu_atari_checkpoints_ordered"
 VERSION = "1.1.0"
 FRAME_SHAPE = (84, 84, 1)

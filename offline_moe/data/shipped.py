@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from offline_moe.errors import CacheError
 from offline_moe.replay.cache import (
     META_FILE,
-    CacheError,
     fields,
     frame_spec,
-    install_dir,
     load_cache,
     read_meta,
 )
+from offline_moe.replay.cache_writer import install_dir
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "datasets" / "minatar"
 _META_KEY = "meta_json"

@@ -43,7 +43,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from offline_moe.data import rlu_format
-from offline_moe.data.common import Episode, IngestError, import_tfds, prefix_count
+from offline_moe.data.common import Episode, import_tfds, prefix_count
+from offline_moe.errors import IngestError
 
 REQUIRED_STEP_FIELDS = ("observation", "action", "reward", "is_first", "is_terminal")
 _CONFIG_RE = re.compile(r"^(?P<game>[A-Za-z]+)_run_(?P<run>\d+)$")

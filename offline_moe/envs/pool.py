@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from offline_moe.envs import atari, registry
+from offline_moe.envs import atari, batched, registry
 
 
 def worker_count(requested: int, n: int) -> int:
@@ -34,7 +34,7 @@ class _Units:
         self.fields = fields
         if self.batched:
             self.envs = [
-                atari.BatchedAtari(
+                batched.BatchedAtari(
                     game,
                     num_envs,
                     protocol=protocol,
@@ -61,9 +61,9 @@ class _Units:
                 steps = [env.step(a) for env, a in zip(self.envs, actions)]
             else:
                 steps = [env.step(a, active=m) for env, a, m in zip(self.envs, actions, active)]
-            names = self.fields or atari.BatchStep._fields
+            names = self.fields or batched.BatchStep._fields
             out = [np.stack([getattr(st, f) for st in steps]) for f in names]
-            return atari.BatchStep(*out) if self.fields is None else tuple(out)
+            return batched.BatchStep(*out) if self.fields is None else tuple(out)
         n = len(self.envs)
         frame_shape, dtype, _ = registry.observation_spec(self.envs[0].game)
         obs = np.zeros((n, *frame_shape), dtype)
@@ -102,7 +102,7 @@ class EmulatorPool:
     `reset()` -> uint8 [U, 84, 84] (single) or [U, E, 84, 84, stack] (batched); for a game
     with other frames (MinAtar) the game's frame shape and dtype (`registry.observation_spec`).
     `step(actions [U] or [U, E], active=None or the same shape bool)` -> `atari.Step` of
-    [U] arrays (inactive units: zero obs, reward and flags) or `atari.BatchStep` of [U, E, ...]
+    [U] arrays (inactive units: zero obs, reward and flags) or `batched.BatchStep` of [U, E, ...]
     arrays (inactive envs as in `BatchedAtari.step`).
     """
 
@@ -121,7 +121,7 @@ class EmulatorPool:
         env_seeds = [int(s) for s in env_seeds]
         workers = worker_count(workers, len(env_seeds))
         self.units, self.conns, self.procs, self.chunks = None, [], [], []
-        cls = atari.Step if num_envs is None else atari.BatchStep
+        cls = atari.Step if num_envs is None else batched.BatchStep
         self._wrap = cls._make if fields is None else tuple
         fields = None if fields is None else tuple(fields)
         if fields is not None and not set(fields) <= set(cls._fields):

@@ -1,4 +1,6 @@
-"""Offline learners (pure init/update pairs over a TrainState; see `learners.core`).
+"""Learners of both tracks: pure init/update pairs over a TrainState (`learners.core`), with
+the offline losses (CQL, CQL+C51) in `learners.cql` and the online agents (DER, DrQ(eps), DQN)
+in `learners.online`.
 
 from offline_moe.learners import LearnerConfig, make_learner
 learner = make_learner(LearnerConfig(agent="cql"), make_torso("soft_moe"), num_actions=6)
@@ -19,13 +21,12 @@ from offline_moe.learners.core import (
     num_params,
     seed_keys,
 )
-from offline_moe.learners.cql import AGENTS, CQLC51Loss, CQLLoss, LearnerConfig, make_learner
+from offline_moe.learners.cql import CQLC51Loss, CQLLoss, LearnerConfig, make_learner
 
 __all__ = [
     "CPU_UNROLL",
     "MAX_CPU_UNROLL",
     "effective_scan_steps",
-    "AGENTS",
     "CQLC51Loss",
     "CQLLoss",
     "Learner",

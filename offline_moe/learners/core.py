@@ -44,6 +44,8 @@ import optax
 from flax import struct
 
 from offline_moe.networks.noisy import NOISE_RNG
+from offline_moe.replay.device import SAMPLE_STREAM, assemble_batch
+from offline_moe.replay.host import HostReplay, Prefetcher
 
 Array = jax.Array
 Batch = Mapping[str, Array]
@@ -202,7 +204,7 @@ class Learner:
 
 # ----- seeds, fused steps -----
 
-SAMPLE_STREAM, LOSS_STREAM = 0, 1  # fold_in tags of an update's sampling and loss keys
+LOSS_STREAM = 1  # fold_in tag of an update's loss key (its sampling key: SAMPLE_STREAM)
 
 
 def update_key(state: TrainState) -> Array:
@@ -398,6 +400,30 @@ def make_train_fn(
     return jit_over_seeds(one_seed, seed_axis)
 
 
+def make_host_train_fn(
+    learner, num_steps: int, *, unroll: int | bool | str = "auto", seed_axis: str = "auto"
+) -> Callable[[Any, dict], tuple[Any, dict]]:
+    """Jitted (state[S], block[S]) -> (state[S], metrics[S]): K updates on prefetched batches.
+
+    The HostReplay twin of `make_train_fn`: same scan and seed layout, batch k of a seed
+    taken from its block (see `Prefetcher`) instead of sampled on the device.
+    """
+    unroll = resolve_unroll(unroll)
+
+    def one_seed(pair, _):
+        state, block = pair
+
+        def body(state, xs):
+            frames = xs.pop("frames")
+            return learner.update(state, assemble_batch(frames, xs))
+
+        state, metrics = fused_scan(body, state, block, num_steps, unroll)
+        return state, _mean_metrics(metrics)
+
+    lifted = over_seeds(one_seed, seed_axis)
+    return jax.jit(lambda state, block: lifted((state, block), None), donate_argnums=0)
+
+
 def make_bare_train_fn(
     learner: Learner,
     num_steps: int,
@@ -443,3 +469,33 @@ def make_features_fn(learner: Learner, seed_axis: str = "auto") -> Callable[[Any
 def num_params(params: Any) -> int:
     """Number of scalars in a (single-seed) parameter pytree."""
     return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+class HostTrainStep:
+    """`step(state) -> (state, metrics)`: one call of K updates fed by a `Prefetcher`.
+
+    The HostReplay counterpart of `lambda state: train_fn(state, replay)`; `state` is the
+    state the run continues from (its rng and step start the prefetcher). Calls must follow
+    one another (each advances the step by K, as the trainer's loop does).
+    """
+
+    def __init__(self, learner, replay: HostReplay, state, *, batch_size, num_steps, threads=2):
+        self.k = int(num_steps)
+        self.next_step = int(np.asarray(state.step).reshape(-1)[0])
+        self._fn = make_host_train_fn(learner, self.k)
+        self._prefetch = Prefetcher(
+            replay,
+            jnp.asarray(np.asarray(state.rng)),  # a copy: the state's buffers are donated
+            self.next_step,
+            batch_size=batch_size,
+            num_steps=self.k,
+            threads=threads,
+        )
+
+    def __call__(self, state):
+        block = self._prefetch.get(self.next_step)
+        self.next_step += self.k
+        return self._fn(state, block)
+
+    def close(self) -> None:
+        self._prefetch.close()

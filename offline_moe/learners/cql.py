@@ -20,11 +20,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from offline_moe.configs import agents as agent_table
 from offline_moe.learners import losses
 from offline_moe.learners.core import Batch, Learner, Metrics, apply_network
 from offline_moe.networks.heads import DuelingC51Head, QHead, QNetwork
 
-AGENTS = ("cql", "cql_c51")
+AGENTS = agent_table.OFFLINE_AGENTS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from offline_moe.configs import agents as agent_table
 from offline_moe.envs.frames import stacked_shape
 from offline_moe.learners import losses
 from offline_moe.learners.augment import drq_augment
@@ -53,7 +54,7 @@ from offline_moe.replay import online as online_replay
 
 Array = jax.Array
 
-AGENTS = ("der", "drq_eps", "dqn")
+AGENTS = agent_table.names(agent_table.ONLINE, compared=False)  # der, drq_eps, dqn
 OPTIMIZERS = ("adam", "rmsprop_centered")
 
 

@@ -53,7 +53,6 @@ def register_torso(name: str) -> Callable:
 
 def list_torsos() -> list[str]:
     """Names of all registered torsos, sorted."""
-    _import_builtins()
     return sorted(_REGISTRY)
 
 
@@ -88,8 +87,6 @@ def resolve_torso(name_or_path: str) -> Callable[..., nn.Module]:
         if not callable(obj):
             raise TorsoError(f"torso path {name_or_path!r} names {obj!r}, which is not callable")
         return obj
-    if name_or_path not in _REGISTRY:
-        _import_builtins()
     if name_or_path not in _REGISTRY:
         raise TorsoError(
             f"unknown torso {name_or_path!r}; valid torsos: {', '.join(list_torsos())} "
@@ -223,9 +220,3 @@ def _accepts_var_kwargs(factory) -> bool:
 
 def _describe(factory) -> str:
     return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', factory)}"
-
-
-def _import_builtins() -> None:
-    # The built-in torsos register themselves on import; importing here makes `make_torso` work
-    # even when only this module was imported.
-    importlib.import_module("offline_moe.networks.torsos")

@@ -1,5 +1,9 @@
 """Replay cache: a directory of flat `.npy` arrays plus `meta.json` (no TensorFlow).
 
+This module holds the format and reads it (`load_cache`, `read_meta`, fingerprints); the writer
+is `offline_moe.replay.cache_writer`, and what made a cache (its identity) is
+`offline_moe.replay.identity`.
+
 Every data source (TFDS RLDS episodes, DQN-Replay logs, the local ALE recorder) is ingested
 into this one format, which `offline_moe.replay.device.DeviceReplay` loads onto the accelerator.
 
@@ -67,27 +71,22 @@ recorder's `policy`, `steps` and `seed` (missing ones are written as null). The 
 cache (what made it: `IDENTITY_FIELDS`) is compared before a cache is reused or trained on,
 and names its conventional directory (`cache_dir_for`).
 
-Writing is streaming and atomic: `CacheWriter` appends each episode straight to `.npy` files
-(whose headers are rewritten with the final length on close) inside a temporary directory
-`<out_dir>.tmp-XXXX` next to the target, and renames it into place only on success. Any
-exception removes the temporary directory, so a crash never leaves a half cache that looks
-whole.
+Writing (`offline_moe.replay.cache_writer`) is streaming and atomic: a crash never leaves a
+half cache that looks whole.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import hashlib
 import json
 import os
-import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from offline_moe.errors import CacheError
+from offline_moe.replay.identity import cache_identity
 
 FORMAT_VERSION = 1
 # The frame layout of Atari (DQN-Replay) caches, and of every cache written before meta.json
@@ -110,7 +109,7 @@ FIELDS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
 }
 
 # Keys the writer computes; callers may not set them.
-_RESERVED_META = (
+RESERVED_META = (
     "format_version",
     "num_rows",
     "num_transitions",
@@ -133,14 +132,6 @@ STANDARD_META = (
     "steps",
     "seed",
 )
-
-# Fixed total .npy header size: enough for any shape, multiple of 64 as numpy prefers.
-_NPY_HEADER_BYTES = 128
-_NPY_MAGIC = b"\x93NUMPY\x01\x00"
-
-
-class CacheError(ValueError):
-    """A replay cache is missing, malformed, or from another format version."""
 
 
 def fields(frame_shape=FRAME_SHAPE, frame_dtype=FRAME_DTYPE) -> dict:
@@ -166,370 +157,13 @@ def frame_spec(meta: Mapping[str, Any]) -> tuple[tuple[int, ...], np.dtype, int]
     return shape, dtype, stack
 
 
-def _check_frame_layout(where: str, shape, dtype, stack) -> None:
+def check_frame_layout(where: str, shape, dtype, stack) -> None:
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"{where}: frame_shape must be [H, W] or [H, W, C], got {list(shape)}")
     if np.dtype(dtype).name not in FRAME_DTYPES:
         raise ValueError(f"{where}: frame_dtype must be one of {FRAME_DTYPES}, got {dtype}")
     if int(stack) < 1:
         raise ValueError(f"{where}: frame_stack must be >= 1, got {stack}")
-
-
-class CacheWriteError(CacheError):
-    """Writing a cache file failed (e.g. the disk is full); the message names file and space."""
-
-    def __init__(self, path: str, error: OSError, nbytes: int):
-        self.path, self.error, self.nbytes = path, error, nbytes
-        try:
-            free = shutil.disk_usage(os.path.dirname(path)).free
-            space = f"; {free:,} bytes free on its file system"
-        except OSError:
-            space = ""
-        need = f" while writing {nbytes:,} bytes" if nbytes else ""
-        super().__init__(f"cache write failed: {path}: {error.strerror or error}{need}{space}")
-
-
-def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
-    """A version-1.0 .npy header padded to exactly `_NPY_HEADER_BYTES` bytes."""
-    text = f"{{'descr': {dtype.str!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, }}"
-    pad = _NPY_HEADER_BYTES - len(_NPY_MAGIC) - 2 - len(text) - 1
-    if pad < 0:
-        raise ValueError(f"shape {shape} too long for the .npy header")
-    text = text + " " * pad + "\n"
-    return _NPY_MAGIC + len(text).to_bytes(2, "little") + text.encode("latin1")
-
-
-class _NpyAppender:
-    """Appends rows to one .npy file; the header is rewritten with the row count on close."""
-
-    def __init__(self, path: str, dtype: np.dtype, row_shape: tuple[int, ...]):
-        self.path = path
-        self.dtype = dtype
-        self.row_shape = row_shape
-        self.rows = 0
-        self._file = open(path, "wb")  # noqa: SIM115 (closed in close())
-        self._file.write(_npy_header(dtype, (0, *row_shape)))
-
-    def append(self, array: np.ndarray) -> None:
-        array = np.ascontiguousarray(array, dtype=self.dtype)
-        assert array.shape[1:] == self.row_shape, (array.shape, self.row_shape)
-        try:
-            self._file.write(memoryview(array).cast("B"))
-        except OSError as e:
-            raise CacheWriteError(self.path, e, array.nbytes) from e
-        self.rows += array.shape[0]
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        try:
-            self._file.seek(0)
-            self._file.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
-            self._file.close()
-        except OSError as e:
-            raise CacheWriteError(self.path, e, 0) from e
-
-    def abort(self) -> None:
-        """Closes the file, ignoring errors: closing flushes, which fails again on a full disk."""
-        if not self._file.closed:
-            try:
-                self._file.close()
-            except OSError:
-                pass
-            if not self._file.closed:  # the flush failed before the descriptor was closed
-                with contextlib.suppress(OSError):
-                    os.close(self._file.fileno())
-
-
-def _is_cache_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, META_FILE))
-
-
-def _check_caller_meta(meta: Mapping[str, Any]) -> None:
-    """Caller meta must not set the writer's own keys and must be JSON-serialisable."""
-    bad = sorted(set(meta) & set(_RESERVED_META))
-    if bad:
-        raise ValueError(f"CacheWriter meta: keys {bad} are computed by the writer")
-    try:
-        json.dumps(meta)
-    except TypeError as e:
-        raise ValueError(f"CacheWriter meta is not JSON-serialisable: {e}") from e
-
-
-def install_dir(tmp_dir: str, target: str) -> None:
-    """Moves a finished temporary directory into place, replacing `target` if it exists.
-
-    The old directory is moved aside first and removed only after the rename, so a crash never
-    leaves neither. mkdtemp made `tmp_dir` private (0700); it gets the usual mode.
-    """
-    old = None
-    if os.path.exists(target):
-        old = tempfile.mkdtemp(
-            prefix=os.path.basename(target) + ".old-", dir=os.path.dirname(target)
-        )
-        os.rmdir(old)
-        os.rename(target, old)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_dir, 0o777 & ~umask)
-    os.rename(tmp_dir, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-class CacheWriter:
-    """Streams episodes into a new replay cache directory (atomic; see module docstring).
-
-    Use as a context manager::
-
-        with CacheWriter(out_dir, meta={"source": ..., "game": "Pong", ...}) as writer:
-            for episode in episodes:
-                writer.add_episode(obs, actions, rewards, terminated=True)
-
-    Memory use is bounded by one episode: rows go straight to disk.
-
-    Args:
-      out_dir: the cache directory to create.
-      meta: caller metadata stored in meta.json (JSON-serialisable); by convention the keys
-        in `STANDARD_META`. Keys in `_RESERVED_META` are computed here and may not be given.
-      overwrite: replace an existing cache at `out_dir`. Even then, a non-empty directory
-        that is not a cache (no meta.json) is refused, so a typo cannot delete other data.
-      frame_shape, frame_dtype: one frame's layout (default Atari's uint8 [84, 84]; MinAtar
-        bool [10, 10, C]); every episode's frames must have it.
-      frame_stack: frames per agent observation, recorded for the trainers (the game's:
-        `offline_moe.envs.registry.observation_spec`; default Atari's 4).
-
-    Raises:
-      CacheError: `out_dir` exists and `overwrite` is false (or it is not a cache).
-    """
-
-    def __init__(
-        self,
-        out_dir: str,
-        *,
-        meta: Mapping[str, Any] | None = None,
-        overwrite=False,
-        frame_shape=FRAME_SHAPE,
-        frame_dtype=FRAME_DTYPE,
-        frame_stack: int = FRAME_STACK,
-    ):
-        self.out_dir = os.path.abspath(os.fspath(out_dir))
-        self.overwrite = overwrite
-        meta = dict(meta or {})
-        _check_caller_meta(meta)
-        self.frame_shape = tuple(int(d) for d in frame_shape)
-        self.frame_dtype = np.dtype(frame_dtype)
-        self.frame_stack = int(frame_stack)
-        _check_frame_layout("CacheWriter", self.frame_shape, self.frame_dtype, self.frame_stack)
-        self._meta = {k: None for k in STANDARD_META}
-        self._meta.update(meta)
-        self._check_target()
-        parent = os.path.dirname(self.out_dir)
-        os.makedirs(parent, exist_ok=True)
-        self.tmp_dir = tempfile.mkdtemp(prefix=os.path.basename(self.out_dir) + ".tmp-", dir=parent)
-        self._files: dict[str, _NpyAppender] = {}
-        try:
-            for name, (dtype, row_shape) in fields(self.frame_shape, self.frame_dtype).items():
-                path = os.path.join(self.tmp_dir, name + ".npy")
-                self._files[name] = _NpyAppender(path, dtype, row_shape)
-        except BaseException:
-            self.abort()
-            raise
-        self.num_rows = 0
-        self.num_transitions = 0
-        self.num_episodes = 0
-        self._closed = False
-
-    def _check_target(self) -> None:
-        if not os.path.exists(self.out_dir):
-            return
-        if not os.path.isdir(self.out_dir):
-            raise CacheError(f"cache output {self.out_dir} exists and is not a directory")
-        if not self.overwrite:
-            raise CacheError(
-                f"cache output {self.out_dir} already exists; pass overwrite=True "
-                "(--overwrite) to replace it"
-            )
-        if os.listdir(self.out_dir) and not _is_cache_dir(self.out_dir):
-            raise CacheError(
-                f"refusing to overwrite {self.out_dir}: it is a non-empty directory without "
-                f"{META_FILE}, so it is not a replay cache"
-            )
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def update_meta(self, **meta: Any) -> None:
-        """Sets caller meta keys before `close` (e.g. `num_actions` inferred from the data)."""
-        _check_caller_meta(meta)
-        self._meta.update(meta)
-
-    def add_episode(
-        self,
-        observations: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        *,
-        terminated: bool,
-        final_observation: np.ndarray | None = None,
-        context: int = 0,
-    ) -> None:
-        """Appends one episode of T rows (T - context transitions, fewer when truncated).
-
-        Args:
-          observations: [T, *frame_shape] of frame_dtype (Atari: uint8 [T, 84, 84]);
-            observations[t] is the frame action t was taken on.
-          actions: integer [T].
-          rewards: float [T]; reward after action t (already clipped if the caller clips).
-          terminated: the game ended after the last action (terminal flag on the last row).
-            False means truncated: see `final_observation`.
-          final_observation: one frame, the frame after the last action of a truncated
-            episode; stored as an observation-only row. Ignored (not stored) if `terminated`.
-            If truncated and None, the last row becomes observation-only.
-          context: how many leading rows are frame-stack history only (observation-only; the
-            episode's earlier steps are not in the data).
-        """
-        if self._closed:
-            raise RuntimeError("CacheWriter is closed")
-        observations = np.asarray(observations)
-        actions = np.asarray(actions)
-        rewards = np.asarray(rewards)
-        t = observations.shape[0] if observations.ndim else 0
-        frame = f"{self.frame_dtype} {list(self.frame_shape)}"
-        if observations.dtype != self.frame_dtype or observations.shape[1:] != self.frame_shape:
-            raise ValueError(
-                f"add_episode: observations must be {frame} frames [T, ...], got "
-                f"{observations.dtype} {observations.shape}"
-            )
-        if t == 0:
-            raise ValueError("add_episode: an episode needs at least one transition")
-        if actions.shape != (t,) or rewards.shape != (t,):
-            raise ValueError(
-                f"add_episode: actions and rewards must have shape ({t},) like observations, "
-                f"got {actions.shape} and {rewards.shape}"
-            )
-        if not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"add_episode: actions must be integers, got {actions.dtype}")
-        if t and (actions.min() < 0 or actions.max() > np.iinfo(np.int32).max):
-            raise ValueError("add_episode: actions must be non-negative int32 values")
-        if final_observation is not None and not terminated:
-            final_observation = np.asarray(final_observation)
-            if (final_observation.dtype, final_observation.shape) != (
-                self.frame_dtype,
-                self.frame_shape,
-            ):
-                raise ValueError(
-                    f"add_episode: final_observation must be a frame of {frame}, got "
-                    f"{final_observation.dtype} {final_observation.shape}"
-                )
-        extra = 1 if (final_observation is not None and not terminated) else 0
-        n = t + extra
-        if not 0 <= context < n - (0 if terminated or extra else 1):
-            raise ValueError(
-                f"add_episode: context={context} leaves no transition in an episode of {t} rows"
-            )
-        terminal = np.zeros(n, np.bool_)
-        start = np.zeros(n, np.bool_)
-        obs_only = np.zeros(n, np.bool_)
-        start[0] = True
-        obs_only[:context] = True
-        if terminated:
-            terminal[t - 1] = True
-        else:
-            obs_only[n - 1] = True
-        f = self._files
-        f["observation"].append(observations)
-        f["action"].append(actions.astype(np.int32))
-        f["reward"].append(rewards.astype(np.float32))
-        if extra:
-            f["observation"].append(final_observation[None])
-            f["action"].append(np.zeros(1, np.int32))
-            f["reward"].append(np.zeros(1, np.float32))
-        f["terminal"].append(terminal)
-        f["episode_start"].append(start)
-        f["observation_only"].append(obs_only)
-        self.num_rows += n
-        self.num_transitions += n - int(obs_only.sum())
-        self.num_episodes += 1
-
-    # -- finishing -------------------------------------------------------------------------
-
-    def close(self) -> str:
-        """Finalises the files and renames the cache into place. Returns `out_dir`."""
-        if self._closed:
-            return self.out_dir
-        try:
-            if self.num_rows == 0:
-                raise CacheError(f"cache {self.out_dir}: no episodes were written (empty cache)")
-            for appender in self._files.values():
-                appender.close()
-            meta = dict(self._meta)
-            meta.update(
-                format_version=FORMAT_VERSION,
-                num_rows=self.num_rows,
-                num_transitions=self.num_transitions,
-                num_episodes=self.num_episodes,
-                frame_shape=list(self.frame_shape),
-                frame_dtype=self.frame_dtype.name,
-                frame_stack=self.frame_stack,
-                created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            )
-            with open(os.path.join(self.tmp_dir, META_FILE), "w") as fh:
-                json.dump(meta, fh, indent=1, sort_keys=True)
-                fh.write("\n")
-            self._install()
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-        return self.out_dir
-
-    def _install(self) -> None:
-        self._check_target()  # something may have appeared while we were writing
-        install_dir(self.tmp_dir, self.out_dir)
-
-    def abort(self) -> None:
-        """Discards everything written so far (removes the temporary directory)."""
-        for appender in getattr(self, "_files", {}).values():
-            appender.abort()  # never raises, so the directory below is always removed
-        if os.path.isdir(self.tmp_dir):
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
-        self._closed = True
-
-    @property
-    def bytes_written(self) -> int:
-        """Bytes of array data written so far (all files)."""
-        return self.num_rows * row_bytes(self.frame_shape, self.frame_dtype)
-
-    def __enter__(self) -> CacheWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def write_cache(
-    out_dir: str,
-    episodes,
-    *,
-    meta: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    **frame_layout,
-) -> str:
-    """Writes an iterable of episode dicts (keys as `CacheWriter.add_episode` arguments);
-    `frame_layout`: CacheWriter's frame_shape, frame_dtype, frame_stack."""
-    with CacheWriter(out_dir, meta=meta, overwrite=overwrite, **frame_layout) as writer:
-        for ep in episodes:
-            writer.add_episode(
-                ep["observations"],
-                ep["actions"],
-                ep["rewards"],
-                terminated=ep["terminated"],
-                final_observation=ep.get("final_observation"),
-            )
-    return writer.out_dir
 
 
 def read_meta(cache_dir: str) -> dict:
@@ -554,7 +188,7 @@ def read_meta(cache_dir: str) -> dict:
             f"expected {FORMAT_VERSION}; re-ingest the data with this version of offline_moe"
         )
     try:
-        _check_frame_layout(f"replay cache {cache_dir}: {META_FILE}", *frame_spec(meta))
+        check_frame_layout(f"replay cache {cache_dir}: {META_FILE}", *frame_spec(meta))
     except (TypeError, ValueError) as e:
         raise CacheError(str(e)) from None
     return meta
@@ -744,109 +378,3 @@ def _check_flags(cache_dir: str, arrays: Mapping[str, np.ndarray], meta: Mapping
                 f"replay cache {cache_dir}: {META_FILE} field {key} is {meta.get(key)!r} "
                 f"but the arrays give {value}"
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# Identity: what made a cache (or a recorded dataset). A cache is reused, or trained on, only
-# when its identity matches what is asked for; the conventional path is derived from it.
-
-IDENTITY_FIELDS = (
-    "source",
-    "game",
-    "run",
-    "checkpoints",
-    "percent",
-    "sample",  # how percent was drawn: prefix | random (offline_moe.data.ingest)
-    "sample_seed",
-    "policy",
-    "steps",
-    "seed",
-)
-# `source` strings start with the reader that made them (offline_moe.data.ingest); rlds_dir
-# sources hold the same RL Unplugged data as tfds ones.
-_KIND_OF_PREFIX = {"tfds": "tfds", "rlds_dir": "tfds", "dqn_replay": "dqn_replay"}
-CACHE_ROOT = "cache"
-# The names `cache_dir_for` gives: {Game}_run{run}_{percent}pct for a fraction of DQN-Replay,
-# {Game}_{policy}_{steps}steps_seed{seed} for a local recording (all of it).
-CACHE_NAME_RE = re.compile(
-    r"[A-Z][A-Za-z0-9]*_(run\d+_\d+(\.\d+)?pct(_random\d+)?|[a-z][a-z0-9_.]*_\d+steps_seed\d+(_\d+(\.\d+)?pct)?)"
-)
-
-
-def cache_identity(meta: Mapping[str, Any]) -> dict:
-    """The identity fields of a cache's (or recorded dataset's) meta; None where not recorded.
-
-    source: the ingest source string ('tfds:rlu_atari_checkpoints_ordered/Pong_run_1', ...);
-    game, run, checkpoints (list of ints), percent (of each checkpoint); policy, steps, seed:
-    the recorder's (`offline_moe.data.record`), None for public data.
-    """
-    out = {k: meta.get(k) for k in IDENTITY_FIELDS}
-    if out["checkpoints"] is not None:
-        out["checkpoints"] = [int(c) for c in out["checkpoints"]]
-    return out
-
-
-def source_kind(identity: Mapping[str, Any]) -> str | None:
-    """'record' (recorded locally: the recorder's policy is known), 'tfds', 'dqn_replay', or
-    the source string itself for anything else; None when no source is recorded."""
-    if identity.get("policy") is not None:
-        return "record"
-    source = identity.get("source")
-    if source is None:
-        return None
-    return _KIND_OF_PREFIX.get(str(source).partition(":")[0], str(source))
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def identity_differences(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
-    """'field: wanted X, found Y' for every identity field `wanted` sets that `found` differs in."""
-    return [
-        f"{k}: wanted {wanted[k]!r}, found {found.get(k)!r}"
-        for k in IDENTITY_FIELDS
-        if wanted.get(k) is not None and not _same_value(wanted[k], found.get(k))
-    ]
-
-
-def check_identity(where: str, wanted: Mapping[str, Any], found: Mapping[str, Any]) -> None:
-    """Raises CacheError naming both values of every differing field."""
-    diffs = identity_differences(wanted, found)
-    if diffs:
-        raise CacheError(
-            f"{where} was made by something else than asked for ({'; '.join(diffs)}); remove it "
-            "or choose another directory"
-        )
-
-
-def _num(x: Any) -> str:
-    x = float(x)
-    return str(int(x)) if x.is_integer() else f"{x:g}"
-
-
-def cache_dir_for(identity: Mapping[str, Any], data_dir: str = "data") -> str:
-    """The conventional cache directory of an identity (docs, trainers, local data, sweep).
-
-    DATA_DIR/cache/{Game}_run{run}_{percent}pct for a fraction of DQN-Replay (e.g.
-    data/cache/Pong_run1_5pct, `_random{seed}` appended for `ingest --sample=random`);
-    DATA_DIR/cache/{Game}_{policy}_{steps}steps_seed{seed} for all
-    of a local recording (e.g. data/cache/Pong_random_3000steps_seed0; '_{percent}pct' is
-    appended when only part of it is ingested).
-    """
-    game = identity["game"]
-    if source_kind(identity) == "record":
-        policy = re.sub(r"[^a-z0-9_.]", "", str(identity["policy"]).lower())
-        name = f"{game}_{policy}_{int(identity['steps'])}steps_seed{int(identity['seed'])}"
-        pct = identity.get("percent")
-        if pct is not None and float(pct) != 100.0:
-            name += f"_{_num(pct)}pct"
-    else:
-        name = f"{game}_run{int(identity['run'])}_{_num(identity['percent'])}pct"
-        if identity.get("sample") == "random":  # ingest --sample=random: its seed names it
-            name += f"_random{int(identity.get('sample_seed') or 0)}"
-    return os.path.join(data_dir, CACHE_ROOT, name)

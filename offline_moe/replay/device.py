@@ -70,8 +70,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from offline_moe.envs.frames import stack_frames, stacked_shape
+from offline_moe.errors import CacheError
 from offline_moe.replay import transitions
-from offline_moe.replay.cache import CacheError, frame_spec, load_cache
+from offline_moe.replay.cache import frame_spec, load_cache
 
 # ---------------------------------------------------------------------------------------------
 # Host-side (numpy) index helpers.
@@ -99,6 +100,9 @@ def episode_end_rows(episode_start: np.ndarray) -> np.ndarray:
     return np.minimum.accumulate(rows[::-1])[::-1].astype(np.int32)
 
 
+# The fold_in tag that turns an update's key into its sampling key (the trainer's update k draws
+# its batch with fold_in(fold_in(rng, step), SAMPLE_STREAM)); HostReplay draws the same rows.
+SAMPLE_STREAM = 0
 VALID_CHUNK = 1 << 16  # rows per call of the validity rule (bounds the [rows, n] windows)
 
 

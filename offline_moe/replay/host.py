@@ -12,7 +12,8 @@ update k of a call that starts at step s uses key fold_in(fold_in(rng, s + k), S
 2. host: those frames gathered from the (memory-mapped) frame array by `threads` threads;
 3. host -> device: one transfer of uint8 [S, K, B, 2 * stack, 84, 84] (any cache: its frames,
    [S, K, B, 2 * stack, *frame_shape]);
-4. device: the K updates, on batches built from that block (`make_host_train_fn`).
+4. device: the K updates, on batches built from that block
+   (`offline_moe.learners.core.make_host_train_fn`, `HostTrainStep`).
 
 Steps 1-3 for call c + 1 run in a background thread while the device runs call c (double
 buffering: one block is being trained on, the next one is being built). Since the indices
@@ -29,23 +30,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from offline_moe.learners.core import (
-    SAMPLE_STREAM,
-    _mean_metrics,
-    fused_scan,
-    over_seeds,
-    resolve_unroll,
-)
 from offline_moe.replay.cache import load_cache
-from offline_moe.replay.device import DeviceReplay, assemble_batch
+from offline_moe.replay.device import SAMPLE_STREAM, DeviceReplay, assemble_batch
 
 
 class HostReplay:
@@ -250,30 +242,6 @@ class Prefetcher:
         self.close()
 
 
-def make_host_train_fn(
-    learner, num_steps: int, *, unroll: int | bool | str = "auto", seed_axis: str = "auto"
-) -> Callable[[Any, dict], tuple[Any, dict]]:
-    """Jitted (state[S], block[S]) -> (state[S], metrics[S]): K updates on prefetched batches.
-
-    The HostReplay twin of `make_train_fn`: same scan and seed layout, batch k of a seed
-    taken from its block (see `Prefetcher`) instead of sampled on the device.
-    """
-    unroll = resolve_unroll(unroll)
-
-    def one_seed(pair, _):
-        state, block = pair
-
-        def body(state, xs):
-            frames = xs.pop("frames")
-            return learner.update(state, assemble_batch(frames, xs))
-
-        state, metrics = fused_scan(body, state, block, num_steps, unroll)
-        return state, _mean_metrics(metrics)
-
-    lifted = over_seeds(one_seed, seed_axis)
-    return jax.jit(lambda state, block: lifted((state, block), None), donate_argnums=0)
-
-
 def benchmark_host_sampling(
     replay, batch_size: int = 32, iters: int = 200, *, threads: int = 2, calls: int = 4
 ) -> dict:
@@ -317,33 +285,3 @@ def benchmark_host_sampling(
         "host_bytes_per_transition": 2 * replay.stack * replay.frames[0].nbytes,
         "device_bytes": replay.device_bytes(),
     }
-
-
-class HostTrainStep:
-    """`step(state) -> (state, metrics)`: one call of K updates fed by a `Prefetcher`.
-
-    The HostReplay counterpart of `lambda state: train_fn(state, replay)`; `state` is the
-    state the run continues from (its rng and step start the prefetcher). Calls must follow
-    one another (each advances the step by K, as the trainer's loop does).
-    """
-
-    def __init__(self, learner, replay: HostReplay, state, *, batch_size, num_steps, threads=2):
-        self.k = int(num_steps)
-        self.next_step = int(np.asarray(state.step).reshape(-1)[0])
-        self._fn = make_host_train_fn(learner, self.k)
-        self._prefetch = Prefetcher(
-            replay,
-            jnp.asarray(np.asarray(state.rng)),  # a copy: the state's buffers are donated
-            self.next_step,
-            batch_size=batch_size,
-            num_steps=self.k,
-            threads=threads,
-        )
-
-    def __call__(self, state):
-        block = self._prefetch.get(self.next_step)
-        self.next_step += self.k
-        return self._fn(state, block)
-
-    def close(self) -> None:
-        self._prefetch.close()

@@ -65,14 +65,17 @@ def device_capacity() -> tuple[int | None, str]:
 
 def state_bytes(learner, num_seeds: int, obs_shape=(84, 84, 4), obs_dtype="uint8") -> int:
     """Exact bytes of `num_seeds` TrainStates of `learner` for observations of `obs_shape`
-    (default Atari's 4 stacked 84x84 frames) (nothing is allocated)."""
+    (default Atari's 4 stacked 84x84 frames) (nothing is allocated).
+
+    `learner` is anything with the learners' `init(key, obs) -> TrainState`; the seeds are
+    stacked as `offline_moe.learners.init_seeds` stacks them (a vmap over one key per seed).
+    """
     import jax
     import jax.numpy as jnp
 
-    from offline_moe.learners import init_seeds, seed_keys
-
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.PRNGKey(0), num_seeds))
     obs = jax.ShapeDtypeStruct((1, *obs_shape), jnp.dtype(obs_dtype))
-    shapes = jax.eval_shape(lambda k, o: init_seeds(learner, k, o), seed_keys(0, num_seeds), obs)
+    shapes = jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)), keys, obs)
     return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
 
 

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from offline_moe.train import protocol as protocol_lib
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.progress import Progress
 
@@ -151,7 +152,7 @@ class Track(Protocol):
     num_seeds: int
 
     def protocol(self) -> dict:
-        """The run's protocol block (`rundir.protocol_block`)."""
+        """The run's protocol block (`train.protocol.protocol_block`)."""
 
     def restore(self, rd: rundir_lib.RunDir, iteration: int) -> dict:
         """Restores the state saved after `iteration`; returns the checkpoint's metadata."""
@@ -170,7 +171,7 @@ class Track(Protocol):
         """(state pytree, JSON metadata) to save after iteration `it`."""
 
     def summary(self) -> dict:
-        """summary.json fields of the track (`rundir.build_summary`'s agent, game, torso,
+        """summary.json fields of the track (`train.protocol.build_summary`'s agent, game, torso,
         params and anything else) once the last iteration is done."""
 
     def close(self) -> None:
@@ -290,7 +291,7 @@ def _run(run, track, max_iterations, stop_at, log) -> dict | None:
         return None
     steps, updates, seconds = timed if timed[0] else first
     rates = rate_fields(track.unit, steps, updates, seconds)
-    summary = rundir_lib.build_summary(
+    summary = protocol_lib.build_summary(
         rd.read_evals(),
         num_seeds=len(seeds),
         iterations=n,

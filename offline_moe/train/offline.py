@@ -40,16 +40,12 @@ from offline_moe.learners import (
     num_params,
     seed_keys,
 )
-from offline_moe.replay.cache import (
-    cache_dir_for,
-    cache_identity,
-    cache_pin,
-    describe_pin,
-    frame_spec,
-    source_kind,
-)
-from offline_moe.replay.host import HostReplay, HostTrainStep
+from offline_moe.learners.core import HostTrainStep
+from offline_moe.replay.cache import cache_pin, describe_pin, frame_spec
+from offline_moe.replay.host import HostReplay
+from offline_moe.replay.identity import cache_dir_for, cache_identity, source_kind
 from offline_moe.train import loop
+from offline_moe.train import protocol as protocol_lib
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.repr_metrics import representation_metrics
 
@@ -283,14 +279,14 @@ def build(config: Mapping, log=_log):
 
 
 def run_protocol(config: Mapping, tc: TrainConfig, ec: EvalConfig, meta: Mapping, torso_meta):
-    """The run's protocol block (`rundir.protocol_block`): the data the cache holds (its
+    """The run's protocol block (`train.protocol.protocol_block`): the data the cache holds (its
     meta.json identity), the torso, the update budget and the evaluation settings."""
     from offline_moe.envs.registry import env_protocol
 
     identity = cache_identity(meta)
     percent = identity["percent"] if identity["percent"] is not None else config["data"]["percent"]
     protocol = env_protocol(tc.game, ec.protocol)
-    return rundir_lib.protocol_block(
+    return protocol_lib.protocol_block(
         track="offline",
         agent=tc.agent,
         game=tc.game,

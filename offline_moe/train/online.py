@@ -41,8 +41,9 @@ from offline_moe.envs.registry import env_protocol
 from offline_moe.learners import env_seed, make_act_fn, num_params, online, seed_keys
 from offline_moe.networks import torso_spec
 from offline_moe.train import loop
+from offline_moe.train.protocol import protocol_block
 from offline_moe.train.replay_logs import ReplayLog
-from offline_moe.train.rundir import Run, RunDir, open_run, printer, protocol_block
+from offline_moe.train.rundir import Run, RunDir, open_run, printer
 
 # fold_in tags of a seed's random streams, as on the offline track (`train.loop`).
 TRAIN_STREAM, EVAL_STREAM = loop.TRAIN_STREAM, loop.EVAL_STREAM
@@ -338,8 +339,8 @@ def build(config: ml_collections.ConfigDict) -> tuple[RunConfig, str, online.Onl
 
 
 def run_protocol(rc: RunConfig, game: str, cfg: online.OnlineAgentConfig) -> dict:
-    """The run's protocol block (`rundir.protocol_block`): online interaction, the torso, the
-    agent-step budget and the evaluation settings."""
+    """The run's protocol block (`train.protocol.protocol_block`): online interaction, the
+    torso, the agent-step budget and the evaluation settings."""
     protocol = env_protocol(game, rc.protocol)
     return protocol_block(
         track="online",

@@ -1,5 +1,10 @@
 """Run directory: config, metrics, evaluations, Orbax checkpoints, summary (agent-agnostic).
 
+This module holds the layout (`RunDir`) and the start/resume preamble (`open_run`); the lock
+is `offline_moe.train.lock`, the protocol block, the summary and config differences are
+`offline_moe.train.protocol`, Orbax's noise after a failed write is silenced by
+`offline_moe.train.orbax_logs`, and the errors a refused start raises are `offline_moe.errors`.
+
 Layout (shared by the offline and online tracks; `offline_moe.report` reads only this):
 
   workdir/
@@ -46,18 +51,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import errno
-import fcntl
 import json
 import logging
-import math
 import os
-import re
 import shutil
-import socket
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -65,67 +62,23 @@ from typing import Any
 import jax
 import numpy as np
 
-from offline_moe.replay.cache import CacheError
+from offline_moe.errors import (
+    CheckpointWriteError,
+    ConfigMismatchError,
+    InputMismatchError,
+    NonFiniteLossError,
+    RunDirError,
+)
+from offline_moe.train import orbax_logs
+from offline_moe.train.lock import RunLock
+from offline_moe.train.protocol import PROTOCOL, config_diff, config_value, to_jsonable
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 EVAL = "eval.jsonl"
 CHECKPOINTS = "checkpoints"
 SUMMARY = "summary.json"
-PROTOCOL = "protocol.json"
-PROTOCOL_VERSION = 1
-TRACKS = ("offline", "online")
 INPUTS = "inputs.json"
-LOCK = "run.lock"
-
-# The holder of run.lock touches it every HEARTBEAT_S seconds; a holder recorded by ANOTHER
-# host counts as alive until its heartbeat is STALE_AFTER_S old (shared storage on which
-# flock does not reach across hosts).
-HEARTBEAT_S = 30.0
-STALE_AFTER_S = 300.0
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when a training loss is NaN/inf; the last good checkpoint is kept untouched."""
-
-
-class RunDirError(ValueError):
-    """This start is refused; the message says why and what to do (trainers exit non-zero)."""
-
-
-class RunLockedError(RunDirError):
-    """Another trainer holds the run directory."""
-
-
-class ConfigMismatchError(RunDirError):
-    """The given config differs from the run's config.json."""
-
-
-class InputMismatchError(RunDirError):
-    """An input the run was started on (e.g. its replay cache) has changed."""
-
-
-class CheckpointWriteError(OSError):
-    """Saving a checkpoint failed; earlier checkpoints are intact."""
-
-
-# What a trainer's command line reports as one line (and a non-zero exit), not a traceback:
-# refused starts, NaN stops, failed checkpoint writes, and caches that fail their checks.
-USER_ERRORS = (RunDirError, NonFiniteLossError, CheckpointWriteError, CacheError)
-
-
-def to_jsonable(x: Any) -> Any:
-    """Converts numpy/jax scalars and arrays (nested in dicts/lists) to plain JSON types."""
-    if isinstance(x, Mapping):
-        return {str(k): to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [to_jsonable(v) for v in x]
-    if isinstance(x, jax.Array | np.ndarray | np.generic):
-        arr = np.asarray(x)
-        return arr.item() if arr.ndim == 0 else arr.tolist()
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)  # JSON has no NaN/inf; keep it readable
-    return x
 
 
 def _atomic_write_json(path: str, obj: Any) -> None:
@@ -152,72 +105,6 @@ def read_jsonl(path: str) -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return out
-
-
-def protocol_block(
-    *,
-    track: str,
-    agent: str,
-    game: str,
-    data: Mapping[str, Any],
-    encoder: str | None,
-    torso: Mapping[str, Any],
-    budget: Mapping[str, Any],
-    evaluation: Mapping[str, Any],
-    sticky_actions: float,
-) -> dict:
-    """The run's protocol: what a reader must know to compare runs like with like.
-
-    Written by both trainers to protocol.json; `offline_moe.analysis.report` groups runs and
-    matches the paper's findings on it, never on keys searched in the config.
-
-    Args:
-      track: 'offline' or 'online'.
-      agent: 'cql', 'cql_c51', 'der', 'drq_eps'.
-      game: the game (a run's game list is [game]).
-      data: {'source': kind ('tfds', 'dqn_replay', 'record', 'online', ...), 'percent': percent
-        of the source in the cache (None: not a fraction), 'cache': the cache's identity
-        (`offline_moe.replay.cache.cache_identity`) or None}.
-      encoder: the torso's encoder ('impala', 'nature'), None if it has none.
-      torso: {'name': ..., 'kwargs': {...}} as the torso received them.
-      budget: {'iterations', 'steps_per_iteration', 'unit': 'updates' | 'agent_steps'} plus
-        anything else the track counts (e.g. 'updates_per_step').
-      evaluation: {'protocol', 'epsilon', 'max_episode_steps', 'standard_max_episode_steps',
-        'min_steps' (full episodes until this many steps; or None), 'episodes' (or None),
-        'interval' (iterations between evaluations)}.
-      sticky_actions: sticky-action probability of the emulators the run steps.
-
-    Returns:
-      The block (JSON-ready); raises ValueError naming a missing field.
-    """
-    if track not in TRACKS:
-        raise ValueError(f"protocol track {track!r}; valid: {', '.join(TRACKS)}")
-    need = {
-        "data": ("source", "percent", "cache"),
-        "torso": ("name", "kwargs"),
-        "budget": ("iterations", "steps_per_iteration", "unit"),
-        "evaluation": ("protocol", "epsilon", "max_episode_steps", "standard_max_episode_steps",
-                       "min_steps", "episodes", "interval"),
-    }  # fmt: skip
-    given = {"data": data, "torso": torso, "budget": budget, "evaluation": evaluation}
-    for name, fields in need.items():
-        missing = [f for f in fields if f not in given[name]]
-        if missing:
-            raise ValueError(f"{PROTOCOL}: {name} block lacks {missing}")
-    return to_jsonable(
-        {
-            "version": PROTOCOL_VERSION,
-            "track": track,
-            "agent": agent,
-            "games": [game],
-            "data": dict(data),
-            "encoder": encoder,
-            "torso": {"name": torso["name"], "kwargs": dict(torso["kwargs"])},
-            "budget": dict(budget),
-            "eval": dict(evaluation),
-            "sticky_actions": float(sticky_actions),
-        }
-    )
 
 
 class RunDir:
@@ -365,8 +252,8 @@ class RunDir:
         import orbax.checkpoint as ocp
 
         meta = to_jsonable({"iteration": iteration, **dict(meta)})
-        _silence_failed_write_aftermath()
-        quiet = _DropOrbaxErrors()
+        orbax_logs.silence_failed_write_aftermath()
+        quiet = orbax_logs.DropOrbaxErrors()
         absl_logger = logging.getLogger("absl")
         absl_logger.addFilter(quiet)
         try:
@@ -415,7 +302,7 @@ class RunDir:
         last = complete[-1] if complete else "none"
         return CheckpointWriteError(
             f"checkpoint write failed: {os.path.join(root, str(iteration))}: "
-            f"{_reason(error)}; the last complete checkpoint is {last}"
+            f"{orbax_logs.write_error_reason(error)}; the last complete checkpoint is {last}"
         )
 
     def restore_checkpoint(self, template: Any, iteration: int | None = None) -> tuple[Any, dict]:
@@ -510,37 +397,6 @@ def check_finite(
         )
 
 
-def build_summary(
-    evals: list[dict], *, agent: str, game: str, torso: Mapping, num_seeds: int, **extra
-) -> dict:
-    """summary.json content of a finished run, the same keys on both tracks.
-
-    Args:
-      evals: the run's eval.jsonl lines (each with per-seed "returns").
-      agent, game: what was trained on what.
-      torso: {"name": ..., "kwargs": {...}} as saved with the checkpoints.
-      num_seeds: seeds in the run.
-      **extra: track-specific figures (budget, throughput, parameter count, ...).
-
-    Returns:
-      {"final_return": [per seed] of the last evaluation, "best_return": [per seed] best over
-      evaluations (both None without any), "agent", "game", "torso", "num_seeds", **extra};
-      `RunDir.write_summary` adds "done".
-    """
-    returns = [e["returns"] for e in evals]
-    return to_jsonable(
-        {
-            "final_return": returns[-1] if returns else None,
-            "best_return": np.max(np.asarray(returns, float), axis=0) if returns else None,
-            "agent": agent,
-            "game": game,
-            "torso": {"name": torso["name"], "kwargs": dict(torso.get("kwargs", {}))},
-            "num_seeds": num_seeds,
-            **extra,
-        }
-    )
-
-
 def printer(command: str):
     """The progress printer of a trainer: one flushed stdout line per call, `[command] msg`.
 
@@ -554,219 +410,7 @@ def printer(command: str):
     return log
 
 
-def _reason(error: BaseException) -> str:
-    """The innermost OSError's text (e.g. 'No space left on device'), else the first line."""
-    seen, e = set(), error
-    found = None
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno is not None:
-            found = e
-        e = e.__cause__ or e.__context__
-    number = found.errno if found is not None else None
-    if number is None:  # tensorstore (Orbax's array writer) reports `[os_error_code='28']`
-        match = re.search(r"os_error_code='?(\d+)|\[Errno (\d+)\]", str(error))
-        number = int(match.group(1) or match.group(2)) if match else None
-    if number is not None:
-        return f"{os.strerror(number)} ({errno.errorcode.get(number, number)})"
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
-def _silence_failed_write_aftermath() -> None:
-    """After a failed write, Orbax's other array writes finish on an event loop it has closed.
-
-    Each then prints `RuntimeError: Event loop is closed` (through sys.unraisablehook) or
-    asyncio's "Task exception was never retrieved", dozens of tracebacks after the one-line
-    error. Installed once, at the first save; other unraisable errors and logs pass.
-    """
-    if getattr(sys.unraisablehook, "_offline_moe", False):
-        return
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        e = unraisable.exc_value
-        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
-            return
-        previous(unraisable)
-
-    hook._offline_moe = True
-    sys.unraisablehook = hook
-    logging.getLogger("asyncio").addFilter(_DropUnretrievedWriteErrors())
-
-
-class _DropUnretrievedWriteErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (
-            "exception was never retrieved" in record.getMessage()
-            and exc is not None
-            and "orbax-checkpoint-tmp" in str(exc)
-        )
-
-
-class _DropOrbaxErrors(logging.Filter):
-    """Orbax logs a failed write from each of its threads; the raised error says it once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
-
-
-# ----- one writer per run directory -----
-
-
-def _proc_start(pid: int) -> int | None:
-    """The start time of process `pid` in clock ticks since boot (Linux), or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int, start: int | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    now_start = _proc_start(pid)
-    return start is None or now_start is None or now_start == start  # a reused pid is not it
-
-
-def describe_holder(holder: Mapping) -> str:
-    return (
-        f"PID {holder.get('pid')} on host {holder.get('host')} "
-        f"(started {holder.get('started', '?')})"
-    )
-
-
-class RunLock:
-    """One writer per run directory: an exclusive `flock` on `workdir/run.lock`.
-
-    The kernel drops a flock when its process dies (SIGKILL included), so a killed run never
-    leaves a stale lock. For shared file systems on which flock may not reach across hosts,
-    the holder also records itself in the file (host, pid, process start, start time) and
-    touches it every `HEARTBEAT_S` seconds. Even when the flock is granted, a start is refused
-    while that recorded holder is alive: on this host, while its process exists; on another
-    host, until its heartbeat (the file's mtime) is `STALE_AFTER_S` seconds old. The file is
-    emptied on release and never deleted (deleting it would let two processes lock two files).
-
-    Args:
-      workdir: the run directory (must exist).
-    """
-
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, LOCK)
-        self._fd: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _read(self, fd: int) -> dict:
-        try:
-            data = os.pread(fd, 4096, 0)
-            return json.loads(data) if data.strip() else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _alive(self, holder: Mapping) -> bool:
-        if not holder.get("pid"):
-            return False
-        if holder.get("host") == socket.gethostname():
-            if int(holder["pid"]) == os.getpid():
-                return False  # our own record from an earlier, released open
-            return _pid_alive(int(holder["pid"]), holder.get("pid_start"))
-        try:
-            age = time.time() - os.stat(self.path).st_mtime
-        except OSError:
-            return False
-        return age < STALE_AFTER_S
-
-    def acquire(self) -> None:
-        """Takes the lock or raises RunLockedError naming the holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._read(fd)
-                who = describe_holder(holder) if holder else "a process that has not yet said who"
-                raise RunLockedError(
-                    f"{os.path.dirname(self.path)} is in use by another trainer: {who} holds "
-                    f"{self.path}. Wait for it to finish or stop it; one run directory takes one "
-                    "trainer at a time"
-                ) from None
-            holder = self._read(fd)
-            if self._alive(holder):
-                other_host = holder.get("host") != socket.gethostname()
-                rule = (
-                    f"its heartbeat is younger than {STALE_AFTER_S:.0f} s"
-                    if other_host
-                    else "that process is alive"
-                )
-                raise RunLockedError(
-                    f"{os.path.dirname(self.path)} is in use by another trainer: "
-                    f"{describe_holder(holder)} is recorded in {self.path} and {rule} (shared "
-                    "storage: the file lock did not see it). Wait for it to finish or stop it"
-                )
-            me = {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "pid_start": _proc_start(os.getpid()),
-                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(me, sort_keys=True) + "\n").encode(), 0)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._heartbeat, name="run.lock", daemon=True)
-        self._thread.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-        os.close(self._fd)  # drops the flock
-        self._fd = None
-
-
 # ----- the start/resume preamble shared by both trainers -----
-
-
-_MISSING = object()
-
-
-def config_diff(stored: Mapping, given: Mapping, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two (nested) config dicts."""
-    out = []
-    for key in sorted(set(stored) | set(given)):
-        a, b = stored.get(key, _MISSING), given.get(key, _MISSING)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += config_diff(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def _get(config: Mapping, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
-    return "(absent)" if node is _MISSING else node
 
 
 @dataclasses.dataclass
@@ -836,7 +480,8 @@ def open_run(
                 diff = config_diff(stored, config)
                 if diff:
                     shown = "; ".join(
-                        f"{k}: stored {_get(stored, k)!r}, given {_get(config, k)!r}"
+                        f"{k}: stored {config_value(stored, k)!r}, "
+                        f"given {config_value(config, k)!r}"
                         for k in diff[:6]
                     )
                     state = "finished run" if rd.is_done() else "run"

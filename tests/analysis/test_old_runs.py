@@ -10,7 +10,7 @@ import numpy as np
 
 from offline_moe.analysis import report
 from offline_moe.analysis.report.runs import load_run
-from offline_moe.train import rundir as rundir_lib
+from offline_moe.train import protocol as protocol_lib
 
 
 def _write(workdir, name, lines):
@@ -27,7 +27,7 @@ def _old_online_run(workdir, with_protocol=True):
     workdir.mkdir(parents=True)
     (workdir / "config.json").write_text(json.dumps(config))
     if with_protocol:
-        block = rundir_lib.protocol_block(
+        block = protocol_lib.protocol_block(
             track="online",
             agent="der",
             game="Breakout",

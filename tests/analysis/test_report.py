@@ -1,4 +1,4 @@
-"""Tests for offline_moe.report on fabricated run directories (layout of offline_moe/rundir.py)."""
+"""Tests for offline_moe.report on fabricated run directories (layout: train/rundir.py)."""
 
 import csv
 import json
@@ -11,7 +11,7 @@ import pytest
 
 import offline_moe.report as report_cli
 from offline_moe.analysis import report, stats, suites
-from offline_moe.train import rundir as rundir_lib
+from offline_moe.train import protocol
 
 # Reference pairs used below: Pong (-20.7, 14.6), Breakout (1.7, 30.5).
 
@@ -60,7 +60,7 @@ def make_run(
     }
     (workdir / "config.json").write_text(json.dumps(config))
     unit = "agent_steps" if online else "updates"
-    block = rundir_lib.protocol_block(
+    block = protocol.protocol_block(
         track="online" if online else "offline",
         agent=agent,
         game=game,

@@ -4,7 +4,7 @@ Offline: random-policy Catch episodes recorded straight into a replay cache
 (`offline_moe.data.local.ensure_local_cache`; the RLDS path makes the same cache, checked in
 tests/data/test_record.py), trained by the real trainer (`train_and_evaluate`: DeviceReplay,
 learner, batched evaluation in the environment), then `offline_moe.report` over the run
-directory. Online: the real online trainer. Settings: `offline_moe.bench.learning.CATCH`
+directory. Online: the real online trainer. Settings: `offline_moe.launch.experiments.CATCH`
 (smoke torsos, Catch budgets).
 
 Criterion: the mean evaluation return reaches 0.9 (a random policy scores -0.6, the optimum is
@@ -37,7 +37,7 @@ import csv
 
 import pytest
 
-from offline_moe.bench import learning
+from offline_moe.launch import experiments as learning
 
 # XLA's optimisations on (tests/conftest.py): these runs are long enough that the optimised
 # program pays for its compile, and it is the program `bench learning` runs.

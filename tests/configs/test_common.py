@@ -1,4 +1,4 @@
-"""The one config dialect of the four agents (issue 12 item 3) and the named presets (issue 11).
+"""The one config dialect of the four agents and the named presets of each agent file.
 
 Shapes only (`jax.eval_shape`) where parameters are counted: nothing here compiles a network.
 """
@@ -32,7 +32,7 @@ def test_every_agent_has_the_same_sections_and_typed_arg(agent):
 
 @pytest.mark.parametrize("agent", CONFIGS)
 def test_both_tracks_share_the_default_torso_and_games(agent):
-    """One convention (issue 12), set in `common.base_config`: the published agents' baseline
+    """One convention, set in `common.base_config`: the published agents' baseline
     torso unless a torso is named, Pong by default and Breakout for `smoke`."""
     for arg in ("", "smoke", "preset=" + next(iter(CONFIGS[agent].PRESETS))):
         assert CONFIGS[agent].get_config(arg).torso.name == "baseline", arg
@@ -52,10 +52,12 @@ def test_track_specific_arg_keys():
 
 
 def test_readme_user_torso_has_the_same_size_from_python_and_from_the_config():
-    """Issue 12: the README's ResidualSoftMoE built with num_experts=4 had 168,464 parameters
-    from Python and 118,544 from `cql.py:smoke --config.torso.num_experts=4`: the flat block
-    passed smoke's expert_width=64 over the torso's own default 256. Now the config passes only
-    what was set; `builtin` (smoke's shrink) reaches the built-in torsos only."""
+    """A torso gets the same keyword arguments from Python and from a config. Before the torso
+    block kept the keys you set apart from `builtin`, the README's ResidualSoftMoE built with
+    num_experts=4 had 168,464 parameters from Python and 118,544 from
+    `cql.py:smoke --config.torso.num_experts=4`: the flat block passed smoke's expert_width=64
+    over the torso's own default 256. Now the config passes only what was set; `builtin`
+    (smoke's shrink) reaches the built-in torsos only."""
     name = "tests.toy_torso:ResidualSoftMoE"
     from_python = torso_param_count(make_torso(name, num_experts=4))
     assert from_python == 168_464
@@ -186,7 +188,7 @@ def test_cql_c51_target_period_presets():
 
 
 def test_data_sample_names_the_default_cache():
-    from offline_moe.replay.cache import CACHE_NAME_RE
+    from offline_moe.replay.identity import CACHE_NAME_RE
     from offline_moe.train.offline import default_cache_dir
 
     c = cql.get_config("game=Pong,run=3")

@@ -15,9 +15,9 @@ import re
 import numpy as np
 import pytest
 
-from offline_moe.data.common import IngestError
 from offline_moe.data.dqn_replay import GzipNpyReader
 from offline_moe.data.ingest import ingest
+from offline_moe.errors import IngestError
 from offline_moe.replay.cache import load_cache
 from tests import REPO_ROOT
 from tests.data.dopamine_log import DopamineLog, frame_id

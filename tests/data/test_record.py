@@ -15,7 +15,8 @@ from offline_moe.data.record import (
     split_budget,
     split_seed,
 )
-from offline_moe.replay.cache import cache_identity, load_cache, source_kind
+from offline_moe.replay.cache import load_cache
+from offline_moe.replay.identity import cache_identity, source_kind
 from tests import REPO_ROOT
 
 STEPS, CAP, SEED = 300, 100, 7

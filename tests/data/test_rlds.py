@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from offline_moe.data import rlu_format
-from offline_moe.data.common import IngestError, parse_checkpoints, prefix_count
+from offline_moe.data.common import parse_checkpoints, prefix_count
 from offline_moe.data.ingest import ingest
 from offline_moe.data.tfds_source import steps_to_episode
-from offline_moe.replay.cache import CacheError, load_cache
+from offline_moe.errors import CacheError, IngestError
+from offline_moe.replay.cache import load_cache
 from tests import REPO_ROOT
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from offline_moe.data import shipped
-from offline_moe.replay.cache import CacheError, fingerprint, load_cache, read_meta, write_cache
+from offline_moe.errors import CacheError
+from offline_moe.replay.cache import fingerprint, load_cache, read_meta
+from offline_moe.replay.cache_writer import write_cache
 
 
 def _episode(t, offset, terminated, channels=4):

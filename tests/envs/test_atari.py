@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from offline_moe.envs import atari
-from offline_moe.envs.atari import AtariEnv, BatchedAtari, num_actions, pool_and_resize
+from offline_moe.envs.atari import AtariEnv, num_actions, pool_and_resize
+from offline_moe.envs.batched import BatchedAtari, benchmark_steps
 
 
 def test_games_and_actions():
@@ -220,4 +221,4 @@ def test_batched_inactive_envs_are_not_stepped():
 
 
 def test_benchmark_steps_runs():
-    assert atari.benchmark_steps("Pong", num_envs=2, steps=20) > 0
+    assert benchmark_steps("Pong", num_envs=2, steps=20) > 0

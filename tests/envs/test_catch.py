@@ -7,7 +7,7 @@ import pytest
 
 from offline_moe import envs
 from offline_moe.envs import catch
-from offline_moe.envs.atari import BatchedAtari
+from offline_moe.envs.batched import BatchedAtari
 from offline_moe.envs.catch import CatchEnv
 from offline_moe.envs.pool import EmulatorPool
 

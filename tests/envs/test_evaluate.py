@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import offline_moe.envs.atari as atari
+import offline_moe.envs.batched as batched
 from offline_moe.envs.evaluate import EvalConfig, evaluate
 from offline_moe.train import repr_metrics
 
@@ -48,7 +48,7 @@ def test_full_episodes_until_budget_hand_counted(monkeypatch):
     pool: finished envs are not stepped, and env_steps_per_s counts counted steps only."""
     from offline_moe.envs import vector
 
-    monkeypatch.setattr(atari, "BatchedAtari", FakeBatchedAtari)
+    monkeypatch.setattr(batched, "BatchedAtari", FakeBatchedAtari)
     monkeypatch.setattr(vector, "supports", lambda game, protocol: False)
     monkeypatch.setattr(FakeBatchedAtari, "stepped", 0)
     calls = []

@@ -9,7 +9,7 @@ import pytest
 from offline_moe import envs
 from offline_moe.data import games as games_lib
 from offline_moe.envs import minatar
-from offline_moe.envs.atari import BatchedAtari
+from offline_moe.envs.batched import BatchedAtari
 
 CHANNELS = {  # Young & Tian 2019, Table 1 / each game's `channels`
     "MinAtarAsterix": 4,

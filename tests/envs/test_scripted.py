@@ -115,7 +115,8 @@ def test_epsilon_mix():
 
 
 def test_record_scripted_eps1_is_random_and_refuses_other_games():
-    from offline_moe.data.record import policy_identity, record, record_split
+    from offline_moe.data.record import record, record_split
+    from offline_moe.replay.identity import policy_identity
 
     assert policy_identity("scripted", 0.25) == "scripted_0.25"  # caches name the quality
 
@@ -132,17 +133,19 @@ def test_record_scripted_eps1_is_random_and_refuses_other_games():
 
 def test_local_data_names_scripted_recordings_by_quality():
     from offline_moe.data import local
-    from offline_moe.replay import cache
+    from offline_moe.replay import identity
 
     path = local.local_cache_dir("Pong", 50000, policy="scripted", eps=0.25)
     assert path == "data/cache/Pong_scripted_0.25_50000steps_seed0"
-    assert cache.CACHE_NAME_RE.fullmatch(path.split("/")[-1])
-    assert local.recording_identity("Pong", 10, policy="scripted", eps=0)["policy"] == "scripted_0"
+    assert identity.CACHE_NAME_RE.fullmatch(path.split("/")[-1])
+    assert (
+        identity.recording_identity("Pong", 10, policy="scripted", eps=0)["policy"] == "scripted_0"
+    )
     assert local.local_cache_dir("Pong", 3000) == "data/cache/Pong_random_3000steps_seed0"
 
 
 def test_bench_learning_real_game_hook_pong():
-    from offline_moe.bench import learning
+    from offline_moe.launch import experiments as learning
     from offline_moe.train.offline import unpack
 
     hook = learning.hook_for("pong")

@@ -47,7 +47,7 @@ def test_same_pixels_rewards_and_episode_ends_as_batched_atari(game, cap, steps)
 
 
 def test_seeds_of_a_unit_follow_batched_atari():
-    from offline_moe.envs.atari import BatchedAtari
+    from offline_moe.envs.batched import BatchedAtari
 
     env = BatchedAtari("Pong", 3, "dqn_replay", seed=5)
     # BatchedAtari seeds copy i with SeedSequence(5).spawn(3)[i]; ALE keeps it modulo 2**31.

@@ -2,7 +2,7 @@
 
 The reference (`tests/data/agent_params.json`, written by `python -m tests.agent_regression
 --write`) was produced by the code before the learners of both tracks were merged into one SGD
-step (issue 12). The merge changes no result except where stated below, so the numbers must
+step. The merge changes no result except where stated below, so the numbers must
 match to float32 rounding.
 
 Intended differences (each entry regenerated alone with `--agents=...`):

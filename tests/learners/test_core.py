@@ -112,7 +112,8 @@ def test_fused_scan_equals_single_updates_and_seeds_differ():
     assert metrics["loss"].shape == (2,)
     assert out.step.tolist() == [3, 3]
     # the same three updates done one by one on seed 0 (same keys, same samples)
-    from offline_moe.learners.core import SAMPLE_STREAM, update_key
+    from offline_moe.learners.core import update_key
+    from offline_moe.replay.device import SAMPLE_STREAM
 
     s = jax.tree.map(lambda x: jnp.asarray(x[0]), ref)
     sample = jax.jit(lambda s: replay.sample(jax.random.fold_in(update_key(s), SAMPLE_STREAM), 4))

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from offline_moe.replay.cache import CacheError, frame_spec, load_cache, read_meta, write_cache
+from offline_moe.errors import CacheError
+from offline_moe.replay.cache import frame_spec, load_cache, read_meta
+from offline_moe.replay.cache_writer import write_cache
 from offline_moe.replay.device import DeviceReplay
 from offline_moe.replay.host import HostReplay
 

@@ -1,4 +1,4 @@
-"""Tests for offline_moe.cache: row semantics, atomic writes and every CacheError."""
+"""offline_moe.replay.cache and cache_writer: row semantics, atomic writes, every CacheError."""
 
 import json
 import os
@@ -6,8 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from offline_moe.replay import cache
-from offline_moe.replay.cache import CacheError, CacheWriter, load_cache
+from offline_moe.errors import CacheError
+from offline_moe.replay import cache, cache_writer
+from offline_moe.replay.cache import load_cache
+from offline_moe.replay.cache_writer import CacheWriter
 
 
 def frames(values):
@@ -206,7 +208,7 @@ def test_load_cache_missing_dir_and_empty(tmp_path):
 
 def test_streaming_header_handles_large_counts():
     # The fixed-size header must fit any realistic row count.
-    header = cache._npy_header(np.dtype(np.uint8), (10**12, 84, 84))
+    header = cache_writer._npy_header(np.dtype(np.uint8), (10**12, 84, 84))
     assert len(header) == 128 and header.endswith(b"\n")
 
 

@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from offline_moe.errors import CacheError
 from offline_moe.replay import device as rp
-from offline_moe.replay.cache import CacheError, CacheWriter, load_cache
+from offline_moe.replay.cache import load_cache
+from offline_moe.replay.cache_writer import CacheWriter
 from offline_moe.replay.device import DeviceReplay
 
 GAMMA = 0.5  # exact in float32, so n-step sums compare exactly

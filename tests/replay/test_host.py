@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 
 from offline_moe.learners import LearnerConfig, init_seeds, make_learner, make_train_fn, seed_keys
-from offline_moe.learners.core import SAMPLE_STREAM
-from offline_moe.replay.device import DeviceReplay
-from offline_moe.replay.host import (
-    HostReplay,
-    HostTrainStep,
-    Prefetcher,
-    benchmark_host_sampling,
-)
+from offline_moe.learners.core import HostTrainStep
+from offline_moe.replay.device import SAMPLE_STREAM, DeviceReplay
+from offline_moe.replay.host import HostReplay, Prefetcher, benchmark_host_sampling
 from tests.learners.test_core import TinyTorso, fake_arrays
 from tests.train.test_offline import tiny
 

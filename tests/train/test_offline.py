@@ -9,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from offline_moe import errors
 from offline_moe.bench.learner import ale_cache
 from offline_moe.configs import cql, cql_c51
+from offline_moe.configs.overrides import apply_overrides
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.monitor import Monitor
 from offline_moe.train.offline import build, train_and_evaluate
@@ -50,7 +52,7 @@ def tiny(config, cache_dir, **overrides):
     config.eval.num_envs = 2
     config.eval.max_episode_steps = 20
     config.repr.batch_size = 8
-    config.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
+    apply_overrides(config, overrides)  # dotted keys: "eval.episodes"
     return config
 
 
@@ -177,9 +179,7 @@ def test_user_torso_trains_through_its_path_with_c51(cache_dir, tmp_path):
 def test_nan_loss_stops_with_clear_message(cache_dir, tmp_path):
     config = tiny(cql.get_config(f"{SMOKE},torso=tests.train.test_offline:NaNTorso"), cache_dir)
     workdir = str(tmp_path / "nan")
-    with pytest.raises(
-        rundir_lib.NonFiniteLossError, match="non-finite training metric 'loss'"
-    ) as e:
+    with pytest.raises(errors.NonFiniteLossError, match="non-finite training metric 'loss'") as e:
         train_and_evaluate(config, workdir)
     assert "for seed 0 at iteration 0" in str(e.value)
     assert "No checkpoint was saved before it" in str(e.value) and "None" not in str(e.value)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from offline_moe.configs import der, drq_eps
+from offline_moe.configs.overrides import apply_overrides
 from offline_moe.envs import atari
 from offline_moe.envs.pool import EmulatorPool
 from offline_moe.train import online as train_online
@@ -26,7 +27,7 @@ def _tiny(config_module, **overrides):
     c.eval.episodes = 1
     c.eval.max_episode_steps = 15
     c.replay.capacity = 128
-    c.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
+    apply_overrides(c, overrides)  # dotted keys: "eval.episodes"
     return c
 
 
@@ -185,7 +186,7 @@ def test_eval_counts_whole_games_with_noise_off():
 def test_non_finite_loss_stops_and_keeps_no_bad_checkpoint(tmp_path):
     """A NaN learning rate poisons the parameters at the first update; the next metrics line
     raises NonFiniteLossError before iteration 0 is checkpointed."""
-    from offline_moe.train.rundir import NonFiniteLossError
+    from offline_moe.errors import NonFiniteLossError
 
     config = _tiny(drq_eps, **{"learner.learning_rate": float("nan")})
     config.torso.name = "tests.toy_torso:ToyTorso"

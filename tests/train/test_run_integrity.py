@@ -1,4 +1,4 @@
-"""Nothing corrupts a run (issue 15): one writer per run directory, caches pinned to their runs,
+"""Nothing corrupts a run: one writer per run directory, caches pinned to their runs,
 cache content validated before training, failures that clean up and name the file, and the
 finished-run rule. Each test is one of the bad-input cases a user met; the preamble
 (`rundir.open_run`) is shared by both trainers, so both tracks are exercised where it matters.
@@ -16,8 +16,13 @@ import time
 import numpy as np
 import pytest
 
+from offline_moe import errors
 from offline_moe.configs import cql, der
-from offline_moe.replay.cache import ROW_BYTES, CacheError, cache_pin, load_cache, write_cache
+from offline_moe.configs.overrides import apply_overrides
+from offline_moe.errors import CacheError
+from offline_moe.replay.cache import ROW_BYTES, cache_pin, load_cache
+from offline_moe.replay.cache_writer import write_cache
+from offline_moe.train import lock as lock_lib
 from offline_moe.train import offline as train_offline
 from offline_moe.train import rundir as rundir_lib
 from offline_moe.train.offline import train_and_evaluate
@@ -69,7 +74,7 @@ def tiny(cache_dir, **overrides):
     c.eval.num_envs = 1
     c.eval.max_episode_steps = 5
     c.repr.batch_size = 4
-    c.update_from_flattened_dict(overrides)  # dotted keys: "eval.episodes"
+    apply_overrides(c, overrides)  # dotted keys: "eval.episodes"
     return c
 
 
@@ -85,8 +90,8 @@ def _env():
 
 HOLDER = """
 import sys, time
-from offline_moe.train import rundir
-lock = rundir.RunLock(sys.argv[1])
+from offline_moe.train.lock import RunLock
+lock = RunLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -124,7 +129,7 @@ def test_second_trainer_is_refused_naming_holder_and_a_sigkilled_holder_leaves_n
         holder.wait()
     # The kernel dropped the dead holder's flock, and its record names a dead pid: the next
     # start proceeds at once.
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     assert json.load(open(os.path.join(workdir, "run.lock")))["pid"] == os.getpid()
     lock.release()
@@ -134,20 +139,20 @@ def test_second_trainer_is_refused_naming_holder_and_a_sigkilled_holder_leaves_n
 def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
     """Shared storage: flock granted, but run.lock records a holder that is still alive."""
     workdir = str(tmp_path)
-    lock_path = os.path.join(workdir, rundir_lib.LOCK)
+    lock_path = os.path.join(workdir, lock_lib.LOCK)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         # Same host, live process (not holding any flock): refused, naming it.
         record = {"host": socket.gethostname(), "pid": sleeper.pid, "started": "t0"}
-        record["pid_start"] = rundir_lib._proc_start(sleeper.pid)
+        record["pid_start"] = lock_lib._proc_start(sleeper.pid)
         with open(lock_path, "w") as f:
             json.dump(record, f)
-        with pytest.raises(rundir_lib.RunLockedError, match=f"PID {sleeper.pid} on host"):
-            rundir_lib.RunLock(workdir).acquire()
+        with pytest.raises(errors.RunLockedError, match=f"PID {sleeper.pid} on host"):
+            lock_lib.RunLock(workdir).acquire()
         # Same pid but another process start time (the pid was reused): not the holder.
         with open(lock_path, "w") as f:
             json.dump({**record, "pid_start": record["pid_start"] - 1}, f)
-        lock = rundir_lib.RunLock(workdir)
+        lock = lock_lib.RunLock(workdir)
         lock.acquire()
         lock.release()
     finally:
@@ -156,22 +161,22 @@ def test_lock_record_refuses_a_live_holder_where_flock_did_not_see_it(tmp_path):
     # Same host, dead pid: proceeds.
     with open(lock_path, "w") as f:
         json.dump(record, f)
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     assert json.load(open(lock_path))["pid"] == os.getpid()
     lock.release()
     # Another host: alive while its heartbeat (the file's mtime) is fresh, then stale.
     with open(lock_path, "w") as f:
         json.dump({"host": "other-node", "pid": 1, "started": "t0"}, f)
-    with pytest.raises(rundir_lib.RunLockedError, match="PID 1 on host other-node.*heartbeat"):
-        rundir_lib.RunLock(workdir).acquire()
-    old = time.time() - rundir_lib.STALE_AFTER_S - 1
+    with pytest.raises(errors.RunLockedError, match="PID 1 on host other-node.*heartbeat"):
+        lock_lib.RunLock(workdir).acquire()
+    old = time.time() - lock_lib.STALE_AFTER_S - 1
     os.utime(lock_path, (old, old))
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     # In one process too, a second open of a held directory is refused (flock per open file).
-    with pytest.raises(rundir_lib.RunLockedError, match=f"PID {os.getpid()}"):
-        rundir_lib.RunLock(workdir).acquire()
+    with pytest.raises(errors.RunLockedError, match=f"PID {os.getpid()}"):
+        lock_lib.RunLock(workdir).acquire()
     lock.release()
 
 
@@ -180,10 +185,10 @@ def test_online_trainer_takes_the_same_lock(tmp_path):
     os.makedirs(workdir)
     from offline_moe.train import online as train_online
 
-    lock = rundir_lib.RunLock(workdir)
+    lock = lock_lib.RunLock(workdir)
     lock.acquire()
     try:
-        with pytest.raises(rundir_lib.RunLockedError, match=f"PID {os.getpid()}"):
+        with pytest.raises(errors.RunLockedError, match=f"PID {os.getpid()}"):
             train_online.train_and_evaluate(der.get_config("smoke"), workdir)
     finally:
         lock.release()
@@ -207,7 +212,7 @@ def test_resume_against_a_replaced_cache_is_refused_naming_both(tmp_path):
     assert cache_pin(cache)["fingerprint"] == inputs["cache"]["fingerprint"]
     # Another recording of another size under the same path is not.
     synthetic_cache(tmp_path / "cache", episodes=3, length=25, seed=7)
-    with pytest.raises(rundir_lib.InputMismatchError) as e:
+    with pytest.raises(errors.InputMismatchError) as e:
         train_and_evaluate(None, workdir)
     msg = str(e.value)
     assert "started on cache" in msg and "120 rows" in msg and "75 rows" in msg
@@ -261,7 +266,7 @@ def test_finished_run_started_with_other_flags_is_refused_naming_the_keys(tmp_pa
     _finished(workdir, config)
     other = tiny(str(tmp_path / "missing"), seed=3).to_dict()
     other["agent"] = "cql_c51"
-    with pytest.raises(rundir_lib.ConfigMismatchError) as e:
+    with pytest.raises(errors.ConfigMismatchError) as e:
         train_and_evaluate(other, workdir)
     assert "finished run" in str(e.value)
     assert "['agent', 'data.cache_dir', 'seed']" in str(e.value)
@@ -275,7 +280,7 @@ def test_finished_run_started_with_other_flags_is_refused_naming_the_keys(tmp_pa
     workdir = str(tmp_path / "online")
     _finished(workdir, json.loads(online.to_json()))
     online.seed = 9
-    with pytest.raises(rundir_lib.ConfigMismatchError, match=r"finished run.*\['seed'\]"):
+    with pytest.raises(errors.ConfigMismatchError, match=r"finished run.*\['seed'\]"):
         train_online.train_and_evaluate(online, workdir)
     online.seed = der.get_config("smoke").seed
     assert train_online.train_and_evaluate(online, workdir)["final_return"] == [1.0]
@@ -346,6 +351,7 @@ def test_ingest_on_a_full_disk_removes_its_temp_dir_and_names_the_file(tmp_path)
 SAVER = """
 import sys
 import numpy as np
+from offline_moe.errors import USER_ERRORS
 from offline_moe.train import rundir
 rd = rundir.RunDir(sys.argv[1])
 rng = np.random.default_rng(0)
@@ -353,7 +359,7 @@ rd.save_checkpoint(0, {"w": np.zeros(1000, np.float32)}, {})
 state = {f"w{k}": rng.standard_normal(25_000).astype(np.float32) for k in range(64)}  # 6.4 MB
 try:
     rd.save_checkpoint(1, state, {})  # incompressible, 64 arrays written concurrently
-except rundir.USER_ERRORS as e:  # as the trainers' command lines do
+except USER_ERRORS as e:  # as the trainers' command lines do
     raise SystemExit(str(e)) from None
 """
 
@@ -376,8 +382,8 @@ def test_checkpoint_write_on_a_full_disk_is_one_line_naming_the_last_checkpoint(
 
 
 def test_corrupt_tfds_shard_names_the_file_and_split(tmp_path):
-    from offline_moe.data.common import IngestError
     from offline_moe.data.ingest import ingest
+    from offline_moe.errors import IngestError
     from tests.data.test_rlds import write_dataset
 
     path = write_dataset(tmp_path / "rlds")

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from offline_moe import errors
 from offline_moe.train import rundir as rundir_lib
 
 
@@ -54,7 +55,7 @@ def test_check_finite_names_metric_and_checkpoint(tmp_path):
     rd.save_checkpoint(0, {"x": jnp.zeros(2)}, {})
     rundir_lib.check_finite({"loss": np.array([0.1, 0.2])}, iteration=1, step=10, rundir=rd)
     with pytest.raises(
-        rundir_lib.NonFiniteLossError, match=r"'loss'.*iteration 1.*checkpoint, iteration 0,"
+        errors.NonFiniteLossError, match=r"'loss'.*iteration 1.*checkpoint, iteration 0,"
     ):
         rundir_lib.check_finite({"loss": np.array([0.1, np.nan])}, iteration=1, step=10, rundir=rd)
     rd.close()
@@ -63,14 +64,14 @@ def test_check_finite_names_metric_and_checkpoint(tmp_path):
 def test_nan_stop_names_the_diverged_seed_and_the_last_good_checkpoint(tmp_path):
     rd = rundir_lib.RunDir(str(tmp_path / "run"))
     loss = np.array([0.1, np.nan, 0.3])  # seeds 4, 5, 6 of a run with config seed 4
-    with pytest.raises(rundir_lib.NonFiniteLossError) as e:
+    with pytest.raises(errors.NonFiniteLossError) as e:
         rundir_lib.check_finite({"loss": loss}, iteration=0, step=5, rundir=rd, seeds=[4, 5, 6])
     msg = str(e.value)
     assert "for seed 5 (the other seeds of this run stop with it" in msg
     assert "No checkpoint was saved before it" in msg and "None" not in msg
     for it in (0, 1, 2):
         rd.save_checkpoint(it, {"x": jnp.zeros(2)}, {})
-    with pytest.raises(rundir_lib.NonFiniteLossError) as e:
+    with pytest.raises(errors.NonFiniteLossError) as e:
         rundir_lib.check_finite({"loss": np.array([[np.inf, 0.0], [np.nan, 1.0]])},
                                 iteration=3, step=40, rundir=rd, seeds=[0, 1])  # fmt: skip
     msg = str(e.value)

@@ -36,6 +36,7 @@ from offline_moe.analysis.report.groups import (
     order_variants,
     torso_name_of,
 )
+from offline_moe.configs.agents import AGENTS
 
 DPI = 150
 PROFILE_REPS = 2_000  # rliable's create_performance_profile default
@@ -45,7 +46,6 @@ METRIC_TITLES = {
     "mean": "Mean",
     "optimality_gap": "Optimality gap",
 }
-AGENT_NAMES = {"cql": "CQL", "cql_c51": "CQL+C51", "der": "DER", "drq_eps": "DrQ(\u03b5)"}
 
 
 def _plt():
@@ -112,7 +112,7 @@ def title(result: GroupResult, what: str) -> str:
     lo, hi = result.seeds_range()
     seeds = f"{lo} seeds" if lo == hi else f"{lo}-{hi} seeds"
     parts = [
-        AGENT_NAMES.get(result.agent, result.agent),
+        AGENTS[result.agent].display if result.agent in AGENTS else result.agent,
         p.data_text(),
         _encoders(result),
         _experts(result),

@@ -1,7 +1,7 @@
 """Run directories, read: config.json, protocol.json, eval.jsonl and summary.json.
 
 What a run is compared on comes from its protocol block (``protocol.json``, written by both
-trainers; `offline_moe.train.rundir.protocol_block`): data source and percent, torso and its
+trainers; `offline_moe.train.protocol.protocol_block`): data source and percent, torso and its
 kwargs, encoder, budget, evaluation settings and caps, sticky actions. The report never
 searches the config for these. A run without a protocol block (written before trainers wrote
 one) is grouped as "protocol unknown" and never compared with the paper.
@@ -22,6 +22,7 @@ import numpy as np
 
 from offline_moe.train import loop as train_loop
 from offline_moe.train import rundir as rundir_lib
+from offline_moe.train.protocol import PROTOCOL
 
 UNKNOWN = "unknown"
 SOURCE_NAMES = {
@@ -266,15 +267,15 @@ def load_run(path: str | os.PathLike) -> Run:
     if missing:
         raise ValueError(f"{path / rundir_lib.CONFIG}: missing fields {missing}")
     protocol, torso, block = Protocol(), None, None
-    if (path / rundir_lib.PROTOCOL).is_file():
-        block = _read_json(path / rundir_lib.PROTOCOL)
+    if (path / PROTOCOL).is_file():
+        block = _read_json(path / PROTOCOL)
         try:
             protocol = Protocol.from_block(block)
             torso = {"name": block["torso"]["name"], **dict(block["torso"]["kwargs"])}
             if block.get("encoder") is not None:
                 torso.setdefault("encoder", block["encoder"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path / rundir_lib.PROTOCOL}: malformed ({e!r})") from e
+            raise ValueError(f"{path / PROTOCOL}: malformed ({e!r})") from e
     if torso is None:  # no protocol block: the config's torso, for the label only
         torso = config.get("torso") or {}
         torso = {"name": torso} if isinstance(torso, str) else dict(torso)
@@ -331,7 +332,7 @@ def load_runs(root: str | os.PathLike, warnings: list[str] | None = None) -> lis
         old = [str(r.path) for r in runs if not r.protocol.known]
         if old:
             warnings.append(
-                f"{len(old)} run(s) without {rundir_lib.PROTOCOL} (written by older trainers): "
+                f"{len(old)} run(s) without {PROTOCOL} (written by older trainers): "
                 f"{', '.join(old[:5])}{' ...' if len(old) > 5 else ''} -- grouped as 'protocol "
                 "unknown' and never compared with the paper"
             )

@@ -41,8 +41,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from offline_moe.analysis import suites
-from offline_moe.analysis import sweep as sweep_lib
+from offline_moe.configs import agents as agent_table
+from offline_moe.launch import sweep as sweep_lib
 
 GIB = 1024**3
 # The trainers' progress lines end in "... 1,234.5 updates/s ..."; the table shows the last one.
@@ -97,7 +97,7 @@ def estimate_memory(spec: sweep_lib.RunSpec, local_data_steps: int = 0) -> int:
     task records itself holds `local_data_steps` frames); online runs allocate
     `replay_capacity` frames per seed.
     """
-    if spec.agent in suites.OFFLINE_AGENTS:
+    if spec.agent in agent_table.OFFLINE_AGENTS:
         cache = _cache_dir_of(spec)
         if cache and os.path.isdir(cache):
             replay = _dir_bytes(cache)
@@ -106,7 +106,7 @@ def estimate_memory(spec: sweep_lib.RunSpec, local_data_steps: int = 0) -> int:
     else:
         import importlib
 
-        module = importlib.import_module(f"offline_moe.configs.{spec.agent}")
+        module = importlib.import_module(agent_table.get(spec.agent).config_module)
         config = module.get_config("smoke" if spec.smoke else None)
         replay = int(config.replay.capacity) * _frame_bytes(spec.game) * spec.num_seeds
     return BASE_MEMORY + int(replay * 1.25)
@@ -216,7 +216,7 @@ def run_on_node(
     report(state="running", node=node, devices=devices, attempt_started=t0)
     log_path = sweep_lib.log_path_for(spec)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    if local_data is not None and spec.agent in suites.OFFLINE_AGENTS:
+    if local_data is not None and spec.agent in agent_table.OFFLINE_AGENTS:
         from offline_moe.data.local import ensure_local_cache
 
         report(state="preparing data")

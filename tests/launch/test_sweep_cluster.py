@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_moe.analysis import sweep
+from offline_moe.launch import sweep
 
 ray = pytest.importorskip("ray")
 
@@ -115,7 +115,7 @@ def local_ray():
 
 
 def test_ray_backend_assigns_accelerators_retries_and_skips_done(tmp_path, fake_env, local_ray):
-    from offline_moe.analysis import ray_backend
+    from offline_moe.launch import ray_backend
 
     root = tmp_path / "runs"
     specs = sweep.expand_grid(["Pong", "Breakout"], ["cql"], ["baseline", "soft_moe", "broken"],
@@ -158,7 +158,7 @@ def test_ray_backend_assigns_accelerators_retries_and_skips_done(tmp_path, fake_
 
 
 def test_ray_resources_follow_the_run():
-    from offline_moe.analysis import ray_backend
+    from offline_moe.launch import ray_backend
 
     (offline,) = sweep.expand_grid(["Pong"], ["cql"], ["soft_moe"], root="r", seeds=3)
     res = ray_backend.resources_for(offline, gpus_per_run=1, local_data_steps=10_000)
@@ -175,7 +175,7 @@ def test_ray_resources_follow_the_run():
 def test_ray_sweep_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, fake_env, local_ray):
     """The command as a user runs it: Ctrl-C (SIGINT) while runs are in flight ends their
     trainers and leaves the grid resumable; a second sweep finishes it."""
-    from offline_moe.analysis import ray_backend
+    from offline_moe.launch import ray_backend
 
     root = tmp_path / "runs"
     env = {**os.environ, **fake_env, "FAKE_SLEEP": "60", "RAY_ADDRESS": ""}

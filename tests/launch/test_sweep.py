@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 import offline_moe.sweep as sweep_cli
-from offline_moe.analysis import report, suites, sweep
+from offline_moe.analysis import report, suites
+from offline_moe.configs.agents import AGENTS
+from offline_moe.configs.overrides import TorsoVariant
+from offline_moe.launch import sweep
 
 # A stand-in trainer: writes a run directory in the documented layout, one evaluation per
 # iteration (3 iterations), resuming from the evaluations already on disk. With
@@ -92,7 +95,7 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
         f = _flags(cmd)
         agent = Path(f["config"].split(":")[0]).stem
         game = f["config"].split("game=")[1]
-        assert cmd[2] == sweep.TRAINERS[agent]
+        assert cmd[2] == AGENTS[agent].trainer_module
         assert f["config"] == f"offline_moe/configs/{agent}.py:smoke,game={game}"
         assert (f["config.num_seeds"], f["config.seed"]) == ("5", "0")
         torso = f["config.torso.name"]
@@ -157,7 +160,7 @@ def test_seed_groups_and_torso_variants(tmp_path):
     with pytest.raises(ValueError, match="unknown agent"):
         sweep.expand_grid(["Pong"], ["dqn"], ["baseline"], root=tmp_path)
     with pytest.raises(ValueError, match="name@key=value"):
-        sweep.TorsoVariant.parse("soft_moe@num_experts")
+        TorsoVariant.parse("soft_moe@num_experts")
     with pytest.raises(ValueError, match="config"):
         sweep.expand_grid(["Pong"], ["cql"], ["baseline"], root=tmp_path, overrides=["x=1"])
 

@@ -1,62 +1,50 @@
-"""`offline_moe.bench.learning` (fast parts): Catch configs, steps-to-threshold, the sweep hook."""
+"""`offline_moe.launch.experiments` (fast parts): Catch configs, steps-to-threshold, the sweep
+hook; the learning bench's table."""
 
 import numpy as np
 import pytest
 
-from offline_moe.analysis import sweep
-from offline_moe.bench import learning
+from offline_moe.bench.learning import format_table
+from offline_moe.launch import experiments, sweep
 
 
 def test_steps_to_threshold_known_answers():
     steps = [200, 400, 600]
     returns = [[0.2, 0.4], [0.8, 1.0], [1.0, 1.0]]  # [iteration][seed]
     # Mean over seeds: 0.3, 0.9, 1.0 -> first >= 0.9 at 400; seed 0 at 600, seed 1 at 400.
-    assert learning.steps_to_threshold(steps, returns, 0.9) == (400, [600, 400])
-    assert learning.steps_to_threshold(steps, [[0.1], [0.2], [0.3]], 0.9) == (None, [None])
-    assert learning.steps_to_threshold(steps, returns, None) == (None, None)
+    assert experiments.steps_to_threshold(steps, returns, 0.9) == (400, [600, 400])
+    assert experiments.steps_to_threshold(steps, [[0.1], [0.2], [0.3]], 0.9) == (None, [None])
+    assert experiments.steps_to_threshold(steps, returns, None) == (None, None)
 
 
 def test_catch_configs_build_for_every_agent():
     from offline_moe.train.offline import unpack
     from offline_moe.train.online import build
 
-    hook = learning.hook_for("catch")
-    assert hook is learning.CATCH and hook.threshold == 0.9
-    for agent in learning.OFFLINE_AGENTS:
-        c = learning.make_config(hook, agent, "top1_moe@num_experts=4", 1000, seeds=2, seed=3)
+    hook = experiments.hook_for("catch")
+    assert hook is experiments.CATCH and hook.threshold == 0.9
+    for agent in experiments.OFFLINE_AGENTS:
+        c = experiments.make_config(hook, agent, "top1_moe@num_experts=4", 1000, seeds=2, seed=3)
         c.data.cache_dir = "data/cache/Catch"  # run_one points it at the recorded cache
         tc, lc, ec = unpack(c.to_dict())
         assert (tc.game, tc.num_seeds, tc.seed) == ("Catch", 2, 3)
         assert tc.num_iterations * tc.updates_per_iteration == 1000
         assert lc.target_update_period == 100 and lc.learning_rate == pytest.approx(1e-3)
-        assert ec.steps == learning.CATCH_EVAL_STEPS and c.torso.num_experts == 4
+        assert ec.steps == experiments.CATCH_EVAL_STEPS and c.torso.num_experts == 4
         assert c.torso.builtin.encoder == "nature" and c.torso.name == "top1_moe"
-    for agent in learning.ONLINE_AGENTS:
-        c = learning.make_config(hook, agent, "baseline", 2000, seeds=1)
+    for agent in experiments.ONLINE_AGENTS:
+        c = experiments.make_config(hook, agent, "baseline", 2000, seeds=1)
         rc, game, online_agent = build(c)
         assert (game, rc.total_steps, rc.num_iterations) == ("Catch", 2000, 4)
         assert online_agent.config.num_actions == 3
     with pytest.raises(ValueError, match="multiples of 200"):
-        learning.catch_overrides("cql", 150)
+        experiments.catch_overrides("cql", 150)
     with pytest.raises(ValueError, match="unknown agent"):
-        learning.catch_overrides("dqn", 200)
-
-
-def test_apply_overrides_types_and_errors():
-    from offline_moe.configs import cql
-
-    c = learning.apply_overrides(
-        cql.get_config("smoke"),
-        ["config.num_seeds=3", "config.learner.gamma=0.9", "config.torso.name=top1_moe"],
-    )
-    assert c.num_seeds == 3 and isinstance(c.num_seeds, int)
-    assert c.learner.gamma == pytest.approx(0.9) and c.torso.name == "top1_moe"
-    with pytest.raises(ValueError, match="expected config"):
-        learning.apply_overrides(c, ["num_seeds=3"])
+        experiments.catch_overrides("dqn", 200)
 
 
 def test_play_random_and_table():
-    r = learning.play_random("catch", 500, seed=2)
+    r = experiments.play_random("catch", 500, seed=2)
     assert r["episodes"] == 500 and abs(r["mean"] + 0.6) < 5 * r["sem"] + 0.02
     row = {
         "agent": "cql",
@@ -68,7 +56,7 @@ def test_play_random_and_table():
         "budget": 1000,
         "wall_s": 12.0,
     }
-    table = learning.format_table([row, {**row, "updates_to_threshold": None}])
+    table = format_table([row, {**row, "updates_to_threshold": None}])
     assert "400 upd" in table and "> 1,000 upd" in table and "0.96" in table
 
 
@@ -90,7 +78,7 @@ def test_sweep_gives_catch_its_settings(tmp_path):
     caches = [o for o in catch_cql.overrides if o.startswith("config.data.cache_dir=")]
     from offline_moe.data.local import local_cache_dir
 
-    expected = local_cache_dir("Catch", learning.CATCH.data_steps, str(tmp_path / "data"))
+    expected = local_cache_dir("Catch", experiments.CATCH.data_steps, str(tmp_path / "data"))
     assert caches == [f"config.data.cache_dir={expected}"]
     cmd = sweep.trainer_command(by[("Catch", "der")])
     assert "--config.learner.target_update_period=100" in cmd and "--config.game=Catch" in cmd

@@ -5,9 +5,10 @@ The command is `python -m offline_moe.sweep` (`--help` lists its flags).
 One run directory per (game, agent, torso variant, seed group):
 ``ROOT/<agent>/<game>/<variant>/seeds_<first>-<last>``. The seeds of a group train together in
 one process (the trainer vmaps them via ``config.num_seeds``); ``--seeds_per_run`` splits them
-into several groups. A torso variant is a registered name or ``'pkg.module:Name'``, optionally
-with keyword overrides after ``@``: ``soft_moe@num_experts=4`` (several: ``@a=1@b=2``), which
-is how a sweep over the number of experts is written.
+into several groups. A torso variant (``offline_moe.configs.overrides.TorsoVariant``) is a
+registered name or ``'pkg.module:Name'``, optionally with keyword overrides after ``@``:
+``soft_moe@num_experts=4`` (several: ``@a=1@b=2``), which is how a sweep over the number of
+experts is written.
 
 A finished run (``summary.json`` with ``"done": true``) is skipped. Any other run is started,
 or resumed: the trainer resumes from the last checkpoint when re-invoked with the same
@@ -25,7 +26,7 @@ real ALE, ingests them (``offline_moe.local_data``) and points each offline run 
 cache; ``--smoke`` turns this on with N = 3000 unless ``--local_data_steps=0``.
 
 The known-answer env Catch (``--suite=catch``) always runs with its own settings
-(``with_env_settings``: the agents' smoke configs with ``offline_moe.bench.learning.CATCH``'s
+(``with_env_settings``: the agents' smoke configs with ``offline_moe.launch.experiments.CATCH``'s
 overrides and its recorded random-policy data), so a Catch sweep shows every agent learning.
 """
 
@@ -45,46 +46,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from offline_moe.analysis import suites
+from offline_moe.configs import agents as agent_table
+from offline_moe.configs.overrides import TorsoVariant, split_override
+from offline_moe.launch.experiments import known_answer_hook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAINERS = {
-    **{a: "offline_moe.train_offline" for a in suites.OFFLINE_AGENTS},
-    **{a: "offline_moe.train_online" for a in suites.ONLINE_AGENTS},
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class TorsoVariant:
-    """A torso name plus keyword overrides, e.g. soft_moe@num_experts=4.
-
-    Attributes:
-      name: registered torso name or 'pkg.module:Name'.
-      kwargs: (key, value-string) pairs passed as --config.torso.<key>=<value>.
-    """
-
-    name: str
-    kwargs: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def parse(cls, spec: str) -> TorsoVariant:
-        name, *pairs = spec.split("@")
-        kwargs = []
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep or not key:
-                raise ValueError(f"torso variant {spec!r}: expected name@key=value, got {pair!r}")
-            kwargs.append((key, value))
-        if not name:
-            raise ValueError(f"torso variant {spec!r} has no torso name")
-        return cls(name, tuple(kwargs))
-
-    @property
-    def label(self) -> str:
-        """Directory-safe label: soft_moe, soft_moe__num_experts-4, my.mod-Net."""
-        base = self.name.replace(":", "-").replace("/", "-")
-        extra = "".join(f"__{k}-{v}" for k, v in self.kwargs)
-        return base + extra
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +143,9 @@ def expand_grid(
             )
         seeds_per_run = 1
     for agent in agents:
-        if agent not in TRAINERS:
-            raise ValueError(f"unknown agent {agent!r}; valid agents: {', '.join(TRAINERS)}")
+        agent_table.get(agent)  # raises for an unknown agent, naming the valid ones
     for ov in overrides:
-        if not ov.startswith("config.") or "=" not in ov:
-            raise ValueError(f"override {ov!r}: expected config.<field>=<value>")
+        split_override(ov)  # raises for a malformed override
     variants = [t if isinstance(t, TorsoVariant) else TorsoVariant.parse(t) for t in torsos]
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
@@ -197,7 +161,7 @@ def expand_grid(
                         root / agent / game / variant.label / f"seeds_{seed}-{seed + count - 1}"
                     )
                     extra = list(overrides)
-                    if runs_per_seed and agent in suites.OFFLINE_AGENTS:
+                    if runs_per_seed and agent in agent_table.OFFLINE_AGENTS:
                         extra.append(f"config.data.run={seed + 1}")
                     specs.append(
                         RunSpec(
@@ -221,11 +185,10 @@ def with_env_settings(
     """Gives the runs on a known-answer env (Catch) that env's settings.
 
     Such a run uses its agent's smoke config with the env's overrides
-    (`offline_moe.bench.learning.HOOKS`, e.g. `CATCH`), at the env's default budget, and an
+    (`offline_moe.launch.experiments.HOOKS`, e.g. `CATCH`), at the env's default budget, and an
     offline run reads a local cache of the env's recorded random-policy data (made now with
     `prepare`). Overrides given to the sweep come after and win. Other runs are unchanged.
     """
-    from offline_moe.bench.learning import known_answer_hook
     from offline_moe.data.local import ensure_local_cache, local_cache_dir
 
     out = []
@@ -233,7 +196,7 @@ def with_env_settings(
         hook = known_answer_hook(spec.game)
         if hook is not None:
             extra = hook.overrides(spec.agent, hook.budgets[spec.agent])
-            if spec.agent in suites.OFFLINE_AGENTS:
+            if spec.agent in agent_table.OFFLINE_AGENTS:
                 make = ensure_local_cache if prepare else local_cache_dir
                 extra.append(f"config.data.cache_dir={make(hook.game, hook.data_steps, data_dir)}")
             spec = dataclasses.replace(spec, smoke=True, overrides=(*extra, *spec.overrides))
@@ -250,14 +213,13 @@ def with_local_data(
     without it, nothing is written. `data_dir` becomes absolute. Known-answer envs are left
     alone (`with_env_settings` gives them their own data).
     """
-    from offline_moe.bench.learning import known_answer_hook
     from offline_moe.data.local import ensure_local_cache, local_cache_dir
 
     data_dir = os.path.abspath(os.path.expanduser(data_dir))
     caches: dict[str, str] = {}
     out = []
     for spec in specs:
-        if spec.agent in suites.OFFLINE_AGENTS and known_answer_hook(spec.game) is None:
+        if spec.agent in agent_table.OFFLINE_AGENTS and known_answer_hook(spec.game) is None:
             if spec.game not in caches:
                 caches[spec.game] = (
                     ensure_local_cache(spec.game, steps, data_dir)
@@ -274,20 +236,21 @@ def trainer_command(
     spec: RunSpec, *, python: str = sys.executable, trainer_module: str | None = None
 ) -> list[str]:
     """The trainer's command line for one run (argv list)."""
-    module = trainer_module or TRAINERS[spec.agent]
+    agent = agent_table.get(spec.agent)
+    module = trainer_module or agent.trainer_module
     extra = [spec.config_arg] if spec.config_arg else []
     config_arg = ",".join((["smoke"] if spec.smoke else []) + [f"game={spec.game}", *extra])
     cmd = [
         python,
         "-m",
         module,
-        f"--config=offline_moe/configs/{spec.agent}.py:{config_arg}",
+        f"--config={agent.config_file}:{config_arg}",
         f"--workdir={spec.workdir}",
-        f"--config.torso.name={spec.torso.name}",
+        f"--{spec.torso.overrides()[0]}",
         f"--config.num_seeds={spec.num_seeds}",
         f"--config.seed={spec.seed}",
     ]
-    cmd += [f"--config.torso.{k}={v}" for k, v in spec.torso.kwargs]
+    cmd += [f"--{ov}" for ov in spec.torso.overrides()[1:]]
     cmd += [f"--{ov}" for ov in spec.overrides]
     return cmd
 
