@@ -572,7 +572,7 @@ def test_minatar_runs_get_a_separate_labelled_comparison_at_their_scale(tmp_path
     block."""
     root = tmp_path / "runs"
     variants = [("baseline", None, 0.3), ("soft_moe", None, 0.6), ("top1_moe", None, 0.3)]
-    for game in ("MinAtarBreakout", "MinAtarSpaceInvaders"):
+    for game in suites.MINATAR:
         for torso, extra, level in variants:
             make_run(root, "cql", game, torso, 0, hns_to_raw(game, [[level] * 3]),
                      extra_torso=extra, source="dqn_replay", encoder="minatar", iterations=10,
@@ -585,7 +585,7 @@ def test_minatar_runs_get_a_separate_labelled_comparison_at_their_scale(tmp_path
     verdict = minatar.split("### Verdict")[1]
     like = [x for x in verdict.splitlines() if x.startswith("- Paper (Fig. 11 (left))")]
     assert len(like) == 3 and all("**not comparable**" in x for x in like)
-    assert "2 games aggregated vs the paper's 17 (offline_paper)" in like[0]
+    assert "5 games aggregated vs the paper's 17 (offline_paper)" in like[0]
     assert "budget 10 x 5,000 updates vs the paper's 200 x 62,500 updates" in like[0]
     block = verdict.split("**At MinAtar scale**")[1].splitlines()
     scale = [x.strip() for x in block if "At MinAtar scale (paper's Fig. 11 (left))" in x]
@@ -597,3 +597,25 @@ def test_minatar_runs_get_a_separate_labelled_comparison_at_their_scale(tmp_path
     assert "At MinAtar scale" not in atari
     intro = text.split("\n## ")[0]
     assert "minatar_scores.csv" in intro and "min-max" in intro
+
+
+def test_minatar_scale_gives_no_verdict_on_part_of_the_suite(tmp_path):
+    """The same separation on 2 of the 5 MinAtar games: the numbers are shown, the verdict is
+    "too few games for a verdict", naming the missing games (one game's ordering is not the
+    suite's)."""
+    root = tmp_path / "runs"
+    for game in ("MinAtarBreakout", "MinAtarSpaceInvaders"):
+        for torso, level in (("baseline", 0.3), ("soft_moe", 0.6)):
+            make_run(root, "cql", game, torso, 0, hns_to_raw(game, [[level] * 3]),
+                     source="dqn_replay", encoder="minatar", iterations=10,
+                     per_iteration=5_000)  # fmt: skip
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    block = text.split("**At MinAtar scale**")[1].splitlines()
+    scale = [x.strip() for x in block if "At MinAtar scale (paper's Fig. 11 (left))" in x]
+    assert len(scale) == 3, block
+    assert "`soft_moe` (" in scale[0] and "> `baseline` (" in scale[0]
+    assert "P(improve over `baseline`) = 1.000" in scale[1]
+    for line in scale[:2]:
+        assert "agrees" not in line, line
+        missing = "missing MinAtarAsterix, MinAtarFreeway, MinAtarSeaquest"
+        assert f"too few games for a verdict (2 of the 5 games; {missing})" in line, line

@@ -133,8 +133,8 @@ def per_game_table(rows: list[dict], excluded: str) -> str:
             "seeds",
             "final (mean +- std)",
             "best (mean +- std)",
-            "final HNS",
-            "best HNS",
+            "final norm.",
+            "best norm.",
         ],
         [
             [
@@ -160,7 +160,7 @@ def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str])
         md += [aggregate_table(result), ""]
         curve = curve_table(result)
         if curve:
-            md += ["IQM of human-normalised scores per training iteration (95% CIs):", ""]
+            md += ["IQM of normalised scores per training iteration (95% CIs):", ""]
             md += [curve, ""]
     elif result.excluded:
         md += [f"No normalised aggregate: {result.excluded}.", ""]

@@ -175,7 +175,7 @@ def figure_iqm_curves(result: GroupResult):
     ax.xaxis.get_major_locator().set_params(integer=True)  # iterations are whole numbers
     what = "IQM with 95% stratified-bootstrap CIs over training"
     xlabel = iteration_axis_label(result)
-    return _finish(fig, ax, result, what, xlabel, "IQM human-normalised score")
+    return _finish(fig, ax, result, what, xlabel, "IQM normalised score")
 
 
 def figure_intervals(result: GroupResult):
@@ -203,7 +203,7 @@ def figure_intervals(result: GroupResult):
             ax.margins(x=0.15)
             ax.grid(axis="x", alpha=0.3)
             ax.set_title(f"{METRIC_TITLES[metric]} ({kind})", fontsize=9)
-            ax.set_xlabel("human-normalised score", fontsize=8)
+            ax.set_xlabel("normalised score", fontsize=8)
             ax.tick_params(labelsize=7)
     fig.suptitle(title(result, "aggregate metrics, 95% stratified-bootstrap CIs"), fontsize=9)
     return fig
@@ -235,7 +235,7 @@ def figure_profiles(result: GroupResult, *, reps: int = PROFILE_REPS, seed: int 
         ax,
         result,
         what,
-        "human-normalised score \u03c4",
+        "normalised score \u03c4",
         "fraction of runs with score > \u03c4",
     )
 
@@ -320,7 +320,7 @@ def figure_iqm_vs_experts(result: GroupResult):
         ax.axhspan(b[1], b[2], color="k", alpha=0.08)
     ax.set_xscale("log", base=2)
     what = "IQM against the number of experts, 95% CIs"
-    return _finish(fig, ax, result, what, "number of experts", "IQM human-normalised score (final)")
+    return _finish(fig, ax, result, what, "number of experts", "IQM normalised score (final)")
 
 
 def write_figures(result: GroupResult, out: Path, *, reps: int = PROFILE_REPS) -> list[Path]:

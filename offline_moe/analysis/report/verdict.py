@@ -24,7 +24,9 @@ group, and a second, separately labelled block ("At MinAtar scale") applies the 
 and statistical rules with only the settings MinAtar can share with the paper
 (`MINATAR_KEPT`: data source, data percent, number of experts); games, encoder, network
 widths, budget and evaluation cap are MinAtar's own. That block reports orderings at a smaller
-scale, not a test of the Atari claims.
+scale, not a test of the Atari claims, and gives a verdict only over all five games (the paper's
+claims are about a suite, never one game): a partial grid shows its numbers with "too few games
+for a verdict".
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from offline_moe.analysis.report.groups import BASELINE, POI_REPS, GroupResult, 
 MIN_SEEDS = 3  # seeds per game below which no verdict is given
 EQUIVALENCE = (0.4, 0.6)  # P(improvement) margin that counts as "no improvement"
 TOO_FEW = "too few seeds for a verdict"
+TOO_FEW_GAMES = "too few games for a verdict"
 RULES = (
     f"Verdict rules: an ordering or agreement is confident only when every game has at least "
     f"{MIN_SEEDS} seeds of every variant and the 95% CIs separate; with fewer seeds the numbers "
@@ -199,6 +202,20 @@ def _too_few(result: GroupResult) -> str:
     return f"{TOO_FEW} ({result.seeds_range()[0]} seed(s) on some game; {MIN_SEEDS} needed)"
 
 
+def no_verdict_reason(result: GroupResult, all_games: tuple[str, ...] = ()) -> str | None:
+    """Why the group gives no verdict (too few seeds; or, when `all_games` is given, some of
+    those games missing: one game's ordering is not the suite's), else None."""
+    if not enough_seeds(result):
+        return _too_few(result)
+    missing = sorted(set(all_games) - set(result.games))
+    if missing:
+        return (
+            f"{TOO_FEW_GAMES} ({len(all_games) - len(missing)} of the {len(all_games)} games; "
+            f"missing {', '.join(missing)})"
+        )
+    return None
+
+
 def claim_status(better: bool, lo: float, hi: float) -> tuple[str, bool | None]:
     """(what the P(improvement) CI [lo, hi] shows, whether it agrees with the claim or None).
 
@@ -270,13 +287,17 @@ def minatar_scale_lines(result: GroupResult, findings: list[dict]) -> list[str]:
     for f in findings:
         if f.get("claims") or f.get("best"):
             kept = {k: v for k, v in f["settings"].items() if k in MINATAR_KEPT}
-            lines += _finding_lines(result, {**f, "settings": kept}, label="At MinAtar scale")
+            lines += _finding_lines(
+                result, {**f, "settings": kept}, label="At MinAtar scale", all_games=suites.MINATAR
+            )
     if not lines:
         return []
     return [f"- {MINATAR_LABEL}:"] + ["  " + line for line in lines]
 
 
-def _finding_lines(result: GroupResult, f: dict, label: str = "Paper") -> list[str]:
+def _finding_lines(
+    result: GroupResult, f: dict, label: str = "Paper", all_games: tuple[str, ...] = ()
+) -> list[str]:
     settings, fig = f["settings"], f.get("figure", "?")
     fig = fig if label == "Paper" else f"paper's {fig}"
     shared = group_differences(result, settings)  # apply to every statement
@@ -316,8 +337,9 @@ def _finding_lines(result: GroupResult, f: dict, label: str = "Paper") -> list[s
             line = (
                 f"- {label} ({fig}): {statement} Measured among the matching variants: {text} -> "
             )
-            if not enough_seeds(result):
-                line += f"{_too_few(result)}."
+            blocked = no_verdict_reason(result, all_games)
+            if blocked:
+                line += f"{blocked}."
             else:
                 line += ("**agrees**" if agrees else "**disagrees**") + (
                     " (confident)." if separated else " (weak: the CIs overlap)."
@@ -330,8 +352,7 @@ def _finding_lines(result: GroupResult, f: dict, label: str = "Paper") -> list[s
             p, lo, hi = _poi(result, v, base)
             measured, ok = claim_status(bool(claim["better"]), lo, hi)
             status = {True: "**agrees**", False: "**disagrees**", None: "**inconclusive**"}[ok]
-            if not enough_seeds(result):
-                status = _too_few(result)
+            status = no_verdict_reason(result, all_games) or status
             line = (
                 f"- {label} ({fig}): {claim['text']} Measured: `{v}` P(improve over `{base}`) = "
                 f"{fmt_ci(p, lo, hi)}, {measured} -> {status}."
