@@ -138,6 +138,8 @@ class SoftMoE(nn.Module):
       noisy: noisy first layer in every expert (see `Experts`); noise only when `train`.
       phi_init_scale: multiplies Phi's initial values (1: the paper's lecun_normal). At 1 the
         logits of small tokens are near 0 and routing starts uniform (`bench routing`).
+      train_router: False holds Phi at its initial values (no gradient reaches it); with
+        phi_init_scale = 0 the routing is then exactly uniform for good.
     """
 
     num_experts: int = 8
@@ -146,6 +148,7 @@ class SoftMoE(nn.Module):
     normalize: bool = False
     noisy: bool = False
     phi_init_scale: float = 1.0
+    train_router: bool = True
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):  # [B, m, d]
@@ -156,6 +159,8 @@ class SoftMoE(nn.Module):
         lecun = nn.initializers.lecun_normal()
         init = lecun if self.phi_init_scale == 1.0 else _scaled(lecun, self.phi_init_scale)
         phi = self.param("phi", init, (d, n, p))  # [d, n, p]
+        if not self.train_router:
+            phi = jax.lax.stop_gradient(phi)
         x_logits = x
         if self.normalize:
             scale = self.param("scale", nn.initializers.ones, ())

@@ -1,4 +1,5 @@
-"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`, `soft_moe_1_scaled`, `tokenized_expert`.
+"""Built-in torsos: `baseline`, `soft_moe`, `top1_moe`, `soft_moe_1_scaled`, `soft_moe_uniform`,
+`tokenized_expert`.
 
 Contract (every torso, built-in or user-supplied):
 
@@ -21,6 +22,11 @@ plus values worth logging. Torsos never read configs; the head that follows is t
   scaled"): a Soft MoE with one expert, scaled so that it is as wide as the n experts it is
   compared with (H = n * expert_width; its p = m slots equal the n experts' m slots in all).
   Tokens are still dispatched to slots and combined, as in any Soft MoE.
+- `soft_moe_uniform`: `soft_moe` with its routing fixed uniform (Phi = 0, not trained): every
+  slot receives the mean token and every token the mean of the experts' outputs, so the torso
+  is the n experts applied to the global average pool of the feature map. It is what a Soft
+  MoE whose router never leaves its uniform start computes: the control that tells routing
+  apart from pooling.
 - `tokenized_expert`: this suite's own ablation, one step further: encoder -> tokens -> one
   expert MLP applied to every token (no dispatch, no combine, no slots) -> flatten, the expert
   H = n * expert_width wide. It separates tokenisation from routing altogether.
@@ -229,6 +235,29 @@ class SoftMoEOneScaledTorso(SoftMoETorso):
             normalize=self.normalize_tokens,
             noisy=self.noisy,
             phi_init_scale=self.phi_init_scale,
+            name="moe",
+        )
+
+
+@register_torso("soft_moe_uniform")
+class SoftMoEUniformTorso(SoftMoETorso):
+    """`soft_moe` with uniform routing held fixed: Phi starts at 0 and gets no gradient, so
+    dispatch is 1 / m for every (token, slot) and combine 1 / (n p) for every (slot, token).
+
+    Takes the fields of `soft_moe` (`phi_init_scale` and `normalize_tokens` are ignored: the
+    logits are 0 whatever the tokens). Every token's output is the same d-vector, the mean over
+    the n experts of expert_e(mean token), so the features are a function of the global
+    average pool of the encoder's map. Same parameter tree as `soft_moe` (Phi is all zeros).
+    """
+
+    def make_moe(self) -> nn.Module:
+        return SoftMoE(
+            num_experts=self.num_experts,
+            expert_width=self.expert_width,
+            capacity_factor=self.capacity_factor,
+            noisy=self.noisy,
+            phi_init_scale=0.0,
+            train_router=False,
             name="moe",
         )
 

@@ -23,6 +23,7 @@ SMALL = {
     "top1_moe": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
     "tokenized_expert": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
     "soft_moe_1_scaled": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
+    "soft_moe_uniform": {"encoder": "nature", "num_experts": 2, "expert_width": 8},
 }
 
 
