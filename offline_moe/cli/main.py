@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.argv = [f"{PROG} {name}", *rest]
     try:
         runpy.run_module(COMMANDS[name].module, run_name="__main__")
+    except BrokenPipeError:  # `offline-moe list games | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python's docs: signal)
+        return 0
     except errors.USER_ERRORS as e:  # a command that does not catch its own user errors
         if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
             raise

@@ -257,10 +257,12 @@ def with_env_settings(
     Such a run uses its agent's smoke config with the env's overrides
     (`offline_moe.launch.experiments.HOOKS`, e.g. `CATCH`), at the env's default budget, and an
     offline run reads a local cache of the env's recorded random-policy data (made now with
-    `prepare`). Overrides given to the sweep come after and win. Other runs are unchanged.
+    `prepare`; `data_dir` becomes absolute). Overrides given to the sweep come after and win.
+    Other runs are unchanged.
     """
     from offline_moe.data.local import ensure_local_cache, local_cache_dir
 
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))  # the trainers get absolute paths
     out = []
     for spec in specs:
         hook = known_answer_hook(spec.game)

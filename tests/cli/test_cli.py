@@ -197,3 +197,14 @@ def test_installed_console_script(tmp_path):
     assert (out.returncode, out.stdout.strip()) == (0, f"offline-moe {__version__}")
     out = offline_moe(tmp_path, "list", "agents", exe=exe)
     assert out.returncode == 0 and "cql_c51" in out.stdout
+
+
+def test_the_entry_point_imports_no_tensorflow(tmp_path):
+    code = (
+        "import sys; import offline_moe.cli.main, offline_moe.cli.app, offline_moe.cli.trainer; "
+        "assert 'tensorflow' not in sys.modules and 'jax' not in sys.modules"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
