@@ -9,8 +9,41 @@ need not import one another to share them.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
+from collections.abc import Iterable
+
+# Inputs: what a user typed.
+
+
+class InputError(ValueError):
+    """A name or value given on the command line (or in a config) is not a valid one: an
+    unknown game, suite, agent, torso, torso keyword, config name or run directory. The
+    message names it, the nearest valid value or the valid values, and the fix."""
+
+    def with_prefix(self, where: str) -> InputError:
+        """The same error, its message prefixed with where the value came from."""
+        return type(self)(f"{where}: {self}")
+
+
+def nearest(name: str, valid: Iterable[str]) -> str:
+    """'did you mean 'Pong'?' for the closest valid values (case-insensitive), else ''."""
+    valid = list(valid)
+    by_lower = {v.lower(): v for v in valid}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=3, cutoff=0.6)
+    return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?" if close else ""
+
+
+def unknown(kind: str, name: str, valid: Iterable[str], fix: str = "") -> InputError:
+    """The one-line error for a name that is not one of `valid`: what, nearest match or the
+    valid values, and the fix, joined by '; '."""
+    valid = list(valid)
+    parts = [f"unknown {kind} {name!r}", nearest(name, valid)]
+    if not parts[1] or len(valid) <= 12:
+        parts.append(f"valid: {', '.join(valid)}")
+    return InputError("; ".join(p for p in [*parts, fix] if p))
+
 
 # Data: replay caches and the readers that make them.
 
@@ -70,4 +103,7 @@ class CheckpointWriteError(OSError):
 
 # What a trainer's command line reports as one line (and a non-zero exit), not a traceback:
 # refused starts, NaN stops, failed checkpoint writes, and caches that fail their checks.
-USER_ERRORS = (RunDirError, NonFiniteLossError, CheckpointWriteError, CacheError)
+USER_ERRORS = (InputError, RunDirError, NonFiniteLossError, CheckpointWriteError, CacheError)
+# Of those, the ones that stop a run that had started (exit 1); the others refuse what was
+# asked before anything ran (exit 2, as a usage error).
+RUN_FAILURES = (NonFiniteLossError, CheckpointWriteError)

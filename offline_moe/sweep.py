@@ -24,6 +24,7 @@ from offline_moe.launch.sweep import (
     record_grid,
     run_sweep,
     trainer_command,
+    validate_grid,
     with_env_settings,
     with_local_data,
 )
@@ -167,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs_per_seed=args.runs_per_seed,
         config_arg=args.config_arg,
     )
+    validate_grid(specs)  # the whole grid, before any data is made or any run starts
     specs = with_env_settings(specs, args.data_dir, prepare=not args.print_only)
     offline_games = {s.game for s in specs if s.agent in OFFLINE_AGENTS}
     if args.print_only:

@@ -1,44 +1,29 @@
 r"""Command: train CQL / CQL+C51 offline from a replay cache, evaluate in ALE.
 
-    python -m offline_moe.train_offline \
-        --config=offline_moe/configs/cql.py:game=Pong \
+    offline-moe train_offline --config=cql:game=Pong \
         --config.torso.name=soft_moe --config.torso.num_experts=8 \
         --config.data.cache_dir=data/cache/Pong_run1_5pct --workdir=runs/cql_pong_soft_moe
 
-    python -m offline_moe.train_offline --workdir=runs/cql_pong_soft_moe   # resume
+    offline-moe train_offline --workdir=runs/cql_pong_soft_moe   # resume
+    offline-moe train_offline --config=cql:smoke --print_config   # the config, nothing run
 
-The library function is `offline_moe.train.offline.train_and_evaluate(config, workdir)`.
+(`python -m offline_moe.train_offline ...` is the same command.) The library function is
+`offline_moe.train.offline.train_and_evaluate(config, workdir)`.
 """
 
 from __future__ import annotations
 
-from offline_moe import errors
-from offline_moe.train.offline import train_and_evaluate
-from offline_moe.train.process import define_process_flags, setup_trainer_process
+from offline_moe.cli import trainer
+from offline_moe.train.offline import preflight, train_and_evaluate
+from offline_moe.train.process import setup_trainer_process
 
 # ----- absl entry point -----
 
 
 def _define_flags():
     from absl import flags
-    from ml_collections import config_flags
 
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "Config file with optional argument, e.g. offline_moe/configs/cql.py:smoke,game=Pong; "
-        "override fields with --config.FIELD=VALUE. Omit to resume a run from "
-        "WORKDIR/config.json.",
-        lock_config=True,
-    )
-    flags.DEFINE_string("workdir", None, "Run directory (config, metrics, checkpoints).")
-    flags.DEFINE_integer(
-        "max_iterations",
-        None,
-        "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
-    )
-    flags.mark_flag_as_required("workdir")
-    define_process_flags()
+    trainer.define_trainer_flags(names="cql, cql_c51", example="cql")
     return flags.FLAGS
 
 
@@ -46,16 +31,19 @@ def main(argv) -> None:
     from absl import flags
 
     del argv
-    flags_ = flags.FLAGS
+    fl = flags.FLAGS
+    config = trainer.resolve(
+        fl.config, fl.workdir, print_config=fl.print_config, preflight=preflight
+    )
+    if fl.print_config:
+        trainer.print_config(config)
+        return
     setup_trainer_process()  # compilation cache, monitoring, quiet Orbax
-    try:
-        train_and_evaluate(flags_.config, flags_.workdir, max_iterations=flags_.max_iterations)
-    except errors.USER_ERRORS as e:
-        raise SystemExit(f"[train_offline] {e}") from None
+    train_and_evaluate(fl.config, fl.workdir, max_iterations=fl.max_iterations)
 
 
 if __name__ == "__main__":
-    from absl import app
+    from offline_moe.cli import app
 
     _define_flags()
-    app.run(main)
+    app.run(main, command="train_offline")

@@ -1,24 +1,24 @@
 """Command: online training on the Atari 100k protocol (DER, DrQ(eps)) with any torso, and
 MinAtar's DQN logging its replay as DQN-Replay checkpoints (`offline_moe/configs/dqn.py`).
 
-  python -m offline_moe.train_online --config=offline_moe/configs/der.py:game=Pong --workdir=runs/y
-  python -m offline_moe.train_online --config=offline_moe/configs/drq_eps.py:smoke --workdir=runs/z
-  python -m offline_moe.train_online --config=offline_moe/configs/dqn.py:game=MinAtarSeaquest \
-      --workdir=runs/dqn/MinAtarSeaquest/1
-  python -m offline_moe.train_online --workdir=runs/y        # resume (config.json is reused)
+  offline-moe train_online --config=der:game=Pong --workdir=runs/y
+  offline-moe train_online --config=drq_eps:smoke --workdir=runs/z
+  offline-moe train_online --config=dqn:game=MinAtarSeaquest --workdir=runs/dqn/MinAtarSeaquest/1
+  offline-moe train_online --workdir=runs/y        # resume (config.json is reused)
+  offline-moe train_online --config=der:smoke --print_config   # the config, nothing run
 
-The protocol and the run directory are described in `offline_moe.train.online`.
+(`python -m offline_moe.train_online ...` is the same command.) The protocol and the run
+directory are described in `offline_moe.train.online`.
 """
 
 from __future__ import annotations
 
 import json
 
-from absl import app, flags
-
-from offline_moe import errors
+from offline_moe.cli import trainer
+from offline_moe.configs.check import check_config
 from offline_moe.train.online import train_and_evaluate
-from offline_moe.train.process import define_process_flags, setup_trainer_process
+from offline_moe.train.process import setup_trainer_process
 from offline_moe.train.protocol import to_jsonable
 
 # ---------------------------------------------------------------------------------------------
@@ -26,34 +26,32 @@ from offline_moe.train.protocol import to_jsonable
 # other entry points never redefines a flag).
 
 
+def _define_flags():
+    from absl import flags
+
+    trainer.define_trainer_flags(names="der, drq_eps, dqn", example="der")
+    return flags.FLAGS
+
+
 def main(argv):
-    from absl import flags as absl_flags
+    from absl import flags
 
     del argv
-    fl = absl_flags.FLAGS
+    fl = flags.FLAGS
+    config = trainer.resolve(
+        fl["config"].value, fl.workdir, print_config=fl.print_config, preflight=check_config
+    )
+    if fl.print_config:
+        trainer.print_config(config)
+        return
     setup_trainer_process()  # compilation cache, monitoring, quiet Orbax
-    try:
-        summary = train_and_evaluate(
-            fl["config"].value, fl.workdir, max_iterations=fl.max_iterations
-        )
-    except errors.USER_ERRORS as e:
-        raise SystemExit(f"[train_online] {e}") from None
+    summary = train_and_evaluate(fl["config"].value, fl.workdir, max_iterations=fl.max_iterations)
     if summary is not None:
         print(json.dumps(to_jsonable(summary), sort_keys=True))
 
 
 if __name__ == "__main__":
-    from ml_collections import config_flags
+    from offline_moe.cli import app
 
-    config_flags.DEFINE_config_file(
-        "config", None, "offline_moe/configs/{der,drq_eps,dqn}.py[:smoke,game=X]", lock_config=True
-    )
-    flags.DEFINE_string("workdir", None, "run directory (resumes if it has a checkpoint)")
-    flags.DEFINE_integer(
-        "max_iterations",
-        None,
-        "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
-    )
-    flags.mark_flag_as_required("workdir")
-    define_process_flags()
-    app.run(main)
+    _define_flags()
+    app.run(main, command="train_online")

@@ -23,6 +23,8 @@
 
 from __future__ import annotations
 
+from offline_moe import errors
+
 RLU46 = (
     "Alien", "Amidar", "Assault", "Asterix", "Atlantis", "BankHeist", "BattleZone", "BeamRider",
     "Boxing", "Breakout", "Carnival", "Centipede", "ChopperCommand", "CrazyClimber",
@@ -74,17 +76,31 @@ SUITES: dict[str, tuple[str, ...]] = {
 }
 
 
+class UnknownSuiteError(errors.InputError, KeyError):
+    """A suite name that is not in SUITES (a KeyError, as a lookup, and an InputError)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0])
+
+
 def get_suite(name_or_games: str) -> tuple[str, ...]:
     """Games of a named suite, or of a comma-separated list of games ('Pong,Breakout').
 
     Raises:
-      KeyError: an unknown suite name (the message lists valid suites).
+      UnknownSuiteError (a KeyError): an unknown suite name (the message names the nearest and
+        lists valid suites).
     """
     if name_or_games in SUITES:
         return SUITES[name_or_games]
     if "," in name_or_games or name_or_games[:1].isupper():
         return tuple(g.strip() for g in name_or_games.split(",") if g.strip())
-    raise KeyError(
-        f"unknown suite {name_or_games!r}; valid suites: {', '.join(sorted(SUITES))} "
-        "(or a comma-separated list of CamelCase game names)"
+    raise UnknownSuiteError(
+        str(
+            errors.unknown(
+                "suite",
+                name_or_games,
+                sorted(SUITES),
+                "or a comma-separated list of CamelCase game names; `offline-moe list suites`",
+            )
+        )
     )

@@ -12,6 +12,9 @@ An agent is added by adding a row here and its config file.
 from __future__ import annotations
 
 import dataclasses
+import os
+
+from offline_moe import errors
 
 OFFLINE = "offline"
 ONLINE = "online"
@@ -41,8 +44,9 @@ class Agent:
 
     @property
     def config_file(self) -> str:
-        """The config file, relative to the repository root (the trainers' --config)."""
-        return f"offline_moe/configs/{self.name}.py"
+        """The config file's absolute path (the trainers' --config), wherever the package is
+        installed, so a trainer started from any directory finds it."""
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{self.name}.py")
 
     @property
     def trainer_module(self) -> str:
@@ -80,10 +84,10 @@ def get(name: str, *, compared: bool = True) -> Agent:
     """The row of agent `name`.
 
     Raises:
-      ValueError: an unknown agent (or one not compared, with `compared`); the message lists
-        the valid names.
+      InputError (a ValueError): an unknown agent (or one not compared, with `compared`);
+        the message names the nearest and the valid names.
     """
     valid = names(compared=compared)
     if name not in valid:
-        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(valid)}")
+        raise errors.unknown("agent", name, valid)
     return AGENTS[name]

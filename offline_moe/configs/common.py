@@ -297,6 +297,8 @@ def offline_config(agent: str, arg: str | None, *, where: str) -> ml_collections
 
 # The offline protocol at MinAtar scale (`preset=minatar`, the default for a MinAtar game).
 MINATAR_OFFLINE = "Table 3 scaled to MinAtar: 50k updates, lr 2.5e-4, target 1000 (docstring)"
+# Presets every offline agent file takes besides its own PRESETS (`offline_preset`).
+OFFLINE_EXTRA_PRESETS = {"minatar": MINATAR_OFFLINE}
 
 
 def apply_minatar_offline(c: ml_collections.ConfigDict) -> None:
@@ -340,7 +342,7 @@ def offline_preset(c: ml_collections.ConfigDict, presets: Mapping[str, str], def
     """The run's preset: the one asked for, else `minatar` for a MinAtar game and `default`
     for the others; `minatar` is refused for a game that is not MinAtar's."""
     minatar = is_minatar_game(c.game)
-    presets = {**presets, "minatar": MINATAR_OFFLINE}
+    presets = {**presets, **OFFLINE_EXTRA_PRESETS}
     preset = check_preset(c.preset or ("minatar" if minatar else default), presets, where=where)
     if preset == "minatar" and not minatar:
         raise ValueError(

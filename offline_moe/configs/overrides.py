@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 
 import ml_collections
 
+from offline_moe import errors
+
 
 @dataclasses.dataclass(frozen=True)
 class TorsoVariant:
@@ -40,10 +42,12 @@ class TorsoVariant:
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep or not key:
-                raise ValueError(f"torso variant {spec!r}: expected name@key=value, got {pair!r}")
+                raise errors.InputError(
+                    f"torso variant {spec!r}: expected name@key=value, got {pair!r}"
+                )
             kwargs.append((key, value))
         if not name:
-            raise ValueError(f"torso variant {spec!r} has no torso name")
+            raise errors.InputError(f"torso variant {spec!r} has no torso name")
         return cls(name, tuple(kwargs))
 
     @property
@@ -68,17 +72,20 @@ def parse_value(node: ml_collections.ConfigDict, key: str, text: str):
     kind = node.get_type(key)
     if kind is bool:
         if text.lower() not in _TRUE + _FALSE:
-            raise ValueError(f"override {key}={text!r}: expected true/false (t/f, 1/0)")
+            raise errors.InputError(f"override {key}={text!r}: expected true/false (t/f, 1/0)")
         return text.lower() in _TRUE
     if kind in (int, float, str):
-        return kind(text)
+        try:
+            return kind(text)
+        except ValueError:
+            raise errors.InputError(f"override {key}={text!r}: expected {kind.__name__}") from None
     if kind in (tuple, list) or kind is type(None):
         try:
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             if kind is type(None):
                 return text
-            raise ValueError(
+            raise errors.InputError(
                 f"override {key}={text!r}: expected a Python {kind.__name__}"
             ) from None
     return text
@@ -93,7 +100,7 @@ def split_override(override: str) -> tuple[str, str]:
     path, sep, value = override.partition("=")
     keys = path.split(".")
     if not sep or keys[0] != "config" or len(keys) < 2:
-        raise ValueError(f"override {override!r}: expected config.<field>=<value>")
+        raise errors.InputError(f"override {override!r}: expected config.<field>=<value>")
     return ".".join(keys[1:]), value
 
 

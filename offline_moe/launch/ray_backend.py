@@ -233,8 +233,7 @@ def run_on_node(
         log.flush()
         proc = subprocess.Popen(
             cmd,
-            cwd=sweep_lib.REPO_ROOT,
-            env=child_env,
+            env=sweep_lib.child_env(child_env),  # absolute paths: the task's cwd is fine
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

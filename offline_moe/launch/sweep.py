@@ -16,8 +16,11 @@ or resumed: the trainer resumes from the last checkpoint when re-invoked with th
 ``config.data.cache_dir``) are made absolute before any run starts, so a sweep started from any
 directory puts its runs where its paths say, and checks them there. ``--print`` is a dry run:
 it writes one shell command per run (the whole grid, finished or not) to stdout for a cluster
-scheduler and nothing to disk; the config path in the commands is relative to the repository
-root, so run them from there. Logs of local runs go to ``ROOT/_logs/``; a sweep that runs
+scheduler and nothing to disk; every path in the commands is absolute (the config file is the
+installed package's), so they run from any directory. The trainers run in the sweep's own
+working directory. Before the first run, `validate_grid` checks the whole grid (agents,
+games, torso names and keywords, overrides), so a typo ends in one line, not in a failed run.
+Logs of local runs go to ``ROOT/_logs/``; a sweep that runs
 records its grid in ``ROOT/sweep_grid.json`` so the report can name runs that never started.
 
 Offline agents read replay caches. Without the public DQN-Replay data at hand (e.g. the smoke
@@ -46,11 +49,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from offline_moe import errors
 from offline_moe.configs import agents as agent_table
 from offline_moe.configs.overrides import TorsoVariant, split_override
 from offline_moe.launch.experiments import known_answer_hook
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The directory that holds the package (the checkout, or site-packages): put on the trainers'
+# PYTHONPATH, so they import the package the sweep runs from whatever their working directory.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +90,7 @@ def seed_groups(num_seeds: int, seeds_per_run: int | None, first_seed: int = 0):
     """[(seed, count), ...]: consecutive groups of at most `seeds_per_run` seeds."""
     per = seeds_per_run or num_seeds
     if num_seeds < 1 or per < 1:
-        raise ValueError(f"need seeds >= 1 and seeds_per_run >= 1, got {num_seeds}, {per}")
+        raise errors.InputError(f"need seeds >= 1 and seeds_per_run >= 1, got {num_seeds}, {per}")
     return [(first_seed + s, min(per, num_seeds - s)) for s in range(0, num_seeds, per)]
 
 
@@ -126,18 +132,18 @@ def expand_grid(
     """
     taken = {t.partition("=")[0] for t in config_arg.split(",") if t}
     if taken & {"smoke", "game", "seed", "num_seeds", "torso"}:
-        raise ValueError(
+        raise errors.InputError(
             f"config_arg {config_arg!r}: smoke, game, seed, num_seeds and torso come from the "
             "grid (--smoke, --suite, --seeds, --torsos)"
         )
     if runs_per_seed:
         if seeds_per_run not in (None, 1):
-            raise ValueError(
+            raise errors.InputError(
                 f"runs_per_seed: seeds read different data, so each is its own run; got "
                 f"seeds_per_run={seeds_per_run} (use 1 or leave it unset)"
             )
         if first_seed + seeds > DQN_REPLAY_RUNS:
-            raise ValueError(
+            raise errors.InputError(
                 f"runs_per_seed: seeds {first_seed}..{first_seed + seeds - 1} would read runs "
                 f"up to {first_seed + seeds}; DQN-Replay has runs 1..{DQN_REPLAY_RUNS}"
             )
@@ -149,7 +155,7 @@ def expand_grid(
     variants = [t if isinstance(t, TorsoVariant) else TorsoVariant.parse(t) for t in torsos]
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"duplicate torso variants: {labels}")
+        raise errors.InputError(f"duplicate torso variants: {labels}")
     root = Path(os.path.abspath(os.path.expanduser(root)))
     overrides = [absolute_override(ov) for ov in overrides]
     specs = []
@@ -179,6 +185,70 @@ def expand_grid(
     return specs
 
 
+def validate_grid(specs: Sequence[RunSpec]) -> None:
+    """Checks every run of the grid before any starts: its agent, game, torso name and
+    keywords, config argument and overrides, as its trainer would (`configs.check`).
+
+    Each distinct (agent, game, torso variant) builds its config once (no network, no env).
+
+    Raises:
+      InputError: the first invalid value, naming the nearest valid one.
+    """
+    import importlib
+
+    from offline_moe.configs.check import check_config
+    from offline_moe.configs.overrides import apply_overrides
+
+    seen = set()
+    for spec in specs:
+        key = (spec.agent, spec.game, spec.torso, spec.smoke, spec.overrides, spec.config_arg)
+        if key in seen:
+            continue
+        seen.add(key)
+        agent = agent_table.get(spec.agent)
+        module = importlib.import_module(agent.config_module)
+        arg = ",".join((["smoke"] if spec.smoke else []) + [f"game={spec.game}"])
+        arg += f",{spec.config_arg}" if spec.config_arg else ""
+        where = f"run {spec.agent}/{spec.game}/{spec.torso.label}"
+        try:
+            config = module.get_config(arg)
+            apply_overrides(config, [*spec.torso.overrides(), *spec.overrides])
+        except (KeyError, AttributeError):  # a field the config does not have
+            ovs = [*spec.torso.overrides(), *spec.overrides]
+            raise _unknown_field(config, ovs, where) from None
+        except ValueError as e:
+            raise errors.InputError(f"{where}: {e}") from None
+        try:
+            check_config(config)
+        except errors.InputError as e:
+            raise e.with_prefix(where) from None
+
+
+def _unknown_field(config, overrides: Sequence[str], where: str) -> Exception:
+    """The InputError for the first override naming a field `config` does not have."""
+    for ov in overrides:
+        node, path = config, ["config"]
+        for key in split_override(ov)[0].split("."):
+            if not hasattr(node, "keys") or key not in node:
+                keys = [k for k in getattr(node, "keys", list)() if k != "builtin"]
+                kind = (
+                    "torso keyword" if path == ["config", "torso"] else f"field of {'.'.join(path)}"
+                )
+                return errors.unknown(kind, key, keys).with_prefix(f"{where}: {ov}")
+            node, path = node[key], [*path, key]
+    return errors.InputError(f"{where}: an override names a field the config does not have")
+
+
+def child_env(env: dict | None = None) -> dict:
+    """The trainers' environment: `env` (default this process's) with the package's parent
+    directory first on PYTHONPATH, so they import the package the sweep imported."""
+    env = dict(os.environ if env is None else env)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if PACKAGE_PARENT not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT, *paths])
+    return env
+
+
 def with_env_settings(
     specs: Sequence[RunSpec], data_dir: str = "data", *, prepare: bool = True
 ) -> list[RunSpec]:
@@ -187,10 +257,12 @@ def with_env_settings(
     Such a run uses its agent's smoke config with the env's overrides
     (`offline_moe.launch.experiments.HOOKS`, e.g. `CATCH`), at the env's default budget, and an
     offline run reads a local cache of the env's recorded random-policy data (made now with
-    `prepare`). Overrides given to the sweep come after and win. Other runs are unchanged.
+    `prepare`; `data_dir` becomes absolute). Overrides given to the sweep come after and win.
+    Other runs are unchanged.
     """
     from offline_moe.data.local import ensure_local_cache, local_cache_dir
 
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))  # the trainers get absolute paths
     out = []
     for spec in specs:
         hook = known_answer_hook(spec.game)
@@ -280,9 +352,8 @@ def _run_one(cmd: list[str], log_path: Path, env: dict | None) -> int:
         log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n")
         log.flush()
         proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            env=env,
+            cmd,  # in the sweep's working directory; every path in it is absolute
+            env=child_env(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so an interrupt ends all of it
@@ -330,9 +401,9 @@ def device_slots(devices: Sequence[str], workers: int, runs_per_device: int = 1)
     if not devices:
         return None
     if runs_per_device < 1:
-        raise ValueError(f"--runs_per_device must be >= 1, got {runs_per_device}")
+        raise errors.InputError(f"--runs_per_device must be >= 1, got {runs_per_device}")
     if workers > len(devices) * runs_per_device:
-        raise ValueError(
+        raise errors.InputError(
             f"--workers={workers} but {len(devices)} accelerator(s) ({','.join(devices)}) at "
             f"--runs_per_device={runs_per_device}: lower --workers, or share accelerators with "
             f"--runs_per_device={-(-workers // len(devices))}"

@@ -28,6 +28,7 @@ import numpy as np
 from offline_moe.envs import registry as envs
 from offline_moe.envs.evaluate import EvalConfig, evaluate
 from offline_moe.envs.frames import stacked_shape
+from offline_moe.errors import InputError
 from offline_moe.learners import (
     MAX_CPU_UNROLL,
     LearnerConfig,
@@ -173,6 +174,32 @@ def unpack(config: Mapping) -> tuple[TrainConfig, LearnerConfig, EvalConfig]:
         max_to_keep=int(config["checkpoint"]["max_to_keep"]),
     )
     return tc, LearnerConfig.from_config(learner_block), EvalConfig.from_config(config["eval"])
+
+
+def preflight(config: Mapping) -> None:
+    """The checks of a new run's config that need no data, made before its run directory is
+    created: agent, game and torso (`configs.check`), the unpacked fields, and that the replay
+    cache exists (or is shipped; `build` unpacks it).
+
+    Raises:
+      InputError: what is wrong and what to do.
+    """
+    from offline_moe.configs.check import check_config
+    from offline_moe.data.shipped import SHIPPED_DIR
+
+    config = _to_dict(config)
+    check_config(config)
+    try:
+        tc, _, _ = unpack(config)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    shipped = os.path.join(SHIPPED_DIR, os.path.basename(os.path.normpath(tc.cache_dir)) + ".npz")
+    if not os.path.isdir(tc.cache_dir) and not os.path.isfile(shipped):
+        raise InputError(
+            f"config.data.cache_dir: replay cache {os.path.abspath(tc.cache_dir)!r} not found; "
+            f"make it with `offline-moe ingest ... --out={tc.cache_dir}` or `offline-moe "
+            f"local_data --games={tc.game}` (docs/data.md), or pass --config.data.cache_dir=PATH"
+        )
 
 
 def _to_dict(config: Any) -> dict:

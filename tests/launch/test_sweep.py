@@ -29,6 +29,7 @@ FAKE_TRAINER = textwrap.dedent(
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / "invocations.txt", "a") as f:
         f.write(" ".join(sys.argv[1:]) + "\\n")
+    (workdir / "cwd.txt").write_text(os.getcwd())
     cfg_path, _, cfg_arg = flags["config"].partition(":")
     opts = dict(kv.split("=", 1) for kv in cfg_arg.split(",") if "=" in kv)
     seed, num_seeds = int(flags["config.seed"]), int(flags["config.num_seeds"])
@@ -96,7 +97,9 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
         agent = Path(f["config"].split(":")[0]).stem
         game = f["config"].split("game=")[1]
         assert cmd[2] == AGENTS[agent].trainer_module
-        assert f["config"] == f"offline_moe/configs/{agent}.py:smoke,game={game}"
+        # The installed package's config file, absolute: the commands run from any directory.
+        assert f["config"] == f"{AGENTS[agent].config_file}:smoke,game={game}"
+        assert os.path.isabs(f["config"])
         assert (f["config.num_seeds"], f["config.seed"]) == ("5", "0")
         torso = f["config.torso.name"]
         assert f["workdir"] == str(root / agent / game / torso / "seeds_0-4")
@@ -136,9 +139,11 @@ def test_sweep_started_from_another_directory(tmp_path, fake_env, monkeypatch):
         call = (workdir / "invocations.txt").read_text()
         assert f"--workdir={workdir}" in call
         assert f"--config.export_replay={elsewhere / 'exported'}" in call
-        assert not (sweep.REPO_ROOT / name).exists()
+        assert not (Path(sweep.PACKAGE_PARENT) / name).exists()
+        # The trainer ran in the sweep's working directory, not in the package's checkout.
+        assert (workdir / "cwd.txt").read_text() == str(elsewhere)
     finally:  # the old behaviour put the runs into the package's checkout
-        shutil.rmtree(sweep.REPO_ROOT / name, ignore_errors=True)
+        shutil.rmtree(Path(sweep.PACKAGE_PARENT) / name, ignore_errors=True)
 
 
 def test_seed_groups_and_torso_variants(tmp_path):
@@ -297,6 +302,6 @@ def test_config_arg_reaches_every_run(tmp_path):
     specs = sweep.expand_grid(["Pong"], ["der"], ["soft_moe"], root=tmp_path, seeds=1,
                               config_arg="preset=fig12,frames=50000000")  # fmt: skip
     cmd = sweep.trainer_command(specs[0])
-    assert "--config=offline_moe/configs/der.py:game=Pong,preset=fig12,frames=50000000" in cmd
+    assert f"--config={AGENTS['der'].config_file}:game=Pong,preset=fig12,frames=50000000" in cmd
     with pytest.raises(ValueError, match="come from the grid"):
         sweep.expand_grid(["Pong"], ["der"], ["soft_moe"], root=tmp_path, config_arg="seed=3")

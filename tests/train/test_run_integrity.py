@@ -292,7 +292,7 @@ def test_finished_run_with_other_flags_exits_non_zero_on_the_command_line(tmp_pa
     cmd = [sys.executable, "-m", "offline_moe.train_offline", f"--workdir={workdir}"]
     cmd += ["--config=offline_moe/configs/cql.py:smoke,game=Pong", "--config.seed=4"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
-    assert out.returncode == 1 and "differs from the given config in" in out.stderr
+    assert out.returncode == 2 and "differs from the given config in" in out.stderr  # refused
     assert "Traceback" not in out.stderr
 
 
