@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -190,7 +191,10 @@ def test_smoke_run_from_outside_the_repository(tmp_path):
 
 
 def test_installed_console_script(tmp_path):
-    exe = shutil.which("offline-moe")
+    # The script pip installs beside this Python (./run.sh calls .venv/bin/python without
+    # putting .venv/bin on PATH), else the one on PATH.
+    beside = Path(sys.executable).parent / "offline-moe"
+    exe = str(beside) if beside.is_file() else shutil.which("offline-moe")
     if exe is None:
         pytest.skip("offline-moe is not installed (pip install -e . installs it)")
     out = offline_moe(tmp_path, "--version", exe=exe)
