@@ -19,10 +19,12 @@ from offline_moe.train.process import define_process_flags, setup_trainer_proces
 # ----- absl entry point -----
 
 
-def _define_flags():
+def define_flags(fv=None):
+    """The command's flags, in `fv` (default: absl's global FLAGS)."""
     from absl import flags
     from ml_collections import config_flags
 
+    fv = flags.FLAGS if fv is None else fv
     config_flags.DEFINE_config_file(
         "config",
         None,
@@ -30,16 +32,20 @@ def _define_flags():
         "override fields with --config.FIELD=VALUE. Omit to resume a run from "
         "WORKDIR/config.json.",
         lock_config=True,
+        flag_values=fv,
     )
-    flags.DEFINE_string("workdir", None, "Run directory (config, metrics, checkpoints).")
+    flags.DEFINE_string(
+        "workdir", None, "Run directory (config, metrics, checkpoints).", flag_values=fv
+    )
     flags.DEFINE_integer(
         "max_iterations",
         None,
         "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
+        flag_values=fv,
     )
-    flags.mark_flag_as_required("workdir")
-    define_process_flags()
-    return flags.FLAGS
+    flags.mark_flag_as_required("workdir", flag_values=fv)
+    define_process_flags(fv)
+    return fv
 
 
 def main(argv) -> None:
@@ -55,7 +61,6 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
+    from offline_moe.flags_common import run_app
 
-    _define_flags()
-    app.run(main)
+    run_app(main, define_flags, prog="train_offline", doc=__doc__)

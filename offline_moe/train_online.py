@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from offline_moe import errors
 from offline_moe.train.online import train_and_evaluate
@@ -42,18 +42,33 @@ def main(argv):
         print(json.dumps(to_jsonable(summary), sort_keys=True))
 
 
-if __name__ == "__main__":
+def define_flags(fv=None):
+    """The command's flags, in `fv` (default: absl's global FLAGS). Called only when run as a
+    program (or by the flag table), so importing this module never redefines a flag."""
     from ml_collections import config_flags
 
+    fv = flags.FLAGS if fv is None else fv
     config_flags.DEFINE_config_file(
-        "config", None, "offline_moe/configs/{der,drq_eps,dqn}.py[:smoke,game=X]", lock_config=True
+        "config",
+        None,
+        "offline_moe/configs/{der,drq_eps,dqn}.py[:smoke,game=X]",
+        lock_config=True,
+        flag_values=fv,
     )
-    flags.DEFINE_string("workdir", None, "run directory (resumes if it has a checkpoint)")
+    flags.DEFINE_string(
+        "workdir", None, "run directory (resumes if it has a checkpoint)", flag_values=fv
+    )
     flags.DEFINE_integer(
         "max_iterations",
         None,
         "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
+        flag_values=fv,
     )
-    flags.mark_flag_as_required("workdir")
-    define_process_flags()
-    app.run(main)
+    flags.mark_flag_as_required("workdir", flag_values=fv)
+    define_process_flags(fv)
+
+
+if __name__ == "__main__":
+    from offline_moe.flags_common import run_app
+
+    run_app(main, define_flags, prog="train_online", doc=__doc__)
