@@ -112,7 +112,7 @@ case "$cmd" in
     exec "$RUNPY" -m offline_moe.default_benchmark "$@"
     ;;
   *)
-    echo "usage: ./run.sh [--atari | --game=G ...] | test [pytest args] | lint | device [--minutes=N] [--out=DIR]" >&2
+    echo "usage: ./run.sh [--atari | --game=G ...] | test [pytest args] | lint | device [--minutes=N] [--report_dir=DIR]" >&2
     exit 2
     ;;
 esac

@@ -25,12 +25,16 @@ not re-run (pass --fresh to start over).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import shutil
 import time
+from types import SimpleNamespace
+
+from absl import flags
+
+from offline_moe.flags_common import define_data_dir, fail, parse
 
 TORSOS = ("baseline", "soft_moe", "top1_moe")
 MINATAR_GAME = "MinAtarBreakout"
@@ -53,75 +57,83 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--atari",
-        action="store_true",
-        help="run the Atari pipeline check (record, ingest, smoke-budget CQL) and the Catch grid "
-        "instead of the MinAtar mini-grid",
+def define_flags(fv: flags.FlagValues) -> None:
+    """The command's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_boolean(
+        "atari",
+        False,
+        "Run the Atari pipeline check (record, ingest, smoke-budget CQL) and the Catch grid "
+        "instead of the MinAtar mini-grid.",
+        **kw,
     )
-    p.add_argument(
-        "--game",
-        default=None,
-        help=f"MinAtar game with a shipped dataset (default {MINATAR_GAME}); with --atari, the "
-        "Atari game to record and evaluate on (default Breakout)",
+    flags.DEFINE_string(
+        "game",
+        None,
+        f"Game: a MinAtar game with a shipped dataset (default {MINATAR_GAME}); with --atari, "
+        "the Atari game to record and evaluate on (default Breakout).",
+        **kw,
     )
-    p.add_argument(
-        "--budget",
-        type=int,
-        default=MINATAR_BUDGET,
-        help=f"gradient updates per MinAtar run, in {MINATAR_ITERATIONS} iterations (the full "
-        "grid's budget is 50,000)",
+    flags.DEFINE_integer(
+        "budget",
+        MINATAR_BUDGET,
+        f"Gradient updates per MinAtar run, in {MINATAR_ITERATIONS} iterations (the full "
+        "grid's budget is 50,000).",
+        lower_bound=1,
+        **kw,
     )
-    p.add_argument(
-        "--eval_steps",
-        type=int,
-        default=MINATAR_EVAL_STEPS,
-        help="MinAtar: agent steps per seed of each evaluation (whole episodes, 8 games at once)",
+    flags.DEFINE_integer(
+        "eval_steps",
+        MINATAR_EVAL_STEPS,
+        "MinAtar: agent steps per seed of each evaluation (whole episodes, 8 games at once).",
+        **kw,
     )
-    p.add_argument("--steps", type=int, default=3000, help="--atari: agent steps to record")
-    p.add_argument("--data_dir", default="data", help="where datasets and caches go")
-    p.add_argument(
-        "--runs_dir",
-        default=None,
-        help="where the run directories go (default runs/default_benchmark_minatar; with "
-        "--atari runs/default_benchmark)",
+    flags.DEFINE_integer("steps", 3000, "With --atari: agent steps to record.", **kw)
+    define_data_dir(fv)
+    flags.DEFINE_string(
+        "runs_dir",
+        None,
+        "Root of the run directories (default runs/default_benchmark_minatar; with --atari "
+        "runs/default_benchmark).",
+        **kw,
     )
-    p.add_argument("--torsos", default=",".join(TORSOS), help="comma-separated torso names")
-    p.add_argument(
-        "--num_seeds",
-        type=int,
-        default=2,
-        help="seeds per torso, trained side by side in one program (>= 2 gives the report CIs)",
+    flags.DEFINE_list("torsos", list(TORSOS), "Torso names, comma-separated.", **kw)
+    flags.DEFINE_integer(
+        "num_seeds",
+        2,
+        "Seeds per torso, trained side by side in one program (>= 2 gives the report CIs).",
+        lower_bound=1,
+        **kw,
     )
-    p.add_argument(
-        "--report",
-        type=int,
-        default=1,
-        help="1: end with the report (offline_moe.report) over the runs; 0: only the table",
+    flags.DEFINE_boolean(
+        "report",
+        True,
+        "End with the report (offline_moe.report) over the runs (--noreport: only the table).",
+        **kw,
     )
-    p.add_argument("--fresh", action="store_true", help="delete previous runs first")
-    p.add_argument(
-        "--catch_seeds",
-        type=int,
-        default=1,
-        help="--atari: seeds per torso of the Catch grid (0 = skip)",
+    flags.DEFINE_boolean("fresh", False, "Delete previous runs first.", **kw)
+    flags.DEFINE_integer(
+        "catch_seeds", 1, "With --atari: seeds per torso of the Catch grid (0 = skip).", **kw
     )
-    p.add_argument(
-        "--catch_budget",
-        type=int,
-        default=600,
-        help="gradient updates per Catch run (a multiple of 200; CQL + baseline reaches 1.0 by "
+    flags.DEFINE_integer(
+        "catch_budget",
+        600,
+        "Gradient updates per Catch run (a multiple of 200; CQL + baseline reaches 1.0 by "
         "400, the MoE torsos need about 1,200, which --catch_budget=1200 shows at about one more "
-        "minute; bench learning's default is 2,000)",
+        "minute; bench learning's default is 2,000).",
+        **kw,
     )
-    p.add_argument(
-        "--catch_runs_dir",
-        default=os.path.join("runs", "default_benchmark_catch"),
-        help="where the Catch grid's run directories go",
+    flags.DEFINE_string(
+        "catch_runs_dir",
+        os.path.join("runs", "default_benchmark_catch"),
+        "Root of the Catch grid's run directories.",
+        **kw,
     )
-    args = p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    fv = parse(argv, define_flags, prog="default_benchmark", doc=__doc__)
+    args = SimpleNamespace(**fv.flag_values_dict())
     if args.atari:
         args.game = args.game or "Breakout"
         args.runs_dir = args.runs_dir or os.path.join("runs", "default_benchmark")
@@ -140,19 +152,21 @@ def run_minatar(args) -> dict:
     from offline_moe.train.offline import train_and_evaluate
 
     if not is_minatar(args.game):
-        raise SystemExit(
-            f"default_benchmark: --game={args.game} is not a MinAtar game (MinAtarBreakout, ...);"
-            " pass --atari for an Atari game"
+        fail(
+            "default_benchmark",
+            f"--game={args.game} is not a MinAtar game (MinAtarBreakout, ...); pass --atari for "
+            "an Atari game",
         )
     if args.budget % MINATAR_ITERATIONS:
-        raise SystemExit(
-            f"default_benchmark: --budget={args.budget} must be a multiple of {MINATAR_ITERATIONS}"
+        fail(
+            "default_benchmark",
+            f"--budget={args.budget} must be a multiple of {MINATAR_ITERATIONS}",
         )
     t0 = time.time()
     cache_dir = ensure_shipped_cache(f"{args.game}_run1_5pct", args.data_dir)
     ref = reference_score(args.game)
     rows = []
-    for torso in args.torsos.split(","):
+    for torso in args.torsos:
         workdir = os.path.join(args.runs_dir, args.game, f"cql_{torso}")
         if args.fresh:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -239,7 +253,7 @@ def run_atari(args) -> dict:
     from offline_moe.train.offline import train_and_evaluate
 
     rows = []
-    for torso in args.torsos.split(","):
+    for torso in args.torsos:
         workdir = os.path.join(args.runs_dir, f"cql_{torso}")
         if args.fresh:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -322,7 +336,7 @@ def run_catch_grid(args) -> dict:
     budget = args.catch_budget
     random_score = hook.random_score(0)
     rows = []
-    for torso in args.torsos.split(","):
+    for torso in args.torsos:
         print(f"[default_benchmark] Catch: CQL + {torso}", flush=True)
         rows.append(
             experiments.run_one(
@@ -348,4 +362,6 @@ def run_catch_grid(args) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from offline_moe.flags_common import run_main
+
+    run_main(main, "default_benchmark")

@@ -9,33 +9,39 @@ from __future__ import annotations
 
 import sys
 
+from absl import flags
+
 from offline_moe.data.local import VIAS, ensure_local_cache
+from offline_moe.flags_common import define_data_dir, parse
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """The command's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_list("games", None, "Games, comma-separated, e.g. Pong,Breakout.", **kw)
+    flags.DEFINE_integer("steps", 3000, "Agent steps recorded per game.", lower_bound=1, **kw)
+    define_data_dir(fv)
+    flags.DEFINE_integer("seed", 0, "Seed (local_data, record: of the recorder).", **kw)
+    flags.DEFINE_enum(
+        "via",
+        "direct",
+        list(VIAS),
+        "direct: record straight into the cache (no TensorFlow); rlds: record an RLDS "
+        "dataset (RL Unplugged layout, kept) and ingest it; auto: rlds where "
+        "tensorflow-datasets is installed.",
+        **kw,
+    )
+    flags.mark_flag_as_required("games", flag_values=fv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m offline_moe.local_data",
-        description="Record and ingest local ALE data for offline runs (see module docstring).",
-    )
-    parser.add_argument("--games", required=True, help="comma-separated games, e.g. Pong,Breakout")
-    parser.add_argument("--steps", type=int, default=3000, help="agent steps recorded per game")
-    parser.add_argument("--data_dir", default="data", help="root of datasets and caches")
-    parser.add_argument("--seed", type=int, default=0, help="recorder seed")
-    parser.add_argument(
-        "--via",
-        choices=VIAS,
-        default="direct",
-        help="direct: record straight into the cache (no TensorFlow); rlds: record an RLDS "
-        "dataset (RL Unplugged layout, kept) and ingest it; auto: rlds where "
-        "tensorflow-datasets is installed (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    for game in (g.strip() for g in args.games.split(",") if g.strip()):
+    args = parse(argv, define_flags, prog="local_data", doc=__doc__)
+    for game in args.games:
         print(ensure_local_cache(game, args.steps, args.data_dir, seed=args.seed, via=args.via))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from offline_moe.flags_common import run_main
+
+    sys.exit(run_main(main, "local_data"))

@@ -1,54 +1,60 @@
 """Command: results report (tables, aggregate statistics, curves, plots, verdict).
 
-    python -m offline_moe.report --runs=runs/ --out=report/ [--reps=50000]
+    python -m offline_moe.report --runs_dir=runs/ --report_dir=report/ [--reps=50000]
 
 What it writes and the score rules: `offline_moe.analysis.report`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from absl import flags
+
 from offline_moe.analysis.report import write_report
+from offline_moe.flags_common import fail, parse
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """The command's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_string("runs_dir", "runs", "Root of the run directories (must exist).", **kw)
+    flags.DEFINE_string("report_dir", "report", "Directory the report is written to.", **kw)
+    flags.DEFINE_integer(
+        "reps", 50_000, "Bootstrap replicates (rliable's 50,000).", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer("seed", 0, "Seed (report: of the bootstrap).", **kw)
+    flags.DEFINE_boolean("include_unfinished", False, "Aggregate unfinished runs too.", **kw)
+    flags.DEFINE_boolean("include_capped", False, "Aggregate capped evaluations too.", **kw)
+    flags.DEFINE_multi_string("scores", None, "Reference-score CSV (repeatable).", **kw)
+    flags.DEFINE_boolean("plots", True, "Write the figures (--noplots: none).", **kw)
+    flags.DEFINE_boolean("quiet", False, "Do not print results.md.", **kw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m offline_moe.report", description=__doc__.split("\n\n")[0]
-    )
-    arg = parser.add_argument
-    arg("--runs", default="runs", help="root of the run directories (must exist)")
-    arg("--out", default="report", help="output directory")
-    arg("--reps", type=int, default=50_000, help="bootstrap replicates (rliable's 50,000)")
-    arg("--seed", type=int, default=0, help="bootstrap seed")
-    arg("--include_unfinished", action="store_true", help="aggregate unfinished runs too")
-    arg("--include_capped", action="store_true", help="aggregate capped evaluations too")
-    arg("--scores", action="append", default=None, help="reference-score CSV (repeatable)")
-    arg("--no_plots", action="store_true", help="write no figures")
-    arg("--quiet", action="store_true", help="do not print results.md")
-    args = parser.parse_args(list(argv[1:]) if argv is not None else None)
+    args = parse(argv, define_flags, prog="report", doc=__doc__)
     try:
         text = write_report(
-            args.runs,
-            args.out,
+            args.runs_dir,
+            args.report_dir,
             reps=args.reps,
             seed=args.seed,
             include_unfinished=args.include_unfinished,
             include_capped=args.include_capped,
             scores=args.scores,
-            plots=not args.no_plots,
+            plots=args.plots,
         )
     except FileNotFoundError as e:
-        print(f"report: error: {e}", file=sys.stderr)
-        return 2
+        fail("report", str(e))
     if not args.quiet:
         print(text)
-    print(f"[report] wrote {Path(args.out) / 'results.md'}", file=sys.stderr)
+    print(f"[report] wrote {Path(args.report_dir) / 'results.md'}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from offline_moe.flags_common import run_main
+
+    sys.exit(run_main(main, "report"))

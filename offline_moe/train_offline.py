@@ -20,11 +20,14 @@ from offline_moe.train.process import setup_trainer_process
 # ----- absl entry point -----
 
 
-def _define_flags():
+def define_flags(fv=None):
+    """The command's flags, in `fv` (default: absl's global FLAGS). Called only when run as a
+    program (or by the flag table), so importing this module never redefines a flag."""
     from absl import flags
 
-    trainer.define_trainer_flags(names="cql, cql_c51", example="cql")
-    return flags.FLAGS
+    fv = flags.FLAGS if fv is None else fv
+    trainer.define_trainer_flags(names="cql, cql_c51", example="cql", fv=fv)
+    return fv
 
 
 def main(argv) -> None:
@@ -45,5 +48,5 @@ def main(argv) -> None:
 if __name__ == "__main__":
     from offline_moe.cli import app
 
-    _define_flags()
+    define_flags()
     app.run(main, command="train_offline")

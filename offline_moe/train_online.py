@@ -26,11 +26,14 @@ from offline_moe.train.protocol import to_jsonable
 # other entry points never redefines a flag).
 
 
-def _define_flags():
+def define_flags(fv=None):
+    """The command's flags, in `fv` (default: absl's global FLAGS). Called only when run as a
+    program (or by the flag table), so importing this module never redefines a flag."""
     from absl import flags
 
-    trainer.define_trainer_flags(names="der, drq_eps, dqn", example="der")
-    return flags.FLAGS
+    fv = flags.FLAGS if fv is None else fv
+    trainer.define_trainer_flags(names="der, drq_eps, dqn", example="der", fv=fv)
+    return fv
 
 
 def main(argv):
@@ -53,5 +56,5 @@ def main(argv):
 if __name__ == "__main__":
     from offline_moe.cli import app
 
-    _define_flags()
+    define_flags()
     app.run(main, command="train_online")

@@ -1,4 +1,8 @@
-"""Dispatch `python -m offline_moe.bench SUBCOMMAND [--flags]` to `offline_moe.bench.SUBCOMMAND`."""
+"""`python -m offline_moe.bench BENCHMARK [--flags]`: runs `offline_moe.bench.BENCHMARK`.
+
+Each benchmark prints JSON lines on stdout, every one with "bench": <its name>;
+`python -m offline_moe.bench BENCHMARK --help` lists its flags and their defaults.
+"""
 
 import importlib
 import sys
@@ -17,24 +21,27 @@ SUBCOMMANDS = {
 }
 
 
-def _usage() -> str:
-    lines = ["usage: python -m offline_moe.bench SUBCOMMAND [--flags]", "", "subcommands:"]
+def usage() -> str:
+    lines = ["usage: python -m offline_moe.bench BENCHMARK [--flag=value ...]", "", "benchmarks:"]
     lines += [f"  {name:8s} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "python -m offline_moe.bench BENCHMARK --help: its flags and their defaults."]
     return "\n".join(lines)
 
 
-def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print(_usage())
-        sys.exit(0 if len(sys.argv) >= 2 else 2)
-    name = sys.argv[1]
+def main(argv=None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "-?", "--help", "--helpshort", "--helpfull"):
+        print(usage(), file=sys.stdout if len(argv) >= 2 else sys.stderr)
+        sys.exit(0 if len(argv) >= 2 else 2)
+    name = argv[1]
     if name not in SUBCOMMANDS:
         print(
-            f"unknown bench subcommand {name!r}; valid: {', '.join(SUBCOMMANDS)}", file=sys.stderr
+            f"[bench] error: unknown benchmark {name!r}; valid: {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
         )
         sys.exit(2)
     module = importlib.import_module(f"offline_moe.bench.{name}")
-    module.main([f"offline_moe.bench {name}", *sys.argv[2:]])
+    module.main([f"bench {name}", *argv[2:]])
 
 
 if __name__ == "__main__":

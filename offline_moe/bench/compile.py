@@ -1,6 +1,7 @@
 """Second-start compile time of a trainer, with and without JAX's persistent compilation cache.
 
-    python -m offline_moe.bench compile [--agent=cql] [--torso=soft_moe] [--data_dir=D] [--out=D]
+    python -m offline_moe.bench compile [--agent=cql] [--torso=soft_moe] [--data_dir=D]
+        [--scratch_dir=D]
 
 Starts the smoke config of a trainer three times, each in a fresh run directory, in a
 subprocess (as a resumed or repeated run would): (1) with an empty persistent cache (cold),
@@ -10,13 +11,12 @@ line: compiling the fused update step plus one block), against a later block's t
 Offline agents train on a small locally recorded cache (`offline_moe.data.local`). The torso
 defaults to soft_moe (the figures in docs/results were measured with it), not the configs' baseline.
 `--cpu_unroll=1,20` repeats the three starts for each value of the offline config's
-`cpu_unroll` (updates per jitted call on CPU). Each start prints a table row and a JSON line
-({"bench": "compile", ...}).
+`cpu_unroll` (updates per jitted call on CPU). Each start prints a JSON line on stdout
+({"bench": "compile", ...}) and a table row on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +25,10 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
 from offline_moe.configs import agents as agent_table
+from offline_moe.flags_common import define_data_dir, parse
 
 
 def _start(
@@ -62,27 +65,36 @@ def _start(
     return out
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agent", default="cql", help="cql | cql_c51 | der | drq_eps")
-    parser.add_argument("--torso", default="soft_moe", help="torso name or 'module:Name'")
-    parser.add_argument("--data_dir", default="data", help="local data for offline agents")
-    parser.add_argument("--out", default=None, help="scratch directory (default: a temp dir)")
-    parser.add_argument(
-        "--cpu_unroll",
-        default="",
-        help="offline agents: comma list of config.cpu_unroll values to compare (updates per "
-        "jitted call on CPU; '' = the config's default)",
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_string("agent", "cql", "Agent: cql | cql_c51 | der | drq_eps.", **kw)
+    flags.DEFINE_string("torso", "soft_moe", "Torso: a registered name or 'module:Name'.", **kw)
+    define_data_dir(fv)
+    flags.DEFINE_string(
+        "scratch_dir", None, "Scratch directory, kept (default: a temporary one, deleted).", **kw
     )
-    args = parser.parse_args(argv[1:])
-    scratch = args.out or tempfile.mkdtemp(prefix="bench_compile_")
+    flags.DEFINE_list(
+        "cpu_unroll",
+        [],
+        "Offline agents: config.cpu_unroll values to compare, comma-separated (updates per "
+        "jitted call on CPU; empty = the config's default).",
+        **kw,
+    )
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv, define_flags, prog="bench compile", doc=__doc__)
+    scratch = args.scratch_dir or tempfile.mkdtemp(prefix="bench_compile_")
     data_cache = None
     if args.agent in agent_table.OFFLINE_AGENTS:
         from offline_moe.data.local import ensure_local_cache
 
         data_cache = os.path.abspath(ensure_local_cache("Pong", 1000, args.data_dir))
-    print(f"{'start':<26} {'wall s':>8} {'first block s':>14} {'later block s':>14}")
-    for unroll in args.cpu_unroll.split(","):
+    print(
+        f"{'start':<26} {'wall s':>8} {'first block s':>14} {'later block s':>14}", file=sys.stderr
+    )
+    for unroll in args.cpu_unroll or [""]:
         overrides = [f"--config.cpu_unroll={unroll}"] if unroll else []
         cache = os.path.join(scratch, f"jax_cache{unroll}")
         shutil.rmtree(cache, ignore_errors=True)
@@ -91,18 +103,19 @@ def main(argv: list[str]) -> None:
             ("second start, cache on", ["--compile_cache", f"--compile_cache_dir={cache}"]),
             ("second start, cache off", ["--nocompile_cache"]),
         ]
-        for i, (name, flags) in enumerate(starts):
+        for i, (name, cache_flags) in enumerate(starts):
             workdir = os.path.join(scratch, f"run{unroll}_{i}")
             shutil.rmtree(workdir, ignore_errors=True)
-            r = _start(args.agent, args.torso, workdir, flags, data_cache, overrides)
+            r = _start(args.agent, args.torso, workdir, cache_flags, data_cache, overrides)
             label = f"{name}{f' u={unroll}' if unroll else ''}"
             print(
                 f"{label:<26} {r['wall_s']:>8.1f} {r.get('first_block_s', float('nan')):>14.2f} "
                 f"{r.get('later_block_s', float('nan')):>14.2f}",
+                file=sys.stderr,
                 flush=True,
             )
             record = {"bench": "compile", "agent": args.agent, "torso": args.torso}
             record.update(start=name, cpu_unroll=int(unroll) if unroll else None, **r)
             print(json.dumps(record), flush=True)
-    if not args.out:
+    if not args.scratch_dir:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -1,9 +1,9 @@
 """Data-path benchmark: ingest rate, cache bytes per transition, DeviceReplay sampling rate.
 
     python -m offline_moe.bench data                      # record, ingest, sample (CPU)
-    python -m offline_moe.bench data --cache=DIR          # sampling + bytes of an existing cache
+    python -m offline_moe.bench data --cache_dir=DIR         # sampling + bytes of an existing cache
     python -m offline_moe.bench data --source=tfds:rlu_atari_checkpoints_ordered/Pong_run_1 \\
-        --data_dir=~/tensorflow_datasets --percent=5     # ingest rate on the public data
+        --tfds_dir=~/tensorflow_datasets --percent=5     # ingest rate on the public data
 
 Without --source it first records `--steps` real ALE steps of `--game` with the recorder,
 then writes a benchmark RLDS dataset of `--splits` checkpoint splits that each hold a copy of
@@ -11,20 +11,20 @@ those episodes (PNG frames, RLU layout), so the timed ingest reads `steps * spli
 transitions through the same TFDS path as the public data (fixed per-split costs amortised
 as they are on 1M-transition checkpoints).
 
-Prints one JSON object per line on stdout:
-  ingest_transitions_per_s    wall-clock rate, plus `per_cpu_second` = transitions divided
-                              by the process's CPU seconds (user + system, all threads),
-                              which is the per-core rate (target >= 10,000). Once for the
-                              TFDS source, and (without --source/--cache) once for the same
-                              rows written as DQN-Replay logs (gzip level 1).
-  cache_bytes_per_transition  bytes of all cache files / transitions (target <= 7,100).
-  replay_sampled_transitions_per_s  DeviceReplay.sample inside one jitted lax.scan at
-                              `--batch_size`, compile excluded, best of 3, per n-step.
+Prints one JSON object per line on stdout ({"bench": "data", "measure": ..., figures}):
+  ingest           `transitions_per_s` (wall clock) and `transitions_per_cpu_s` = transitions
+                   divided by the process's CPU seconds (user + system, all threads), which is
+                   the per-core rate (target >= 10,000). Once for the TFDS source, and
+                   (without --source/--cache_dir) once for the same rows written as DQN-Replay
+                   logs (gzip level 1).
+  cache            `bytes_per_transition`: bytes of all cache files / transitions (target
+                   <= 7,100).
+  replay_sampling  `transitions_per_s` of DeviceReplay.sample inside one jitted lax.scan at
+                   `--batch_size`, compile excluded, best of 3, per n-step.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -32,6 +32,10 @@ import shutil
 import sys
 import tempfile
 import time
+
+from absl import flags
+
+from offline_moe.flags_common import parse
 
 
 def _cpu_seconds() -> float:
@@ -98,9 +102,9 @@ def bench_ingest(source: str, data_dir: str | None, out: str, percent: float) ->
     n = meta["num_transitions"]
     return {
         "bench": "data",
-        "metric": "ingest_transitions_per_s",
-        "value": round(n / wall, 1),
-        "per_cpu_second": round(n / cpu, 1),
+        "measure": "ingest",
+        "transitions_per_s": round(n / wall, 1),
+        "transitions_per_cpu_s": round(n / cpu, 1),
         "target_per_core": 10_000,
         "transitions": n,
         "wall_s": round(wall, 3),
@@ -145,8 +149,8 @@ def bench_cache(cache_dir: str) -> dict:
     total = _cache_bytes(cache_dir)
     return {
         "bench": "data",
-        "metric": "cache_bytes_per_transition",
-        "value": round(total / meta["num_transitions"], 1),
+        "measure": "cache",
+        "bytes_per_transition": round(total / meta["num_transitions"], 1),
         "target": 7_100,
         "cache_bytes": total,
         "transitions": meta["num_transitions"],
@@ -166,46 +170,59 @@ def bench_replay(cache_dir: str, batch_size: int, iters: int, n_steps: list[int]
         out.append(
             {
                 "bench": "data",
-                "metric": "replay_sampled_transitions_per_s",
-                "value": round(rate, 1),
+                "measure": "replay_sampling",
+                "transitions_per_s": round(rate, 1),
                 "us_per_batch": round(1e6 * batch_size / rate, 2),
                 "batch_size": batch_size,
                 "stack": 4,
                 "n_step": n,
                 "iters": iters,
                 "num_valid": int(replay.num_valid),
-                "device": str(jax.devices()[0]),
+                "device": str(jax.devices()[0].device_kind),
+                "platform": jax.default_backend(),
             }
         )
     return out
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n")[0])
-    parser.add_argument("--game", default="Pong", help="game to record (no --source)")
-    parser.add_argument("--steps", type=int, default=5000, help="ALE steps to record")
-    parser.add_argument("--splits", type=int, default=4, help="checkpoint splits of copies")
-    parser.add_argument("--seed", type=int, default=0, help="recorder seed")
-    parser.add_argument("--source", default=None, help="ingest this source instead")
-    parser.add_argument("--data_dir", default=None, help="TFDS data dir for --source=tfds:")
-    parser.add_argument("--percent", type=float, default=100.0, help="ingest percent")
-    parser.add_argument("--cache", default=None, help="existing cache: skip ingest")
-    parser.add_argument("--workdir", default=None, help="scratch dir (default: a temp dir)")
-    parser.add_argument("--batch_size", type=int, default=32, help="DeviceReplay batch")
-    parser.add_argument("--iters", type=int, default=500, help="batches per timed call")
-    parser.add_argument("--n_steps", default="1,3", help="n-step horizons to sample")
-    parser.add_argument("--skip_replay", action="store_true", help="no DeviceReplay timing")
-    parser.add_argument(
-        "--skip_dqn_replay", action="store_true", help="no DQN-Replay log ingest timing"
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_string("game", "Pong", "Game to record (without --source).", **kw)
+    flags.DEFINE_integer("steps", 5000, "Agent steps to record.", lower_bound=1, **kw)
+    flags.DEFINE_integer("splits", 4, "Checkpoint splits of copies of the recording.", **kw)
+    flags.DEFINE_integer("seed", 0, "Seed (bench data: of the recorder).", **kw)
+    flags.DEFINE_string("source", None, "Ingest this source instead of a recording.", **kw)
+    flags.DEFINE_string(
+        "tfds_dir",
+        None,
+        "TFDS data directory of a tfds: source (read; ~/tensorflow_datasets).",
+        **kw,
     )
-    args = parser.parse_args(argv[1:])
+    flags.DEFINE_float("percent", 100.0, "Percent of each checkpoint to ingest.", **kw)
+    flags.DEFINE_string(
+        "cache_dir", None, "Existing replay cache (bench data: skip the ingest and time it).", **kw
+    )
+    flags.DEFINE_string(
+        "scratch_dir", None, "Scratch directory, kept (default: a temporary one, deleted).", **kw
+    )
+    flags.DEFINE_integer("batch_size", 32, "Transitions per batch.", lower_bound=1, **kw)
+    flags.DEFINE_integer("iters", 500, "Batches per timed call.", lower_bound=1, **kw)
+    flags.DEFINE_list("n_steps", ["1", "3"], "n-step horizons to sample, comma-separated.", **kw)
+    flags.DEFINE_boolean("replay", True, "Time DeviceReplay sampling (--noreplay: no).", **kw)
+    flags.DEFINE_boolean(
+        "dqn_replay", True, "Time the DQN-Replay log ingest too (--nodqn_replay: no).", **kw
+    )
 
-    own_workdir = args.workdir is None
-    workdir = args.workdir or tempfile.mkdtemp(prefix="bench_data-")
+
+def main(argv: list[str]) -> None:
+    args = parse(argv, define_flags, prog="bench data", doc=__doc__)
+    own_workdir = args.scratch_dir is None
+    workdir = args.scratch_dir or tempfile.mkdtemp(prefix="bench_data-")
     try:
-        cache_dir = args.cache
+        cache_dir = args.cache_dir
         if cache_dir is None:
-            source, data_dir = args.source, args.data_dir
+            source, data_dir = args.source, args.tfds_dir
             if source is None:
                 print("[bench data] recording and writing the benchmark dataset", file=sys.stderr)
                 bench_dir = build_bench_dataset(
@@ -215,15 +232,15 @@ def main(argv: list[str]) -> None:
                 data_dir = bench_dir
             cache_dir = os.path.join(workdir, "cache")
             _emit(bench_ingest(source, data_dir, cache_dir, args.percent))
-            if not args.skip_dqn_replay:
+            if args.dqn_replay:
                 replay_dir = os.path.join(workdir, "dqn", args.game, "1", "replay_logs")
                 build_dqn_replay_logs(cache_dir, replay_dir, args.splits)
                 dqn_cache = os.path.join(workdir, "dqn_cache")
                 _emit(bench_ingest(f"dqn_replay:{replay_dir}", None, dqn_cache, args.percent))
                 shutil.rmtree(dqn_cache, ignore_errors=True)
         _emit(bench_cache(cache_dir))
-        if not args.skip_replay:
-            n_steps = [int(n) for n in args.n_steps.split(",") if n]
+        if args.replay:
+            n_steps = [int(n) for n in args.n_steps]
             for record in bench_replay(cache_dir, args.batch_size, args.iters, n_steps):
                 _emit(record)
     finally:

@@ -1,11 +1,11 @@
 """The accelerator check: everything a researcher needs to plan the paper's grid, in one process.
 
-    python -m offline_moe.bench device [--minutes=6] [--out=runs/bench_device]
+    python -m offline_moe.bench device [--minutes=6] [--report_dir=runs/bench_device]
     ./run.sh device --minutes=6          # the same on a fresh GPU machine (installs first)
 
-Writes `device.json` and `device.md` (markdown tables) into `--out`, rewritten after every
+Writes `device.json` and `device.md` (markdown tables) into `--report_dir`, rewritten after every
 finished measurement, so a run cut short still leaves its figures. A second call with the same
-`--out` continues where the first stopped: measurements already in device.json are kept and
+`--report_dir` continues where the first stopped: measurements already in device.json are kept and
 not repeated, skipped ones are tried again, and the learning runs resume from their
 checkpoints (so a GPU lent in calls of a few minutes each still gets through the list).
 Order (most important first):
@@ -44,7 +44,6 @@ paper-size replay made on the device `bench.synthetic_replay`, and device.md `be
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -52,10 +51,13 @@ import os
 import sys
 import time
 
+from absl import flags
+
 from offline_moe.bench.device_report import learning_record, markdown, plot_learning
 from offline_moe.bench.machine import device_memory, environment
 from offline_moe.bench.synthetic_replay import replay_bytes, synthetic_replay, with_n_step
 from offline_moe.configs.agents import OFFLINE_AGENTS
+from offline_moe.flags_common import parse
 
 # Section shares of the time budget (in order); unused time passes to the next section.
 SHARES = {
@@ -174,7 +176,7 @@ class Check:
         if old.get("size") != self.size_name:
             raise ValueError(
                 f"bench device: {path} holds a run at size {old.get('size')!r}, not "
-                f"{self.size_name!r}; use another --out or remove it"
+                f"{self.size_name!r}; use another --report_dir or remove it"
             )
         old.setdefault("calls", [{"started_utc": old.get("started_utc")}])
         return old
@@ -438,7 +440,7 @@ class Check:
                 continue
             rate = benchmark_sampling(replays[n_step], batch_size=32, iters=sz.replay_iters)
             self.result["replay_sampling"].append(
-                {"replay": "device", "n_step": n_step, "batch": 32,
+                {"replay": "device", "n_step": n_step, "batch_size": 32,
                  "transitions_per_s": round(rate, 1)}
             )  # fmt: skip
             self.write()
@@ -467,7 +469,7 @@ class Check:
             argv.append("--num_experts=2")
         rec = online.run(online.parse(argv))
         self.result["online"] = rec
-        self.log(f"online DER: {rec['agent_steps_per_sec']:.1f} agent steps/s")
+        self.log(f"online DER: {rec['agent_steps_per_s']:.1f} agent steps/s")
         self.write()
 
     def section_eval(self) -> None:
@@ -548,36 +550,48 @@ def _eval_cores(backend: str, cores: int, envs: int, units: int) -> int:
     return max(1, worker_count(-1, units))
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_float(
+        "minutes",
+        6.0,
+        "Time budget of this call; a second call with the same --report_dir continues.",
+        **kw,
+    )
+    flags.DEFINE_string(
+        "report_dir",
+        "runs/bench_device",
+        "Directory the report is written to (device.json/.md).",
+        **kw,
+    )
+    flags.DEFINE_enum(
+        "size",
+        "auto",
+        ["auto", *SIZES],
+        "auto: paper on an accelerator, cpu on a CPU; tiny: for tests.",
+        **kw,
+    )
+    flags.DEFINE_list(
+        "sections",
+        list(SHARES),
+        f"Sections to run, comma-separated, in this order: {','.join(SHARES)}.",
+        **kw,
+    )
+
+
 def main(argv) -> None:
-    p = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--minutes",
-        type=float,
-        default=6.0,
-        help="time budget of this call; a second call with the same --out continues",
-    )
-    p.add_argument("--out", default="runs/bench_device", help="directory for device.json/.md")
-    p.add_argument(
-        "--size",
-        default="auto",
-        choices=["auto", *SIZES],
-        help="auto: paper on an accelerator, cpu on a CPU; tiny: for tests",
-    )
-    p.add_argument(
-        "--sections",
-        default=",".join(SHARES),
-        help=f"comma list of sections to run, in this order: {','.join(SHARES)}",
-    )
-    args = p.parse_args(argv[1:])
+    args = parse(argv, define_flags, prog="bench device", doc=__doc__)
     import jax
 
     size = args.size
     if size == "auto":
         size = "cpu" if jax.default_backend() == "cpu" else "paper"
-    sections = [x for x in args.sections.split(",") if x]
-    result = Check(args.out, args.minutes, size, sections=sections).run()
-    print(json.dumps({"bench": "device", "out": args.out, "elapsed_s": result["elapsed_s"]}))
+    sections = list(args.sections)
+    result = Check(args.report_dir, args.minutes, size, sections=sections).run()
+    record = {"bench": "device", "report_dir": args.report_dir, "elapsed_s": result["elapsed_s"]}
+    print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":
-    main(["offline_moe.bench device", *sys.argv[1:]])
+    main(["bench device", *sys.argv[1:]])

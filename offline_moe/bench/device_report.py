@@ -153,7 +153,7 @@ def markdown(r: dict) -> str:
         lines += [
             "## Online (DER, emulator included)",
             "",
-            f"{x['torso']}: {x['agent_steps_per_sec']:,.1f} agent steps/s (jitted call "
+            f"{x['torso']}: {x['agent_steps_per_s']:,.1f} agent steps/s (jitted call "
             f"{x['jitted_call_ms']:.1f} ms, emulator {x['emulator_ms']:.1f} ms per step); "
             f"100k steps in {x['projected_100k_minutes']:.1f} min.",
             "",

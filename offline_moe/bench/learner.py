@@ -1,14 +1,14 @@
 """Learner throughput: end-to-end (sampling from DeviceReplay inside the scan) vs bare update.
 
-    python -m offline_moe.bench learner --agent=cql --torso=soft_moe --batch=32 --steps=200
-    python -m offline_moe.bench learner --agent=cql_c51 --torso=baseline,soft_moe,top1_moe
+    python -m offline_moe.bench learner --agents=cql --torsos=soft_moe --batch_size=32 --steps=200
+    python -m offline_moe.bench learner --agents=cql_c51 --torsos=baseline,soft_moe,top1_moe
 
-One JSON line per (agent, torso): {"agent", "torso", "encoder", "batch", "num_seeds",
+One JSON line per (agent, torso): {"bench", "agent", "torso", "encoder", "batch_size", "num_seeds",
 "updates_per_s" (end to end), "bare_updates_per_s" (jitted update on one fixed batch, same
 scan/vmap: the compute ceiling), "e2e_over_bare", "compile_s", "params", "device", ...}.
 Rates are total updates per second (all seeds); each is the best of --repeats alternating
 timed runs of --steps updates (the machine may be shared).
-Without --cache a synthetic cache (random frames, ~2k rows) is written to a temp dir.
+Without --cache_dir a synthetic cache (random frames, ~2k rows) is written to a temp dir.
 
 This module also holds the small cache builders used by tests and the default benchmark:
 `synthetic_cache` (random frames) and `ale_cache` (frames played in real ALE, no TensorFlow).
@@ -203,7 +203,7 @@ def bench_one(
         "agent": agent,
         "torso": torso,
         "encoder": encoder,
-        "batch": batch,
+        "batch_size": batch,
         "num_seeds": num_seeds,
         "compute_dtype": compute_dtype,
         "scan_steps": scan_steps,
@@ -324,7 +324,7 @@ def bench_layouts(
             "agent": agent,
             "torso": torso,
             "encoder": encoder,
-            "batch": batch,
+            "batch_size": batch,
             "num_seeds": num_seeds,
             "layout": layout,
             "updates_per_call": r["k"],
@@ -343,48 +343,68 @@ def bench_layouts(
     return records
 
 
-def main(argv) -> None:
-    import argparse
+def define_flags(fv) -> None:
+    """The benchmark's flags, in `fv`."""
+    from absl import flags
 
-    p = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    p.add_argument("--agent", default="cql", help="cql | cql_c51 (comma list allowed)")
-    p.add_argument(
-        "--torso", default="baseline,soft_moe,top1_moe", help="torso name(s), comma list"
+    kw = dict(flag_values=fv)
+    flags.DEFINE_list(
+        "agents", ["cql"], "Agents, comma-separated (bench learner: cql, cql_c51).", **kw
     )
-    p.add_argument("--encoder", default="impala", help="impala | nature")
-    p.add_argument("--batch", type=int, default=32, help="transitions per update")
-    p.add_argument("--steps", type=int, default=200, help="timed updates per seed (after compile)")
-    p.add_argument("--scan_steps", type=int, default=50, help="updates fused per jitted call (K)")
-    p.add_argument(
-        "--cpu_unroll", type=int, default=None, help="CPU: at most this many updates per call"
+    flags.DEFINE_list(
+        "torsos", ["baseline", "soft_moe", "top1_moe"], "Torsos, comma-separated.", **kw
     )
-    p.add_argument("--num_seeds", default="1", help="seeds trained in one program")
-    p.add_argument("--repeats", type=int, default=3, help="alternating timed repeats; best kept")
-    p.add_argument("--cache", default="", help="replay cache dir (default: synthetic, temp dir)")
-    p.add_argument("--num_experts", type=int, default=None, help="override torso num_experts")
-    p.add_argument(
-        "--compute_dtype", default="float32", help="float32 | bfloat16 (matmuls and convs)"
+    flags.DEFINE_string(
+        "encoder",
+        "impala",
+        "Torso encoder: impala | nature (bench learner --layouts: a list).",
+        **kw,
     )
-    p.add_argument(
-        "--layouts",
-        default="",
-        help="compare CPU layouts instead (e.g. plain,1,2,4,8,20,rolled20): compile s and "
-        "updates/s of each against a plain jit; --encoder and --num_seeds take comma lists",
+    flags.DEFINE_integer("batch_size", 32, "Transitions per batch.", lower_bound=1, **kw)
+    flags.DEFINE_integer(
+        "steps", 200, "Timed updates per seed (after compile).", lower_bound=1, **kw
     )
-    args = p.parse_args(argv[1:])
+    flags.DEFINE_integer("scan_steps", 50, "Updates fused per jitted call (K).", **kw)
+    flags.DEFINE_integer("cpu_unroll", None, "CPU: at most this many updates per call.", **kw)
+    flags.DEFINE_string(
+        "num_seeds", "1", "Seeds trained in one program (bench learner --layouts: a list).", **kw
+    )
+    flags.DEFINE_integer(
+        "repeats", 3, "Timed repeats (bench learner: alternating, the best is kept).", **kw
+    )
+    flags.DEFINE_string(
+        "cache_dir", "", "Replay cache directory (bench learner: default a synthetic one).", **kw
+    )
+    flags.DEFINE_integer("num_experts", None, "Number of experts n of the MoE torsos.", **kw)
+    flags.DEFINE_enum(
+        "compute_dtype", "float32", ["float32", "bfloat16"], "Dtype of matmuls and convs.", **kw
+    )
+    flags.DEFINE_list(
+        "layouts",
+        [],
+        "Compare CPU layouts instead (e.g. plain,1,2,4,8,20,rolled20): compile s and "
+        "updates/s of each against a plain jit; --encoder and --num_seeds take comma lists.",
+        **kw,
+    )
+
+
+def main(argv) -> None:
+    from offline_moe.flags_common import parse
+
+    args = parse(argv, define_flags, prog="bench learner", doc=__doc__)
     overrides = {} if args.num_experts is None else {"num_experts": args.num_experts}
     with tempfile.TemporaryDirectory() as tmp:
-        cache = args.cache or synthetic_cache(os.path.join(tmp, "cache"), num_episodes=8)
+        cache = args.cache_dir or synthetic_cache(os.path.join(tmp, "cache"), num_episodes=8)
         if args.layouts:
             _main_layouts(args, cache, overrides)
             return
-        for agent in args.agent.split(","):
-            for torso in args.torso.split(","):
+        for agent in args.agents:
+            for torso in args.torsos:
                 rec = bench_one(
                     agent,
                     torso,
                     encoder=args.encoder,
-                    batch=args.batch,
+                    batch=args.batch_size,
                     steps=args.steps,
                     scan_steps=args.scan_steps,
                     num_seeds=int(args.num_seeds),
@@ -401,19 +421,19 @@ def _main_layouts(args, cache: str, overrides: dict) -> None:
     from offline_moe.learners import LearnerConfig
     from offline_moe.replay.device import DeviceReplay
 
-    for agent in args.agent.split(","):
+    for agent in args.agents:
         lc = LearnerConfig(agent=agent, n_step=1 if agent == "cql" else 3)  # as `bench_one`
         replay = DeviceReplay.load(cache, stack=4, n_step=lc.n_step, gamma=lc.gamma)
         for encoder in args.encoder.split(","):
             for num_seeds in [int(x) for x in str(args.num_seeds).split(",")]:
-                for torso in args.torso.split(","):
+                for torso in args.torsos:
                     for rec in bench_layouts(
                         agent,
                         torso,
                         encoder=encoder,
-                        batch=args.batch,
+                        batch=args.batch_size,
                         num_seeds=num_seeds,
-                        layouts=args.layouts.split(","),
+                        layouts=list(args.layouts),
                         steps=args.steps,
                         repeats=args.repeats,
                         replay=replay,
@@ -425,4 +445,4 @@ def _main_layouts(args, cache: str, overrides: dict) -> None:
 if __name__ == "__main__":
     import sys
 
-    main(["offline_moe.bench learner", *sys.argv[1:]])
+    main(["bench learner", *sys.argv[1:]])

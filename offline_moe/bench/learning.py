@@ -1,11 +1,11 @@
 """Learning evidence: does each agent x torso learn, through the real pipeline?
 
-    python -m offline_moe.bench learning --env=catch --agent=cql,cql_c51 \
-        --torso=baseline,soft_moe,top1_moe --seeds=3
-    python -m offline_moe.bench learning --env=catch --agent=der,drq_eps --torso=baseline \
-        --seeds=2 --budget=3000
-    python -m offline_moe.bench learning --env=catch --agent=cql --torso=top1_moe@num_experts=4
-    python -m offline_moe.bench learning --env=Pong --agent=cql --torso=baseline --seeds=3 \
+    python -m offline_moe.bench learning --game=catch --agents=cql,cql_c51 \
+        --torsos=baseline,soft_moe,top1_moe --num_seeds=3
+    python -m offline_moe.bench learning --game=catch --agents=der,drq_eps --torsos=baseline \
+        --num_seeds=2 --budget=3000
+    python -m offline_moe.bench learning --game=catch --agents=cql --torsos=top1_moe@num_experts=4
+    python -m offline_moe.bench learning --game=Pong --agents=cql --torsos=baseline --num_seeds=3 \
         --policy=scripted --epsilon=0.25     # a real game, from a medium-quality dataset
 
 Every run takes the path a paper-scale run takes. Offline agents (cql, cql_c51): random-policy
@@ -13,7 +13,7 @@ episodes recorded by `offline_moe.record` into an RLDS dataset (RL Unplugged lay
 `offline_moe.ingest` into a replay cache (both in subprocesses, via `offline_moe.local_data`),
 trained by `train_offline.train_and_evaluate` (DeviceReplay, the learner, the batched
 evaluation in the environment). Online agents (der, drq_eps): `train_online.train_and_evaluate`.
-Each (agent, torso) is one run directory (`--root/<env>/<agent>/<variant>/seeds_0-<N-1>`,
+Each (agent, torso) is one run directory (`--runs_dir/<game>/<agent>/<variant>/seeds_0-<N-1>`,
 seeds vmapped in one program, made afresh) that `offline_moe.report` reads.
 
 Prints one JSON line per (agent, torso): the evaluation return per iteration and per seed,
@@ -34,12 +34,14 @@ policy's score (measured under the evaluation's protocol and episode cap).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 
+from absl import flags
+
+from offline_moe.flags_common import define_data_dir, fail, parse
 from offline_moe.launch.experiments import AGENTS, hook_for, run_one
 
 
@@ -61,66 +63,67 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def parse(argv):
-    p = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
-    p.add_argument("--env", default="catch", help="'catch' or an ALE game (e.g. Pong)")
-    p.add_argument("--agent", default="cql", help=f"comma-separated agents ({', '.join(AGENTS)})")
-    p.add_argument(
-        "--torso",
-        default="baseline,soft_moe,top1_moe",
-        help="comma-separated torso variants, name[@key=value...] as in offline_moe.sweep",
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_string("game", "catch", "Game: 'catch' or an ALE game (e.g. Pong).", **kw)
+    flags.DEFINE_list("agents", ["cql"], f"Agents, comma-separated ({', '.join(AGENTS)}).", **kw)
+    flags.DEFINE_list(
+        "torsos",
+        ["baseline", "soft_moe", "top1_moe"],
+        "Torso variants, comma-separated: name[@key=value...].",
+        **kw,
     )
-    p.add_argument("--seeds", type=int, default=2, help="seeds per (agent, torso), vmapped")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument(
-        "--budget",
-        type=int,
-        default=None,
-        help="gradient updates (offline agents) or agent steps (online agents); default: the "
-        "env's (Catch: 2,000 updates, 3,000 agent steps)",
+    flags.DEFINE_integer("num_seeds", 2, "Seeds per (agent, torso), vmapped.", lower_bound=1, **kw)
+    flags.DEFINE_integer("first_seed", 0, "Seed of the first run.", **kw)
+    flags.DEFINE_integer(
+        "budget",
+        None,
+        "Gradient updates (offline agents) or agent steps (online agents); default: the "
+        "game's (Catch: 2,000 updates, 3,000 agent steps).",
+        **kw,
     )
-    p.add_argument(
-        "--policy",
-        default=None,
-        help="behaviour policy of the offline data (offline_moe.record --policy: random, "
-        "eps_greedy, scripted); default: the env's (Catch: random; Pong, Freeway: scripted)",
+    flags.DEFINE_string(
+        "policy",
+        None,
+        "Behaviour policy of the recorded data (random, eps_greedy, scripted); bench "
+        "learning's default: the game's (Catch: random; Pong, Freeway: scripted).",
+        **kw,
     )
-    p.add_argument(
-        "--epsilon",
-        type=float,
-        default=None,
-        help="random-action probability of --policy (default: the env's; Pong, Freeway: 0.25)",
+    flags.DEFINE_float(
+        "epsilon",
+        None,
+        "Random-action probability of --policy (bench learning's default: the game's; Pong, "
+        "Freeway: 0.25).",
+        **kw,
     )
-    p.add_argument("--root", default=os.path.join("runs", "bench_learning"), help="run dirs")
-    p.add_argument("--data_dir", default="data", help="recorded datasets and caches")
-    p.add_argument("--table", action="store_true", help="also print a table on stderr")
-    return p.parse_args(argv[1:])
+    flags.DEFINE_string(
+        "runs_dir", os.path.join("runs", "bench_learning"), "Root of the run directories.", **kw
+    )
+    define_data_dir(fv)
+    flags.DEFINE_boolean("table", False, "Also print a table on stderr.", **kw)
 
 
 def main(argv):
-    args = parse(argv)
-    agents = _csv(args.agent)
+    args = parse(argv, define_flags, prog="bench learning", doc=__doc__)
+    agents = args.agents
     for agent in agents:
         if agent not in AGENTS:
-            raise SystemExit(f"--agent: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
-    hook = hook_for(args.env, args.policy, args.epsilon)
-    random_score = hook.random_score(args.seed)
+            fail("bench learning", f"--agents: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    hook = hook_for(args.game, args.policy, args.epsilon)
+    random_score = hook.random_score(args.first_seed)
     rows = []
     for agent in agents:
-        for torso in _csv(args.torso):
+        for torso in args.torsos:
             row = run_one(
-                args.env,
+                args.game,
                 agent,
                 torso,
-                seeds=args.seeds,
+                seeds=args.num_seeds,
                 budget=args.budget,
-                root=args.root,
+                root=args.runs_dir,
                 data_dir=args.data_dir,
-                seed=args.seed,
+                seed=args.first_seed,
                 random_score=random_score,
                 log=lambda m: print(m, file=sys.stderr, flush=True),
                 policy=args.policy,

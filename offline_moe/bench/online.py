@@ -5,37 +5,43 @@
 Runs the real training loop (one jitted store+update+act call per agent step plus the ALE
 step) on a real game. Untimed warm-up: `--min_replay` steps without updates, then a few steps
 with updates (compilation). Then times `--steps` agent steps that all include one update.
-Prints one JSON line: steps/s end to end, and the split between the jitted call (device) and
+Prints one JSON line: agent steps/s end to end, and the split between the jitted call (device) and
 the emulator (host).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import jax
 import numpy as np
+from absl import flags
 
 from offline_moe.configs import der, drq_eps
+from offline_moe.flags_common import parse as parse_flags
 from offline_moe.train import online as train_online
 
 CONFIGS = {"der": der, "drq_eps": drq_eps}
 
 
-def parse(argv):
-    p = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
-    p.add_argument("--agent", choices=sorted(CONFIGS), default="der")
-    p.add_argument("--torso", default="baseline", help="registered name or 'module:Name'")
-    p.add_argument("--encoder", default="nature", help="torso encoder (paper low-data: nature)")
-    p.add_argument("--num_experts", type=int, default=4)
-    p.add_argument("--steps", type=int, default=300, help="timed agent steps (with updates)")
-    p.add_argument("--game", default="Pong")
-    p.add_argument("--num_seeds", type=int, default=1)
-    p.add_argument("--min_replay", type=int, default=200, help="untimed warm-up steps")
-    p.add_argument("--capacity", type=int, default=100_016, help="replay rows (100k run: 100,016)")
-    return p.parse_args(argv[1:])
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_enum("agent", "der", sorted(CONFIGS), "Agent.", **kw)
+    flags.DEFINE_string("torso", "baseline", "Torso: a registered name or 'module:Name'.", **kw)
+    flags.DEFINE_string("encoder", "nature", "Torso encoder (paper low-data: nature).", **kw)
+    flags.DEFINE_integer("num_experts", 4, "Number of experts n of the MoE torsos.", **kw)
+    flags.DEFINE_integer("steps", 300, "Timed agent steps (each with an update).", **kw)
+    flags.DEFINE_string("game", "Pong", "Game.", **kw)
+    flags.DEFINE_integer("num_seeds", 1, "Seeds trained side by side.", lower_bound=1, **kw)
+    flags.DEFINE_integer("min_replay", 200, "Untimed warm-up agent steps.", **kw)
+    flags.DEFINE_integer("capacity", 100_016, "Replay rows (a 100k run: 100,016).", **kw)
+
+
+def parse(argv) -> flags.FlagValues:
+    """The parsed flags of `argv` (argv[0]: the program)."""
+    return parse_flags(argv, define_flags, prog="bench online", doc=__doc__)
 
 
 def run(args) -> dict:
@@ -79,8 +85,8 @@ def run(args) -> dict:
         "game": game,
         "num_seeds": args.num_seeds,
         "timed_steps": args.steps,
-        "agent_steps_per_sec": args.steps / total,
-        "seed_steps_per_sec": args.steps * args.num_seeds / total,
+        "agent_steps_per_s": args.steps / total,
+        "seed_agent_steps_per_s": args.steps * args.num_seeds / total,
         "jitted_call_ms": 1e3 * (total - env_s) / args.steps,
         "emulator_ms": 1e3 * env_s / args.steps,
         "projected_100k_minutes": 100_000 / (args.steps / total) / 60,

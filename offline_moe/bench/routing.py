@@ -23,13 +23,15 @@ drawn from N(0, 1), Obando-Ceron et al. 2024 Fig. 8) has them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
+
+from offline_moe.flags_common import define_data_dir, parse
 
 TORSOS = ("baseline", "soft_moe", "soft_moe:normalize_tokens=true", "top1_moe")
 
@@ -137,22 +139,31 @@ def _tokens(torso, variables, x):
     return probe.apply({"params": params}, x)
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_string("game", "MinAtarBreakout", "Game (bench routing: a MinAtar game).", **kw)
+    define_data_dir(fv)
+    flags.DEFINE_integer("states", 256, "States drawn from the cache.", lower_bound=2, **kw)
+    flags.DEFINE_integer("seed", 0, "Seed (bench routing: of the state draw).", **kw)
+    flags.DEFINE_string(
+        "torsos",
+        ",".join(TORSOS),
+        "Torso specs, comma-separated (bench routing: ';'-separated if they carry keywords, "
+        "name:key=value,...).",
+        **kw,
+    )
+    flags.DEFINE_string("encoder", "minatar", "Encoder of every torso.", **kw)
+    flags.DEFINE_integer("num_experts", 8, "Number of experts n of the MoE torsos.", **kw)
+    flags.DEFINE_integer("expert_width", 128, "MoE expert width H.", **kw)
+    flags.DEFINE_list("phi_scales", ["1", "10", "30", "100"], "Soft MoE phi multipliers.", **kw)
+
+
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    parser.add_argument("--game", default="MinAtarBreakout", help="a MinAtar game")
-    parser.add_argument("--data_dir", default="data", help="where data/cache lives")
-    parser.add_argument("--states", type=int, default=256, help="states drawn from the cache")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the state draw")
-    parser.add_argument("--torsos", default=",".join(TORSOS), help="torso specs, ';'-separated "
-                        "if they carry keywords (name:key=value,...)")  # fmt: skip
-    parser.add_argument("--encoder", default="minatar", help="encoder of every torso")
-    parser.add_argument("--num_experts", type=int, default=8, help="MoE experts n")
-    parser.add_argument("--expert_width", type=int, default=128, help="MoE expert width H")
-    parser.add_argument("--phi_scales", default="1,10,30,100", help="Soft MoE phi multipliers")
-    args = parser.parse_args(argv[1:])
+    args = parse(argv, define_flags, prog="bench routing", doc=__doc__)
     x = jnp.asarray(_states(args.game, args.data_dir, args.states, args.seed))
     specs = args.torsos.split(";") if ";" in args.torsos else _split_specs(args.torsos)
-    scales = [float(s) for s in args.phi_scales.split(",")]
+    scales = [float(s) for s in args.phi_scales]
     for spec in specs:
         torso = _torso(spec, args.encoder, args.expert_width, args.num_experts)
         for scale in scales if spec.startswith("soft_moe") else [1.0]:

@@ -1,19 +1,20 @@
 """Overhead of the Ray sweep backend against the local one, on the same grid.
 
     python -m offline_moe.bench sweep [--suite=smoke --agents=cql --torsos=baseline,soft_moe
-        --seeds=2 --repeats=1 --out=DIR]
+        --num_seeds=2 --repeats=1 --scratch_dir=DIR]
 
 Runs the grid as `python -m offline_moe.sweep ... --smoke` once per backend and repeat, in
 alternating order, each time in a fresh runs root and with a fresh (empty) persistent
 compilation cache, on data recorded beforehand (so neither pays for it). Both backends run one
 trainer at a time here (local `--workers=1`; Ray `--cpus_per_run` = all CPUs of its local
 instance), so the difference is the backend's own cost: starting Ray, scheduling the tasks,
-the status actor and piping the trainers' output. Prints one line per sweep and the ratio.
+the status actor and piping the trainers' output. Prints a JSON line per sweep and one with
+the best times and their ratio (`"bench": "sweep"`), and the ratio on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -21,12 +22,17 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
+from offline_moe.flags_common import define_data_dir, define_grid_flags, parse
+
 
 def _sweep(backend: str, args, root: str, data_dir: str, cache: str) -> float:
     cmd = [
         sys.executable, "-m", "offline_moe.sweep", f"--suite={args.suite}",
-        f"--agents={args.agents}", f"--torsos={args.torsos}", f"--seeds={args.seeds}",
-        "--smoke", f"--data_dir={data_dir}", f"--root={root}", f"--backend={backend}",
+        f"--agents={','.join(args.agents)}", f"--torsos={','.join(args.torsos)}",
+        f"--num_seeds={args.num_seeds}", "--smoke", f"--data_dir={data_dir}",
+        f"--runs_dir={root}", f"--backend={backend}",
     ]  # fmt: skip
     ncpu = os.cpu_count() or 1
     cmd += ["--workers=1"] if backend == "local" else [f"--cpus_per_run={ncpu}"]
@@ -36,17 +42,20 @@ def _sweep(backend: str, args, root: str, data_dir: str, cache: str) -> float:
     return time.time() - t0
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    define_grid_flags(fv, torsos=["baseline", "soft_moe"], num_seeds=2)
+    flags.DEFINE_integer("repeats", 1, "Sweeps per backend (bench sweep).", lower_bound=1, **kw)
+    define_data_dir(fv)
+    flags.DEFINE_string(
+        "scratch_dir", None, "Scratch directory, kept (default: a temporary one, deleted).", **kw
+    )
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", default="smoke", help="suite name or Game1,Game2")
-    parser.add_argument("--agents", default="cql", help="comma-separated agents")
-    parser.add_argument("--torsos", default="baseline,soft_moe", help="comma-separated torsos")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per run")
-    parser.add_argument("--repeats", type=int, default=1, help="sweeps per backend")
-    parser.add_argument("--data_dir", default="data", help="recorded smoke data (reused)")
-    parser.add_argument("--out", default=None, help="scratch directory (default: a temp dir)")
-    args = parser.parse_args(argv[1:])
-    scratch = args.out or tempfile.mkdtemp(prefix="bench_sweep_")
+    args = parse(argv, define_flags, prog="bench sweep", doc=__doc__)
+    scratch = args.scratch_dir or tempfile.mkdtemp(prefix="bench_sweep_")
     data_dir = os.path.abspath(args.data_dir)
     from offline_moe.analysis import suites
     from offline_moe.data.local import ensure_local_cache
@@ -63,11 +72,16 @@ def main(argv: list[str]) -> None:
                 shutil.rmtree(d, ignore_errors=True)
             seconds = _sweep(backend, args, root, data_dir, cache)
             times[backend].append(seconds)
-            print(f"{backend:<6} repeat {r}: {seconds:.1f} s", flush=True)
+            record = {"bench": "sweep", "backend": backend, "repeat": r, "wall_s": seconds}
+            print(json.dumps(record), flush=True)
     local, ray_ = min(times["local"]), min(times["ray"])
+    summary = {"bench": "sweep", "repeats": args.repeats, "local_wall_s": local}
+    summary.update(ray_wall_s=ray_, overhead_s=ray_ - local, ratio=ray_ / local)
+    print(json.dumps(summary), flush=True)
     print(
-        f"best of {args.repeats}: local {local:.1f} s, ray {ray_:.1f} s, "
-        f"overhead {ray_ - local:+.1f} s ({ray_ / local:.3f}x)"
+        f"[bench sweep] best of {args.repeats}: local {local:.1f} s, ray {ray_:.1f} s, "
+        f"overhead {ray_ - local:+.1f} s ({ray_ / local:.3f}x)",
+        file=sys.stderr,
     )
-    if not args.out:
+    if not args.scratch_dir:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -5,14 +5,14 @@ features + aux_loss) with respect to the torso parameters, times the compile, ru
 calls, then reports the median of `--repeats` timed calls (each ended by `block_until_ready`).
 One JSON line per (torso, encoder):
 
-    {"torso": "soft_moe", "encoder": "impala", "num_experts": 8, "width": null, "batch": 32,
+    {"bench": "torso", "torso": "soft_moe", "encoder": "impala", "num_experts": 8, "width": null,
+     "batch_size": 32,
      "params": 368336, "compile_s": 1.9, "fwd_bwd_ms": 123.4, "fwd_bwd_ms_min": 120.1, ...}
 
 By default: baseline (width 1), the scaled baseline (width n), soft_moe and top1_moe, both
 encoders, n = 8, batch 32, on the default JAX device.
 """
 
-import argparse
 import json
 import statistics
 import time
@@ -20,7 +20,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
+from offline_moe.flags_common import fail, parse
 from offline_moe.networks import (
     ENCODERS,
     count_params,
@@ -55,49 +57,57 @@ def bench_one(name, kwargs, *, batch, warmup, repeats, seed=0) -> dict:
         jax.block_until_ready(compiled(params, x))
         times.append((time.perf_counter() - start) * 1e3)
     return {
+        "bench": "torso",
         "torso": name,
         "encoder": kwargs.get("encoder"),
         "num_experts": kwargs.get("num_experts"),
         "width": kwargs.get("width"),
-        "batch": batch,
+        "batch_size": batch,
         "params": count_params(params),
         "compile_s": round(compile_s, 3),
         "fwd_bwd_ms": round(statistics.median(times), 2),
         "fwd_bwd_ms_min": round(min(times), 2),
         "repeats": repeats,
         "device": str(jax.devices()[0].device_kind),
-        "backend": jax.default_backend(),
+        "platform": jax.default_backend(),
     }
 
 
-def main(argv) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    parser.add_argument("--torsos", default="baseline,soft_moe,top1_moe", help="comma-separated")
-    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated")
-    parser.add_argument("--num_experts", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument(
-        "--no_scaled_baseline",
-        action="store_true",
-        help="skip the baseline scaled to width num_experts",
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_list(
+        "torsos", ["baseline", "soft_moe", "top1_moe"], "Torsos, comma-separated.", **kw
     )
-    args = parser.parse_args(argv[1:])
+    flags.DEFINE_list("encoders", list(ENCODERS), "Encoders, comma-separated.", **kw)
+    flags.DEFINE_integer(
+        "num_experts", 8, "Number of experts n of the MoE torsos.", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer("batch_size", 32, "Transitions per batch.", lower_bound=1, **kw)
+    flags.DEFINE_integer("warmup", 2, "Untimed calls after the compile.", **kw)
+    flags.DEFINE_integer(
+        "repeats", 10, "Timed repeats (bench torso: the median is kept).", lower_bound=1, **kw
+    )
+    flags.DEFINE_boolean(
+        "scaled_baseline", True, "Also time the baseline scaled to width --num_experts.", **kw
+    )
 
-    torsos = args.torsos.split(",")
+
+def main(argv) -> None:
+    args = parse(argv, define_flags, prog="bench torso", doc=__doc__)
+    torsos = args.torsos
     for name in torsos:
         if name not in list_torsos() and ":" not in name:
-            parser.error(f"unknown torso {name!r}; valid: {', '.join(list_torsos())}")
+            fail("bench torso", f"unknown torso {name!r}; valid: {', '.join(list_torsos())}")
     n = args.num_experts
-    for encoder in args.encoders.split(","):
+    for encoder in args.encoders:
         for name in torsos:
             block = {"encoder": encoder, "num_experts": n, "width": 1}
             variants = [filter_torso_kwargs(name, block)]
-            if name == "baseline" and not args.no_scaled_baseline and n != 1:
+            if name == "baseline" and args.scaled_baseline and n != 1:
                 variants.append(filter_torso_kwargs(name, {**block, "width": n}))
             for kwargs in variants:
                 record = bench_one(
-                    name, kwargs, batch=args.batch, warmup=args.warmup, repeats=args.repeats
+                    name, kwargs, batch=args.batch_size, warmup=args.warmup, repeats=args.repeats
                 )
                 print(json.dumps(record), flush=True)

@@ -1,7 +1,7 @@
 """Load-time cost of the replay-cache checks at paper size: are they cheap enough to run on
 every load of a paper-scale cache?
 
-    python -m offline_moe.bench validate --rows=2500000 --dir=/tmp/validate_cache
+    python -m offline_moe.bench validate --rows=2500000 --cache_dir=/tmp/validate_cache
 
 Writes a synthetic cache of `--rows` rows (episodes of 1,000 rows; actions, rewards and flags
 real, the 84x84 frames a sparse file, so 2.5M rows take 17.6 GB of address space but no
@@ -9,18 +9,20 @@ disk), then times, best of `--repeats`: the layout load (`np.load` of every file
 episode-flag checks, the content checks (action range, finite/clipped rewards; on mapped
 pages and on fresh maps, i.e. with the first touch of every page), the fingerprint a run pins,
 and `load_cache` with and without the content checks. One JSON line per measurement, then a
-summary line.
+summary line on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
+from absl import flags
 
+from offline_moe.flags_common import parse
 from offline_moe.replay import cache as cache_lib
 from offline_moe.replay import cache_writer
 
@@ -75,13 +77,24 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """The benchmark's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_integer("rows", 2_500_000, "Rows of the synthetic cache.", lower_bound=1, **kw)
+    flags.DEFINE_string(
+        "cache_dir",
+        "/tmp/offline_moe_validate",
+        "Replay cache directory (bench validate: written).",
+        **kw,
+    )
+    flags.DEFINE_integer(
+        "repeats", 3, "Timed repeats (bench validate: the best is kept).", lower_bound=1, **kw
+    )
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_500_000, help="rows of the cache")
-    parser.add_argument("--dir", default="/tmp/offline_moe_validate", help="cache directory")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many timings")
-    args = parser.parse_args(argv[1:])
-    out = write_synthetic(args.dir, args.rows)
+    args = parse(argv, define_flags, prog="bench validate", doc=__doc__)
+    out = write_synthetic(args.cache_dir, args.rows)
     meta = cache_lib.read_meta(out)
 
     def layout():
@@ -114,7 +127,8 @@ def main(argv: list[str]) -> None:
         "load_cache_s": _best(lambda: cache_lib.load_cache(out, num_actions=6), args.repeats),
     }
     for name, seconds in timings.items():
-        print(json.dumps({"rows": args.rows, "measure": name, "seconds": round(seconds, 4)}))
+        record = {"bench": "validate", "rows": args.rows, "measure": name}
+        print(json.dumps({**record, "seconds": round(seconds, 4)}), flush=True)
     frames_gb = args.rows * 84 * 84 / 1e9
     t = {k: v * 1e3 for k, v in timings.items()}
     added = t["load_cache_s"] - t["load_cache_without_content_checks_s"] + t["fingerprint_s"]
@@ -124,5 +138,6 @@ def main(argv: list[str]) -> None:
         f"{t['load_cache_without_content_checks_s']:.0f} ms without; content checks "
         f"{t['content_checks_s']:.0f} ms on mapped pages, {t['content_checks_fresh_maps_s']:.0f} "
         f"ms on fresh maps; fingerprint {t['fingerprint_s']:.1f} ms; added per start ~{added:.0f} "
-        f"ms (the frames' copy to the device alone reads {frames_gb:.1f} GB)"
+        f"ms (the frames' copy to the device alone reads {frames_gb:.1f} GB)",
+        file=sys.stderr,
     )

@@ -1,7 +1,7 @@
 """The shared wrapper of the absl commands: help, config names, one-line errors, --verbose.
 
     if __name__ == "__main__":
-        _define_flags()
+        define_flags()
         cli.app.run(main, command="train_offline")
 
 `run` is absl's `app.run` with the suite's conventions:
@@ -12,7 +12,7 @@
   `--config=cql:smoke,game=Pong` is the packaged `offline_moe/configs/cql.py` with the
   argument `smoke,game=Pong`, from any directory (`offline_moe.cli.configs`).
 - A user error (a bad flag or config override, `offline_moe.errors.USER_ERRORS`, absl's
-  `UsageError`) prints one line, `offline-moe COMMAND: error: WHAT; VALID VALUES OR NEAREST
+  `UsageError`) prints one line, `[COMMAND] error: WHAT; VALID VALUES OR NEAREST
   MATCH; FIX`, and exits 2 (1 for a run that stopped: `errors.RUN_FAILURES`). Other
   exceptions are bugs and keep their traceback.
 - `--verbose` (every command; also `OFFLINE_MOE_VERBOSE=1`, which `offline-moe` sets for the
@@ -49,9 +49,10 @@ def verbose(argv: Sequence[str] = ()) -> bool:
 
 
 def error_line(command: str, message: object) -> str:
-    """`offline-moe COMMAND: error: MESSAGE`, on one line (a multi-line message is joined)."""
+    """`[COMMAND] error: MESSAGE`, on one line (a multi-line message is joined): the style of
+    the commands' progress lines (`[train_offline] it 3/10 ...`)."""
     text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
-    return f"{PROG} {command}: error: {text}"
+    return f"[{command}] error: {text}"
 
 
 def fail(command: str, message: object, code: int = 2):

@@ -60,9 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = "option" if name.startswith("-") else "command"
         print(
             error_line(
-                name.lstrip("-") or name,
-                errors.unknown(kind, name, COMMANDS, f"`{PROG} --help` lists the commands"),
-            ).replace(f"{PROG} {name.lstrip('-') or name}: ", f"{PROG}: "),
+                PROG, errors.unknown(kind, name, COMMANDS, f"`{PROG} --help` lists the commands")
+            ),
             file=sys.stderr,
         )
         return 2

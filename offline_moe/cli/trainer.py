@@ -25,31 +25,42 @@ CONFIG_HELP = (
 )
 
 
-def define_trainer_flags(*, names: str, example: str) -> None:
-    """--config, --workdir, --max_iterations, --print_config and the process flags."""
+def define_trainer_flags(*, names: str, example: str, fv=None) -> None:
+    """--config, --workdir, --max_iterations, --print_config and the process flags, in `fv`
+    (default: absl's global FLAGS)."""
     from absl import flags
     from ml_collections import config_flags
 
     from offline_moe.train.process import define_process_flags
 
+    fv = flags.FLAGS if fv is None else fv
     config_flags.DEFINE_config_file(
-        "config", None, CONFIG_HELP.format(names=names, example=example), lock_config=True
+        "config",
+        None,
+        CONFIG_HELP.format(names=names, example=example),
+        lock_config=True,
+        flag_values=fv,
     )
     flags.DEFINE_string(
-        "workdir", None, "Run directory (config, metrics, checkpoints); resumes a run there."
+        "workdir",
+        None,
+        "Run directory (config, metrics, checkpoints); resumes a run there.",
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "max_iterations",
         None,
         "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
+        flag_values=fv,
     )
     flags.DEFINE_bool(
         "print_config",
         False,
         "Print the resolved config (presets and overrides applied) as JSON and exit; writes "
         "nothing (a dry run).",
+        flag_values=fv,
     )
-    define_process_flags()
+    define_process_flags(fv)
 
 
 def stored_config(workdir: str | None) -> dict | None:

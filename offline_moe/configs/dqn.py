@@ -7,7 +7,7 @@ DQN-Replay datasets (its replay logged as checkpoints, as DQN-Replay was made).
 
 Then 5% of each logged checkpoint becomes a replay cache:
   python -m offline_moe.ingest --source=dqn_replay:runs/dqn/MinAtarBreakout/1/dqn_replay/\
-MinAtarBreakout/1/replay_logs --percent=5 --out=data/cache/MinAtarBreakout_run1_5pct
+MinAtarBreakout/1/replay_logs --percent=5 --cache_dir=data/cache/MinAtarBreakout_run1_5pct
 
 Preset `minatar` (the only one): the values of MinAtar's examples/dqn.py (Young & Tian 2019,
 github.com/kenjyoung/MinAtar at 4241f24, constants at its top and `QNetwork`, `train`,

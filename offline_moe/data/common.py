@@ -27,7 +27,7 @@ def import_tfds(what: str):
         raise MissingExtraError(
             f"{what} needs TensorFlow and tensorflow-datasets ({e.name} is not installed): "
             f"pip install 'offline_moe[{TF_EXTRA}]' (./run.sh installs it); a replay cache "
-            "can be recorded without them: python -m offline_moe.record --cache=DIR"
+            "can be recorded without them: python -m offline_moe.record --cache_dir=DIR"
         ) from e
     return tfds
 

@@ -85,11 +85,22 @@ def check_game(
     games = RLU_GAMES if games is None else games
     if game in games:
         return game
-    lowered = {g.lower(): g for g in games}
-    hint = f" (did you mean {lowered[game.lower()]!r}?)" if game.lower() in lowered else ""
+    near = nearest(game, games)
+    hint = f" (did you mean {near!r}?)" if near else ""
     raise ValueError(
         f"{option}: unknown game {game!r}{hint}; valid {label} games: {', '.join(games)}"
     )
+
+
+def nearest(name: str, names) -> str | None:
+    """The valid name closest to a mistyped one (case ignored), or None if none is close."""
+    import difflib
+
+    lowered = {n.lower(): n for n in names}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
 
 
 # The 60 games of the original DQN-Replay logs (gs://atari-replay-datasets/dqn/, batch_rl):

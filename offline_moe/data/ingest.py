@@ -3,7 +3,7 @@
 Sources:
   tfds:NAME        a TFDS RLDS dataset by name, e.g. `tfds:rlu_atari_checkpoints_ordered/Pong_run_1`
                    (or `rlu_atari/Pong_run_1`, or `rlu_atari_local/Pong_run_1` from
-                   `offline_moe.record`), read from `--data_dir`.
+                   `offline_moe.record`), read from `--tfds_dir`.
   rlds_dir:DIR     any prepared TFDS/RLDS dataset directory with the RL Unplugged Atari step
                    features (`tfds.builder_from_directory`).
   dqn_replay:DIR   the original DQN-Replay logs, `.../{Game}/{run}/replay_logs/`.
@@ -15,6 +15,7 @@ The command is `python -m offline_moe.ingest`; its flags map one to one onto `in
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -45,6 +46,50 @@ def parse_source(source: str) -> tuple[str, str]:
             f"--source: expected tfds:NAME, rlds_dir:DIR or dqn_replay:DIR, got {source!r}"
         )
     return kind, os.path.expanduser(rest) if kind != "tfds" else rest
+
+
+# TFDS datasets of the public RL Unplugged Atari data: configs {Game}_run_{1..5} of the 46 games.
+PUBLIC_TFDS = ("rlu_atari", "rlu_atari_checkpoints", "rlu_atari_checkpoints_ordered")
+_CONFIG_RE = re.compile(r"^(?P<game>[A-Za-z]+)_run_(?P<run>\d+)$")
+
+
+def check_source_game(source: str, game: str | None = None) -> None:
+    """Checks the game of a source (a tfds: config name, --game) before anything is opened.
+
+    Cheap and without TensorFlow, so a typo ends at once: a tfds: config of the public data
+    must be {Game}_run_{1..5} of the 46 RL Unplugged games (others: a recordable game).
+
+    Raises:
+      IngestError: an unknown game or config, naming the nearest valid name.
+    """
+    kind, name = parse_source(source)
+    games, label = games_lib.RECORDABLE_GAMES, "RL Unplugged (or known-answer, MinAtar)"
+    if kind == "dqn_replay":
+        games, label = games_lib.DQN_REPLAY_GAMES + games_lib.MINATAR_GAMES, "DQN-Replay"
+    if kind == "tfds" and "/" in name:
+        dataset, config = name.split("/", 1)
+        config = config.split(":")[0]  # a version may follow
+        public = dataset in PUBLIC_TFDS
+        m = _CONFIG_RE.match(config)
+        if m is None:
+            raise IngestError(
+                f"--source: TFDS config {config!r} of {dataset} is not {{Game}}_run_{{N}} "
+                "(e.g. Pong_run_1)"
+            )
+        valid = games_lib.RLU_GAMES if public else games
+        try:
+            games_lib.check_game(
+                m["game"], games=valid, option="--source", label="RL Unplugged" if public else label
+            )
+        except ValueError as e:
+            raise IngestError(str(e)) from None
+        if public and int(m["run"]) not in games_lib.RUNS:
+            raise IngestError(f"--source: run {m['run']} of {config}; the runs are 1..5")
+    if game is not None:
+        try:
+            games_lib.check_game(game, games=games, label=label)
+        except ValueError as e:
+            raise IngestError(str(e)) from None
 
 
 def env_num_actions(game: str) -> int | None:
@@ -293,13 +338,14 @@ def ingest(
     percent = check_percent(percent)
     sample = check_sample(sample)
     kind, name = parse_source(source)
+    check_source_game(source, game)  # before TensorFlow is imported
     out = os.path.expanduser(os.fspath(out))
     data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else data_dir
     checkpoints = parse_checkpoints(
         checkpoints if isinstance(checkpoints, str | None) else list(checkpoints)
     )
     if os.path.exists(out) and not overwrite:
-        raise CacheError(f"--out: {out} already exists; pass --overwrite to replace it")
+        raise CacheError(f"--cache_dir: {out} already exists; pass --overwrite to replace it")
     what = dict(game=game, run=run, checkpoints=checkpoints, percent=percent)
     what.update(sample=sample, sample_seed=sample_seed)
     if kind == "dqn_replay":

@@ -102,12 +102,12 @@ def record_dataset(
         "offline_moe.record",
         f"--game={game}",
         f"--steps={steps}",
-        "--checkpoints=1",
+        "--num_checkpoints=1",
         f"--run={LOCAL_RUN}",
         f"--policy={policy}",
-        *([f"--eps={eps}"] if eps is not None else []),
+        *([f"--epsilon={eps}"] if eps is not None else []),
         f"--seed={seed}",
-        f"--out={data_dir}",
+        f"--dataset_dir={data_dir}",
         "--overwrite",
     ]
     _log(f"[local_data] recording: {' '.join(cmd[1:])}")
@@ -138,9 +138,9 @@ def ingest_dataset(source: str, data_dir: str, cache_dir: str, wanted: dict) -> 
         "-m",
         "offline_moe.ingest",
         f"--source={source}",
-        f"--data_dir={data_dir}",
+        f"--tfds_dir={data_dir}",
         "--percent=100",
-        f"--out={cache_dir}",
+        f"--cache_dir={cache_dir}",
         "--overwrite",
     ]
     _log(f"[local_data] ingesting: {' '.join(cmd[1:])}")

@@ -11,12 +11,12 @@ episodes with the `rlu_atari_checkpoints_ordered` features and splits (see
 loads with `tfds.builder_from_directory` or `tfds.builder('<name>/<Game>_run_<run>',
 data_dir=DATA_DIR)`, and `offline_moe.ingest` reads it unchanged::
 
-    python -m offline_moe.record ... --out=data/rlds   # see `python -m offline_moe.record --help`
+    python -m offline_moe.record ... --dataset_dir=data/rlds   # see `... record --help`
     python -m offline_moe.ingest --source=tfds:rlu_atari_local/Pong_run_1 \\
-        --data_dir=data/rlds --percent=100 --out=data/Pong_local
+        --tfds_dir=data/rlds --percent=100 --cache_dir=data/Pong_local
 
 `--steps` counts agent steps (transitions) in total; they are split evenly over
-`--checkpoints` splits `checkpoint_00, checkpoint_01, ...`. Each split is played by its own
+`--num_checkpoints` splits `checkpoint_00, checkpoint_01, ...`. Each split is played by its own
 environment and policy, seeded from (`--seed`, split index), so splits are independent and
 reproducible one by one. An episode never spans two splits: when a split's budget runs out
 mid-episode that episode is truncated (is_last without is_terminal). Episodes that reach the
@@ -25,12 +25,12 @@ step cap are truncated the same way.
 Policies (`--policy`):
   random      uniform over the minimal action set.
   eps_greedy  epsilon-greedy on a running estimate of each action's mean immediate reward
-              (a bandit: it knows nothing of the screen): with probability `--eps` a uniform
+              (a bandit: it knows nothing of the screen): with probability `--epsilon` a uniform
               action, else the action with the highest estimate (ties broken at random).
               It is a cheap, deterministic-given-seed stand-in for a learning agent's
               data: not uniform, yet still exploring.
   scripted    a controller that reads the emulator RAM (`offline_moe.envs.scripted`; Pong),
-              with probability `--eps` replaced by a uniform action: --eps=0 expert,
+              with probability `--epsilon` replaced by a uniform action: --epsilon=0 expert,
               e.g. 0.3 medium, 1 exactly the random policy (D4RL-style dataset qualities).
 
 Rewards are stored unclipped in `steps/reward` (as the TFDS converter fills it from the
@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -97,14 +95,14 @@ def make_policy(name: str, num_actions: int, rng: np.random.Generator, eps: floa
         return RandomPolicy(num_actions, rng)
     if name == "eps_greedy":
         if not 0.0 <= eps <= 1.0:
-            raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
+            raise ValueError(f"--epsilon: expected a probability in [0, 1], got {eps}")
         return EpsGreedyBanditPolicy(num_actions, rng, eps)
     if name == "scripted":
         from offline_moe.envs import scripted
 
         if env is None:
             if not 0.0 <= eps <= 1.0:
-                raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
+                raise ValueError(f"--epsilon: expected a probability in [0, 1], got {eps}")
             return None
         return scripted.ScriptedPolicy(env, rng, eps)
     raise ValueError(f"--policy: unknown policy {name!r}; valid: {', '.join(POLICIES)}")
@@ -152,7 +150,7 @@ def check_request(game: str, steps: int, *, policy: str, eps: float, checkpoints
 
         scripted.check_game(canonical_game(game))
     if checkpoints < 1:
-        raise ValueError(f"--checkpoints: expected >= 1 split, got {checkpoints}")
+        raise ValueError(f"--num_checkpoints: expected >= 1 split, got {checkpoints}")
     if steps < checkpoints:
         raise ValueError(f"--steps: expected at least one step per split (>= {checkpoints})")
     return game
@@ -270,7 +268,9 @@ def record(
     returns: list[float] = []
     terminated_count = 0
     done_steps = 0
-    start = time.perf_counter()
+    from offline_moe.data.ingest import Progress  # live on a terminal, plain lines in a file
+
+    bar = Progress(steps, enabled=progress, name="record")
     with rlu_format.RLDSWriter(
         out,
         game=game,
@@ -299,16 +299,9 @@ def record(
                 done_steps += t
                 returns.append(float(episode["steps"]["reward"][:t].sum()))
                 terminated_count += int(episode["steps"]["is_terminal"][-1])
-                if progress:
-                    rate = done_steps / max(time.perf_counter() - start, 1e-9)
-                    sys.stderr.write(
-                        f"\r[record] {done_steps:,}/{steps:,} steps  {rate:,.0f}/s  "
-                        f"checkpoint {ckpt}  episodes {len(returns)}".ljust(80)
-                    )
-                    sys.stderr.flush()
+                bar.update(t, label=f"checkpoint {ckpt}  episodes {len(returns)}")
         episodes = dict(writer.episodes_per_split)
-    if progress:
-        sys.stderr.write("\n")
+    bar.close()
     return {
         "dataset_dir": writer.target,
         "game": game,
@@ -389,7 +382,7 @@ def record_cache(
     percent = check_percent(percent)
     out = os.path.expanduser(os.fspath(out))
     if os.path.exists(out) and not overwrite:
-        raise CacheError(f"--cache: {out} already exists; pass --overwrite to replace it")
+        raise CacheError(f"--cache_dir: {out} already exists; pass --overwrite to replace it")
     description = _description(
         game, steps, policy=policy, checkpoints=checkpoints, run=run, seed=seed, eps=eps, name=name
     )
@@ -420,7 +413,7 @@ def record_cache(
         "config": rlu_format.config_name(game, run),
         "version": rlu_format.VERSION,
         "data_dir": None,
-        "written_by": f"{RECORDER} --cache (directly, no RLDS dataset)",
+        "written_by": f"{RECORDER} --cache_dir (directly, no RLDS dataset)",
     }
     total = steps if percent == 100.0 else None
     return write_episodes(

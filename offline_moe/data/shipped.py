@@ -1,7 +1,7 @@
 """Replay caches shipped with the repository, one compressed file per cache.
 
     cache_dir = ensure_shipped_cache("MinAtarBreakout_run1_5pct", data_dir="data")
-    python -m offline_moe.data.shipped --pack=data/cache/MinAtarBreakout_run1_5pct
+    python -m offline_moe.data.shipped --cache_dir=data/cache/MinAtarBreakout_run1_5pct
 
 A cache directory (`offline_moe.replay.cache`) is stored as one `numpy.savez_compressed` file,
 `datasets/minatar/{name}.npz`: its meta.json as text and every array, boolean frames packed
@@ -17,7 +17,6 @@ docs/minatar.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -133,14 +132,29 @@ def restore_if_shipped(cache_dir: str, directory: str | os.PathLike = SHIPPED_DI
     return True
 
 
+def define_flags(fv) -> None:
+    """The packing command's flags, in `fv`."""
+    from absl import flags
+
+    kw = dict(flag_values=fv)
+    flags.DEFINE_string("cache_dir", None, "Replay cache directory (data.shipped: packed).", **kw)
+    flags.DEFINE_string(
+        "shipped_dir", str(SHIPPED_DIR), "Where the packed .npz goes (datasets/minatar/).", **kw
+    )
+    flags.mark_flag_as_required("cache_dir", flag_values=fv)
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Pack a replay cache into datasets/minatar/.")
-    p.add_argument("--pack", required=True, help="cache directory to pack")
-    p.add_argument("--out_dir", default=str(SHIPPED_DIR), help="where the .npz goes")
-    args = p.parse_args(argv)
-    name = os.path.basename(os.path.normpath(args.pack))
-    info = pack_cache(args.pack, os.path.join(args.out_dir, name + ".npz"))
-    print(json.dumps(info))
+    import sys
+
+    from offline_moe.flags_common import parse
+
+    args = parse(
+        argv, define_flags, prog="data.shipped", doc="Pack a replay cache into datasets/minatar/."
+    )
+    name = os.path.basename(os.path.normpath(args.cache_dir))
+    info = pack_cache(args.cache_dir, os.path.join(args.shipped_dir, name + ".npz"))
+    print(json.dumps(info), file=sys.stdout)
 
 
 if __name__ == "__main__":

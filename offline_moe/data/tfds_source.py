@@ -89,7 +89,7 @@ def _first_line(error: Exception) -> str:
 def _present_configs(name: str, data_dir: str | None) -> str:
     """'name/config' entries that have a dataset_info.json under data_dir (for errors)."""
     if not data_dir:
-        return "none (no --data_dir given)"
+        return "none (no --tfds_dir given)"
     base = name.split("/")[0].split(":")[0]
     found = glob.glob(os.path.join(data_dir, base, "*", "*", "dataset_info.json"))
     found += glob.glob(os.path.join(data_dir, base, "*", "dataset_info.json"))
@@ -105,13 +105,13 @@ def open_builder(kind: str, name: str, data_dir: str | None = None):
             builder = tfds.builder(name, data_dir=data_dir)
         except Exception as e:  # tfds raises several types for unknown names/configs
             raise IngestError(
-                f"--source tfds:{name}: cannot open the TFDS dataset under --data_dir="
+                f"--source tfds:{name}: cannot open the TFDS dataset under --tfds_dir="
                 f"{data_dir} ({type(e).__name__}: {_first_line(e)}); "
                 f"prepared configs found there: {_present_configs(name, data_dir)}"
             ) from e
         if not builder.info.splits:
             raise IngestError(
-                f"--source tfds:{name}: no prepared data under --data_dir={data_dir} "
+                f"--source tfds:{name}: no prepared data under --tfds_dir={data_dir} "
                 f"(expected {builder.data_dir}/dataset_info.json with splits); download or "
                 f"record the dataset first; prepared configs found there: "
                 f"{_present_configs(name, data_dir)}"

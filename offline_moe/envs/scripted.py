@@ -125,7 +125,7 @@ class ScriptedPolicy:
     def __init__(self, env, rng: np.random.Generator, eps: float):
         check_game(env.game)
         if not 0.0 <= eps <= 1.0:
-            raise ValueError(f"--eps: expected a probability in [0, 1], got {eps}")
+            raise ValueError(f"--epsilon: expected a probability in [0, 1], got {eps}")
         self.env = env
         self.num_actions = env.num_actions
         self.rng = rng

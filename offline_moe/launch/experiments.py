@@ -164,7 +164,7 @@ def catch_overrides(agent: str, budget: int) -> list[str]:
         else:
             out.append("config.learner.epsilon_decay_steps=1000")
         return out
-    raise ValueError(f"--agent: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    raise ValueError(f"--agents: unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
 
 
 def _catch_random(seed: int) -> dict:
@@ -400,7 +400,7 @@ def run_one(
     final = returns[-1] if returns else []
     return {
         "bench": "learning",
-        "env": hook.game,
+        "game": hook.game,
         "agent": agent,
         "torso": torso,
         "seeds": list(range(seed, seed + seeds)),

@@ -1,7 +1,7 @@
 """Ray backend of the sweep: one Ray task per run directory, on a cluster or on this machine.
 
-    python -m offline_moe.sweep --suite=offline_paper --agents=cql,cql_c51 --seeds=5 \
-        --backend=ray --address=auto --gpus_per_run=1 --root=/shared/runs
+    python -m offline_moe.sweep --suite=offline_paper --agents=cql,cql_c51 --num_seeds=5 \
+        --backend=ray --address=auto --gpus_per_run=1 --runs_dir=/shared/runs
 
 Each unfinished run of the grid becomes one Ray task (`ray.remote`) that asks for the run's
 resources (`RunResources`: accelerators, CPU cores for the trainer and its evaluation workers,

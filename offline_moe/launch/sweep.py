@@ -12,7 +12,7 @@ experts is written.
 
 A finished run (``summary.json`` with ``"done": true``) is skipped. Any other run is started,
 or resumed: the trainer resumes from the last checkpoint when re-invoked with the same
-``--workdir``. Paths given to the sweep (``--root``, ``--data_dir``, path overrides such as
+``--workdir``. Paths given to the sweep (``--runs_dir``, ``--data_dir``, path overrides such as
 ``config.data.cache_dir``) are made absolute before any run starts, so a sweep started from any
 directory puts its runs where its paths say, and checks them there. ``--print`` is a dry run:
 it writes one shell command per run (the whole grid, finished or not) to stdout for a cluster
@@ -94,7 +94,7 @@ def seed_groups(num_seeds: int, seeds_per_run: int | None, first_seed: int = 0):
     return [(first_seed + s, min(per, num_seeds - s)) for s in range(0, num_seeds, per)]
 
 
-# Overrides whose value is a path: made absolute like --root (the trainers run elsewhere).
+# Overrides whose value is a path: made absolute like --runs_dir (the trainers run elsewhere).
 DQN_REPLAY_RUNS = 5  # runs per game in DQN-Replay (Agarwal et al. 2020)
 PATH_OVERRIDES = ("config.data.cache_dir", "config.export_replay")
 
@@ -134,7 +134,7 @@ def expand_grid(
     if taken & {"smoke", "game", "seed", "num_seeds", "torso"}:
         raise errors.InputError(
             f"config_arg {config_arg!r}: smoke, game, seed, num_seeds and torso come from the "
-            "grid (--smoke, --suite, --seeds, --torsos)"
+            "grid (--smoke, --suite, --num_seeds, --torsos)"
         )
     if runs_per_seed:
         if seeds_per_run not in (None, 1):

@@ -8,19 +8,19 @@ layer or MoE); the learner's head (Dense(A), dueling or C51) is excluded. Atari 
 
     python -m offline_moe.networks                 # plain-text table
     python -m offline_moe.networks --markdown      # the same as a markdown table
-    python -m offline_moe.networks --experts 1,8 --encoders impala
+    python -m offline_moe.networks --num_experts=1,8 --encoders=impala
 """
 
-import argparse
 import os
-import sys
 import textwrap
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from absl import flags  # noqa: E402
 
+from offline_moe.flags_common import fail, parse  # noqa: E402
 from offline_moe.networks import (  # noqa: E402
     DENSE_UNITS,
     ENCODERS,
@@ -109,17 +109,26 @@ def describe_defaults() -> str:
     return "\n".join(lines)
 
 
+def define_flags(fv: flags.FlagValues) -> None:
+    """The command's flags, in `fv`."""
+    kw = dict(flag_values=fv)
+    flags.DEFINE_list(
+        "num_experts", ["1", "2", "4", "8"], "Numbers of experts n, comma-separated.", **kw
+    )
+    flags.DEFINE_list("encoders", list(ENCODERS), "Encoders, comma-separated.", **kw)
+    flags.DEFINE_boolean("markdown", False, "Print a markdown table.", **kw)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m offline_moe.networks", description=__doc__)
-    parser.add_argument("--experts", default="1,2,4,8", help="comma-separated n values")
-    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated")
-    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    args = parser.parse_args(argv)
-    experts = tuple(int(n) for n in args.experts.split(","))
-    encoders = tuple(args.encoders.split(","))
+    args = parse(argv, define_flags, prog="networks", doc=__doc__)
+    try:
+        experts = tuple(int(n) for n in args.num_experts)
+    except ValueError:
+        fail("networks", f"--num_experts={','.join(args.num_experts)}: expected integers")
+    encoders = tuple(args.encoders)
     for encoder in encoders:
         if encoder not in ENCODERS:
-            parser.error(f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}")
+            fail("networks", f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}")
 
     print(
         "offline_moe torsos: parameter counts of the torso only (encoder + penultimate layer or\n"
@@ -138,4 +147,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from offline_moe.flags_common import run_main
+
+    run_main(main, "networks")

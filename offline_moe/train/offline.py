@@ -197,7 +197,7 @@ def preflight(config: Mapping) -> None:
     if not os.path.isdir(tc.cache_dir) and not os.path.isfile(shipped):
         raise InputError(
             f"config.data.cache_dir: replay cache {os.path.abspath(tc.cache_dir)!r} not found; "
-            f"make it with `offline-moe ingest ... --out={tc.cache_dir}` or `offline-moe "
+            f"make it with `offline-moe ingest ... --cache_dir={tc.cache_dir}` or `offline-moe "
             f"local_data --games={tc.game}` (docs/data.md), or pass --config.data.cache_dir=PATH"
         )
 
@@ -253,7 +253,7 @@ def build(config: Mapping, log=_log):
     if not os.path.isdir(tc.cache_dir) and not restore_if_shipped(tc.cache_dir):
         raise FileNotFoundError(
             f"replay cache {tc.cache_dir!r} not found (config.data.cache_dir). Create it with "
-            f"`python -m offline_moe.ingest ... --out={tc.cache_dir}` (see docs/data.md) "
+            f"`python -m offline_moe.ingest ... --cache_dir={tc.cache_dir}` (see docs/data.md) "
             "or run `./run.sh` for a small locally recorded dataset."
         )
     # Checked before the first update, not at the first evaluation: the evaluation game and

@@ -562,7 +562,7 @@ def export_replay(state: online.OnlineState, rc: RunConfig, game: str, actors: A
 
     Seed i becomes config `{Game}_run_{i+1}` of dataset `rlu_atari_local` under
     `rc.export_replay`, all episodes in split `checkpoint_00`, so the offline track ingests it
-    with `--source=tfds:rlu_atari_local/{Game}_run_1 --data_dir=DIR`. Imports TensorFlow
+    with `--source=tfds:rlu_atari_local/{Game}_run_1 --tfds_dir=DIR`. Imports TensorFlow
     (lazily; only here).
 
     Returns:

@@ -40,27 +40,34 @@ def enable_compile_cache(cache_dir: str | None) -> str | None:
     return cache_dir
 
 
-def define_process_flags() -> None:
-    """Registers the trainer commands' process flags (called by both commands only)."""
+def define_process_flags(fv=None) -> None:
+    """Registers the trainer commands' process flags in `fv` (default: absl's global FLAGS).
+
+    Called by the trainers' `define_flags`, so these flags show in the commands' own --help.
+    """
     from absl import flags
 
+    fv = flags.FLAGS if fv is None else fv
     flags.DEFINE_bool(
         "compile_cache",
         True,
         "Use JAX's persistent compilation cache, so a resumed or repeated run does not "
         "recompile (--nocompile_cache: off).",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "compile_cache_dir",
         "",
         "Directory of the compilation cache ('' = $JAX_COMPILATION_CACHE_DIR, else "
         "$XDG_CACHE_HOME/offline_moe/jax, i.e. ~/.cache/offline_moe/jax).",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "wandb_project",
         "",
         "Also log the run's scalars to this Weights & Biases project ('' = off; needs "
         "`pip install wandb`). TensorBoard event files are always written.",
+        flag_values=fv,
     )
 
 

@@ -231,8 +231,9 @@ def test_print_report_and_cli(fabricated, tmp_path, capsys):
     text = report.print_report(fabricated, tmp_path / "printed", reps=100, plots=False)
     assert "## cql" in capsys.readouterr().out
     assert text.startswith("# offline_moe results")
-    rc = report_cli.main(["report", f"--runs={fabricated}", f"--out={tmp_path / 'cli'}",
-                      "--reps=100", "--no_plots", "--quiet"])  # fmt: skip
+    rc = report_cli.main(["report", f"--runs_dir={fabricated}",
+                          f"--report_dir={tmp_path / 'cli'}", "--reps=100", "--noplots",
+                          "--quiet"])  # fmt: skip
     assert rc == 0 and (tmp_path / "cli" / "results.md").is_file()
     assert not list((tmp_path / "cli").glob("*.png"))
 
@@ -387,8 +388,12 @@ def test_missing_runs_root_is_an_error(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="nothing is not a directory"):
         report.write_report(tmp_path / "nothing", tmp_path / "out", reps=10)
     assert not (tmp_path / "out").exists()
-    rc = report_cli.main(["report", f"--runs={tmp_path / 'nothing'}", f"--out={tmp_path / 'o'}"])
-    assert rc == 2 and "is not a directory" in capsys.readouterr().err
+    argv = ["report", f"--runs_dir={tmp_path / 'nothing'}", f"--report_dir={tmp_path / 'o'}"]
+    with pytest.raises(SystemExit) as exit_:
+        report_cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "is not a directory" in err
+    assert err.startswith("[report] error: ") and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
 
 

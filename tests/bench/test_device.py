@@ -22,7 +22,7 @@ _NO_TF = (
 
 
 def _call(out, minutes: float, sections: str) -> dict:
-    args = [f"--out={out}", "--size=tiny", f"--minutes={minutes}", f"--sections={sections}"]
+    args = [f"--report_dir={out}", "--size=tiny", f"--minutes={minutes}", f"--sections={sections}"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(
         [sys.executable, "-c", _NO_TF, *args], env=env, capture_output=True, text=True
@@ -102,7 +102,7 @@ def test_sections_are_checked(tmp_path):
     with pytest.raises(ValueError, match="unknown section.*valid"):
         device.Check("/nonexistent-unused", 1.0, "tiny", sections=["learnr"])
     (tmp_path / "device.json").write_text(json.dumps({"size": "paper"}))
-    with pytest.raises(ValueError, match="size 'paper', not 'tiny'; use another --out"):
+    with pytest.raises(ValueError, match="size 'paper', not 'tiny'; use another --report_dir"):
         device.Check(str(tmp_path), 1.0, "tiny")
 
 

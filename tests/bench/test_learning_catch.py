@@ -57,7 +57,7 @@ def dirs(tmp_path_factory):
 
 
 def _check(row, budget):
-    assert row["env"] == "Catch" and row["budget"] == budget
+    assert row["game"] == "Catch" and row["budget"] == budget
     assert len(row["returns"]) == len(row["steps"]) and row["steps"][-1] == budget
     assert -0.7 < row["random_score"]["mean"] < -0.5
     curve = f"{row['agent']}/{row['torso']}: returns {row['returns']}"

@@ -1,8 +1,9 @@
 """The command line as a user meets it: `offline-moe ...` run from a directory outside the
 repository (tmp_path), in subprocesses.
 
-A user error is one line on stderr (`offline-moe COMMAND: error: ...`), no traceback, exit
-status 2, and the directory is the same before and after (no workdir, no run.lock, no data).
+A user error is one line on stderr (`[COMMAND] error: ...`, the style of the progress
+lines), no traceback, exit status 2, and the directory is the same before and after (no
+workdir, no run.lock, no data).
 """
 
 from __future__ import annotations
@@ -146,9 +147,9 @@ USER_ERRORS = {
     "no replay cache": (["train_offline", SMOKE, "--workdir=run"], "config.data.cache_dir"),
     "workdir typo": (["train_online", "--workdir=rnu"], "no run to resume in --workdir=rnu"),
     "sweep agent": (["sweep", "--agents=cqll", "--print"], "did you mean 'cql'"),
-    "sweep game": (["sweep", "--suite=Pongg", "--smoke", "--seeds=1"], "did you mean 'Pong'"),
+    "sweep game": (["sweep", "--suite=Pongg", "--smoke", "--num_seeds=1"], "did you mean 'Pong'"),
     "sweep torso keyword": (
-        ["sweep", "--suite=Pong", "--torsos=soft_moe@num_expert=4", "--seeds=1"],
+        ["sweep", "--suite=Pong", "--torsos=soft_moe@num_expert=4", "--num_seeds=1"],
         "did you mean 'num_experts'",
     ),
 }
@@ -163,7 +164,7 @@ def test_user_error_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     assert "Traceback" not in out.stderr
     line = out.stderr.strip()
     assert "\n" not in line, out.stderr
-    assert line.startswith(f"offline-moe {args[0]}: error: "), line
+    assert line.startswith(f"[{args[0]}] error: "), line
     assert expected in line, line
     assert snapshot(tmp_path) == before  # no workdir, no run.lock, no data, no runs
 

@@ -334,16 +334,18 @@ def test_ingest_command_line(replay_dir, tmp_path):
     root = str(REPO_ROOT)
     out = str(tmp_path / "cli_cache")
     cmd = [sys.executable, "-m", "offline_moe.ingest", f"--source=dqn_replay:{replay_dir}"]
-    args = ["--checkpoints=1", "--percent=60", "--noclip_rewards", f"--out={out}"]
+    args = ["--checkpoints=1", "--percent=60", "--noclip_rewards", f"--cache_dir={out}"]
     proc = subprocess.run(cmd + args, cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     # Rows 0-11 of checkpoint 1: padding, s11..s15 cut at the cursor (row 8), then s2..s4,
     # whose history was overwritten (context only, no transition).
     assert "4 transitions" in proc.stdout
     assert re.search(r"4/4 transitions +[\d,]+/s", proc.stderr)  # the progress line
+    assert "\r" not in proc.stderr  # into a pipe or a file: plain lines
     assert [r[0] for r in rows_of(out)[0]] == [11, 12, 13, 14, 15]
     proc = subprocess.run(cmd + args, cwd=root, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "already exists" in proc.stderr
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert proc.stderr.startswith("[ingest] error: ") and proc.stderr.count("\n") == 1
     proc = subprocess.run(cmd + ["--help"], cwd=root, capture_output=True, text=True, timeout=120)
     assert "--percent" in proc.stdout and "first percent" in proc.stdout
 
@@ -355,19 +357,20 @@ def test_bench_data_on_an_existing_cache(replay_dir, tmp_path, capsys):
 
     out = str(tmp_path / "cache")
     ingest(f"dqn_replay:{replay_dir}", out, percent=100)
-    bench_data.main(["bench data", f"--cache={out}", "--iters=3", "--n_steps=1,3"])
+    bench_data.main(["bench data", f"--cache_dir={out}", "--iters=3", "--n_steps=1,3"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["metric"] for r in lines] == [
-        "cache_bytes_per_transition",
-        "replay_sampled_transitions_per_s",
-        "replay_sampled_transitions_per_s",
+    assert [(r["bench"], r["measure"]) for r in lines] == [
+        ("data", "cache"),
+        ("data", "replay_sampling"),
+        ("data", "replay_sampling"),
     ]
     # 20 rows of 84 * 84 + 4 + 4 + 3 bytes, plus 6 .npy headers (128 B) and meta.json
     # (test_padding_rows_are_dropped_known_answer has the rows).
     meta_bytes = os.path.getsize(os.path.join(out, "meta.json"))
-    assert lines[0]["value"] == round((20 * 7067 + 6 * 128 + meta_bytes) / 18, 1)
+    assert lines[0]["bytes_per_transition"] == round((20 * 7067 + 6 * 128 + meta_bytes) / 18, 1)
     assert lines[0]["transitions"] == 18 and lines[0]["rows"] == 20
-    assert [r["n_step"] for r in lines[1:]] == [1, 3] and all(r["value"] > 0 for r in lines[1:])
+    assert [r["n_step"] for r in lines[1:]] == [1, 3]
+    assert all(r["transitions_per_s"] > 0 for r in lines[1:])
 
 
 def test_random_sample_keeps_whole_episodes_so_every_window_is_the_datas(tmp_path):

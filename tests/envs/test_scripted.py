@@ -110,7 +110,7 @@ def test_epsilon_mix():
     full = ScriptedPolicy(env, np.random.default_rng(5), eps=1.0)
     rand = RandomPolicy(env.num_actions, np.random.default_rng(5))
     assert [full.act() for _ in range(n)] == [rand.act() for _ in range(n)]
-    with pytest.raises(ValueError, match=r"--eps: expected a probability in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"--epsilon: expected a probability in \[0, 1\]"):
         ScriptedPolicy(env, np.random.default_rng(0), eps=1.5)
 
 

@@ -83,7 +83,7 @@ def _flags(cmd):
 def test_print_lists_exactly_the_grid(tmp_path, capsys):
     root = tmp_path / "runs"
     argv = ["sweep", "--suite=smoke", "--agents=cql,cql_c51", "--torsos=baseline,soft_moe,top1_moe",
-            "--seeds=5", f"--root={root}", "--print", "--smoke"]  # fmt: skip
+            "--num_seeds=5", f"--runs_dir={root}", "--print", "--smoke"]  # fmt: skip
     assert sweep_cli.main(argv) == 0
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
@@ -115,8 +115,8 @@ def test_print_lists_exactly_the_grid(tmp_path, capsys):
 
 def test_print_writes_nothing(tmp_path, capsys):
     root, data = tmp_path / "runs", tmp_path / "data"
-    argv = ["sweep", "--suite=smoke", "--agents=cql", "--torsos=baseline", "--seeds=2",
-            f"--root={root}", f"--data_dir={data}", "--print", "--smoke"]  # fmt: skip
+    argv = ["sweep", "--suite=smoke", "--agents=cql", "--torsos=baseline", "--num_seeds=2",
+            f"--runs_dir={root}", f"--data_dir={data}", "--print", "--smoke"]  # fmt: skip
     assert sweep_cli.main(argv) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     assert not root.exists() and not data.exists()  # no grid file, no data, no directories
@@ -129,8 +129,8 @@ def test_sweep_started_from_another_directory(tmp_path, fake_env, monkeypatch):
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     name = f"runs_rel_{os.getpid()}"
-    argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--seeds=1",
-            f"--root={name}", "--trainer_module=fake_trainer",
+    argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--num_seeds=1",
+            f"--runs_dir={name}", "--trainer_module=fake_trainer",
             "--override=config.export_replay=exported"]  # fmt: skip
     try:
         assert sweep_cli.main(argv) == 0
@@ -211,8 +211,8 @@ def test_sweep_skips_finished_and_resumes_interrupted(tmp_path, fake_env):
 def test_sweep_main_runs_the_fake_trainer(tmp_path, fake_env, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", fake_env["PYTHONPATH"])
     root = tmp_path / "runs"
-    argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--seeds=1",
-            f"--root={root}", "--trainer_module=fake_trainer"]  # fmt: skip
+    argv = ["sweep", "--suite=Pong", "--agents=drq_eps", "--torsos=baseline", "--num_seeds=1",
+            f"--runs_dir={root}", "--trainer_module=fake_trainer"]  # fmt: skip
     assert sweep_cli.main(argv) == 0
     workdir = root / "drq_eps" / "Pong" / "baseline" / "seeds_0-0"
     assert sweep.run_status(workdir) == "done"
@@ -239,11 +239,11 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
         "--suite=smoke",
         "--agents=cql",
         "--torsos=baseline,soft_moe",
-        "--seeds=2",
+        "--num_seeds=2",
         "--smoke",
         "--local_data_steps=1000",
         f"--data_dir={data}",
-        f"--root={root}",
+        f"--runs_dir={root}",
         "--workers=2",
     ]
     code = sweep_cli.main(argv)

@@ -180,7 +180,7 @@ def test_ray_sweep_ctrl_c_cancels_and_a_rerun_resumes(tmp_path, fake_env, local_
     root = tmp_path / "runs"
     env = {**os.environ, **fake_env, "FAKE_SLEEP": "60", "RAY_ADDRESS": ""}
     cmd = [sys.executable, "-m", "offline_moe.sweep", "--suite=Pong,Breakout", "--agents=cql",
-           "--torsos=baseline", "--seeds=1", f"--root={root}", "--backend=ray",
+           "--torsos=baseline", "--num_seeds=1", f"--runs_dir={root}", "--backend=ray",
            "--trainer_module=fake_cluster_trainer", "--cpus_per_run=1", "--ray_num_cpus=2",
            "--memory_per_run_gb=0.25", "--status_every=1"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
@@ -226,16 +226,16 @@ def test_ray_sweep_of_the_smoke_suite_survives_a_killed_worker_like_the_local_ba
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
            "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"), "RAY_ADDRESS": ""}  # fmt: skip
     grid = [sys.executable, "-m", "offline_moe.sweep", "--suite=smoke", "--agents=cql",
-            "--torsos=baseline", "--seeds=1", "--smoke", "--local_data_steps=1000",
+            "--torsos=baseline", "--num_seeds=1", "--smoke", "--local_data_steps=1000",
             f"--data_dir={tmp_path / 'data'}"]  # fmt: skip
     local = subprocess.run(
-        [*grid, f"--root={tmp_path / 'local'}", "--workers=2"], env=env, capture_output=True,
+        [*grid, f"--runs_dir={tmp_path / 'local'}", "--workers=2"], env=env, capture_output=True,
         text=True, timeout=1500,
     )  # fmt: skip
     assert local.returncode == 0, local.stderr[-3000:]
 
     root = tmp_path / "ray"
-    ray_cmd = [*grid, f"--root={root}", "--backend=ray", "--ray_num_cpus=2", "--cpus_per_run=1",
+    ray_cmd = [*grid, f"--runs_dir={root}", "--backend=ray", "--ray_num_cpus=2", "--cpus_per_run=1",
                "--status_every=5"]  # fmt: skip
     proc = subprocess.Popen(ray_cmd, env=env, stderr=subprocess.PIPE, text=True)
     victim = root / "cql" / "Pong" / "baseline" / "seeds_0-0"

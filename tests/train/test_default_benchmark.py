@@ -12,7 +12,8 @@ from offline_moe.analysis.stats import reference_score
 def test_minatar_mini_grid_tiny(tmp_path, capsys):
     runs = tmp_path / "runs"
     result = default_benchmark.main(
-        ["--budget=8", "--torsos=baseline", "--num_seeds=2", "--report=0", "--eval_steps=40",
+        ["default_benchmark", "--budget=8", "--torsos=baseline", "--num_seeds=2", "--noreport",
+         "--eval_steps=40",
          f"--data_dir={tmp_path / 'data'}", f"--runs_dir={runs}"]
     )  # fmt: skip
     ref = reference_score("MinAtarBreakout")
@@ -36,6 +37,9 @@ def test_minatar_mini_grid_tiny(tmp_path, capsys):
     assert "normalised" in out and "baseline" in out
 
 
-def test_minatar_mini_grid_refuses_an_atari_game(tmp_path):
-    with pytest.raises(SystemExit, match="not a MinAtar game"):
-        default_benchmark.main(["--game=Pong", f"--runs_dir={tmp_path}"])
+def test_minatar_mini_grid_refuses_an_atari_game(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        default_benchmark.main(["default_benchmark", "--game=Pong", f"--runs_dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "not a MinAtar game" in err
+    assert err.startswith("[default_benchmark] error: ") and err.count("\n") == 1

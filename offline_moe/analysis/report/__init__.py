@@ -1,6 +1,6 @@
 """Results report: tables, aggregate statistics, curves, plots and a verdict against the paper.
 
-The command is `python -m offline_moe.report --runs=runs/ --out=report/`.
+The command is `python -m offline_moe.report --runs_dir=runs/ --report_dir=report/`.
 
 Reads every run directory below ``--runs`` (a directory holding ``config.json``; layout in
 ``offline_moe/train/rundir.py``) and writes to ``--out``:

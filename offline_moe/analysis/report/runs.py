@@ -245,8 +245,8 @@ def find_run_dirs(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(
-            f"--runs: {root} is not a directory (expected the root of run directories, e.g. the "
-            "--root of a sweep)"
+            f"--runs_dir: {root} is not a directory (expected the root of run directories, e.g. "
+            "the --runs_dir of a sweep)"
         )
     found = root.rglob(rundir_lib.CONFIG)
     return sorted(p.parent for p in found if rundir_lib.CHECKPOINTS not in p.parts)
