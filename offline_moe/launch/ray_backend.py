@@ -429,8 +429,14 @@ def run_sweep_ray(
         final = {str(s.workdir): {"state": "done (before)"} for s in result["skipped"]}
         pending = list(refs)
         last_print, last_states = 0.0, None
+        # Ctrl-C is noted by our own handler and raised between waits: raised inside
+        # ray.wait's native code, a KeyboardInterrupt could be lost and the grid run on.
+        interrupted = []
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
         try:
             while pending:
+                if interrupted:
+                    raise KeyboardInterrupt
                 ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
                 for ref in ready:
                     spec = refs[ref]
@@ -456,6 +462,8 @@ def run_sweep_ray(
                 ray.cancel(ref)
             ray.wait(pending, num_returns=len(pending), timeout=20.0)  # trainers get SIGTERM
             raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
     finally:
         if started:
             ray.shutdown()
