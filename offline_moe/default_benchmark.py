@@ -86,9 +86,10 @@ def define_flags(fv: flags.FlagValues) -> None:
         "eval_steps",
         MINATAR_EVAL_STEPS,
         "MinAtar: agent steps per seed of each evaluation (whole episodes, 8 games at once).",
+        lower_bound=1,
         **kw,
     )
-    flags.DEFINE_integer("steps", 3000, "With --atari: agent steps to record.", **kw)
+    flags.DEFINE_integer("steps", 3000, "With --atari: agent steps to record.", lower_bound=1, **kw)
     define_data_dir(fv)
     flags.DEFINE_string(
         "runs_dir",
@@ -113,7 +114,11 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_boolean("fresh", False, "Delete previous runs first.", **kw)
     flags.DEFINE_integer(
-        "catch_seeds", 1, "With --atari: seeds per torso of the Catch grid (0 = skip).", **kw
+        "catch_seeds",
+        1,
+        "With --atari: seeds per torso of the Catch grid (0 = skip).",
+        lower_bound=0,
+        **kw,
     )
     flags.DEFINE_integer(
         "catch_budget",
@@ -121,6 +126,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "Gradient updates per Catch run (a multiple of 200; CQL + baseline reaches 1.0 by "
         "400, the MoE torsos need about 1,200, which --catch_budget=1200 shows at about one more "
         "minute; bench learning's default is 2,000).",
+        lower_bound=1,
         **kw,
     )
     flags.DEFINE_string(

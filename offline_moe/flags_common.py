@@ -109,6 +109,31 @@ def define_grid_flags(fv: flags.FlagValues, *, torsos: list[str], num_seeds: int
     flags.DEFINE_integer("num_seeds", num_seeds, MEANINGS["num_seeds"], lower_bound=1, **kw)
 
 
+def check_items(fv: flags.FlagValues, name: str, ok: Callable[[str], bool], expected: str) -> None:
+    """A validator of flag `name` (a list, or a comma-separated string): every item passes
+    `ok`, else absl's one-line error `flag --NAME=VALUE: expected EXPECTED` at parsing."""
+
+    def check(value) -> bool:
+        if value is None:
+            return True
+        items = value if isinstance(value, list) else str(value).split(",")
+        return all(_passes(ok, str(item).strip()) for item in items)
+
+    flags.register_validator(name, check, f"expected {expected}", flag_values=fv)
+
+
+def _passes(ok: Callable[[str], bool], item: str) -> bool:
+    try:
+        return bool(ok(item))
+    except (TypeError, ValueError):
+        return False
+
+
+def positive_int(item: str) -> bool:
+    """'4' -> True; '0', '-1', 'x' -> False (raises for 'x', which `check_items` catches)."""
+    return int(item) >= 1
+
+
 def define_data_dir(fv: flags.FlagValues) -> None:
     """--data_dir, the root of the local datasets and caches (the same in every command)."""
     flags.DEFINE_string("data_dir", "data", MEANINGS["data_dir"], flag_values=fv)
@@ -165,9 +190,27 @@ def parse(
         rest = fv(argv)
     except flags.Error as e:
         fail(prog, f"{e} (--help lists the flags)")
+    _check_values(prog, fv, argv)
     if len(rest) > 1:
         fail(prog, f"unexpected arguments {rest[1:]}; every input is a --flag (--help)")
     return fv
+
+
+def _check_values(prog: str, fv: flags.FlagValues, argv: Sequence[str]) -> None:
+    """`flag_checks.check_flags`: a wrong value is one line, exit 2 (--verbose: raised)."""
+    import os
+
+    from offline_moe import errors, flag_checks
+
+    try:
+        flag_checks.check_flags(prog, fv)
+    except errors.InputError as e:
+        if "--verbose" in argv or os.environ.get("OFFLINE_MOE_VERBOSE", "") not in ("", "0"):
+            raise
+        fail(prog, " ".join(str(e).split()))
+
+
+_APP_DEFINED: set[str] = set()  # the flags run_app last defined in the global FLAGS
 
 
 def run_app(
@@ -191,14 +234,22 @@ def run_app(
         sys.exit(0)
     fresh = flags.FlagValues()
     define_flags(fresh)
-    if not all(name in flags.FLAGS for name in fresh):  # defined once per process
-        define_flags(flags.FLAGS)
+    # This command's definitions alone, also after another command ran in this process (its
+    # flags, and validators that name them, are removed first).
+    for name in _APP_DEFINED | set(fresh):
+        if name in flags.FLAGS:
+            delattr(flags.FLAGS, name)
+    define_flags(flags.FLAGS)
+    _APP_DEFINED.clear()
+    _APP_DEFINED.update(fresh)
 
     def flags_parser(args):
         try:
-            return flags.FLAGS(args)
+            rest = flags.FLAGS(args)
         except flags.Error as e:
             fail(prog, f"{e} (--help lists the flags)")
+        _check_values(prog, flags.FLAGS, args)
+        return rest
 
     app.run(main, argv=argv, flags_parser=flags_parser)
 

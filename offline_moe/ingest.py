@@ -57,7 +57,11 @@ def define_flags(fv=None) -> None:
         **kw,
     )
     flags.DEFINE_integer(
-        "run", None, "Run index 1..5 (metadata; read from the source if unset; --suite: 1).", **kw
+        "run",
+        None,
+        "Run index 1..5 (metadata; read from the source if unset; --suite: 1).",
+        lower_bound=1,
+        **kw,
     )
     flags.DEFINE_string(
         "checkpoints",
@@ -70,6 +74,8 @@ def define_flags(fv=None) -> None:
         5.0,
         "Percent in (0, 100] of each checkpoint to keep: the first percent of the episodes of "
         "each TFDS split, or of the transitions of each DQN-Replay checkpoint.",
+        lower_bound=0.0,
+        upper_bound=100.0,
         **kw,
     )
     flags.DEFINE_enum(
@@ -82,7 +88,11 @@ def define_flags(fv=None) -> None:
         **kw,
     )
     flags.DEFINE_integer(
-        "sample_seed", 0, "Seed of --sample=random (recorded in meta.json with the sample).", **kw
+        "sample_seed",
+        0,
+        "Seed of --sample=random (recorded in meta.json with the sample).",
+        lower_bound=0,
+        **kw,
     )
     flags.DEFINE_boolean("clip_rewards", True, "Clip rewards to [-1, 1].", **kw)
     flags.DEFINE_string("cache_dir", None, "Replay cache directory (ingest: written).", **kw)

@@ -21,7 +21,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_list("games", None, "Games, comma-separated, e.g. Pong,Breakout.", **kw)
     flags.DEFINE_integer("steps", 3000, "Agent steps recorded per game.", lower_bound=1, **kw)
     define_data_dir(fv)
-    flags.DEFINE_integer("seed", 0, "Seed (local_data, record: of the recorder).", **kw)
+    flags.DEFINE_integer(
+        "seed", 0, "Seed (local_data, record: of the recorder).", lower_bound=0, **kw
+    )
     flags.DEFINE_enum(
         "via",
         "direct",

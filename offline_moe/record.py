@@ -11,6 +11,7 @@ The library, with the protocol, policies and split rules, is `offline_moe.data.r
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -33,7 +34,9 @@ def define_flags(fv=None) -> None:
         "Game to play: one of the 46 RL Unplugged games, a MinAtar game, or Catch (known answer).",
         **kw,
     )
-    flags.DEFINE_integer("steps", 10_000, "Total agent steps (transitions) to record.", **kw)
+    flags.DEFINE_integer(
+        "steps", 10_000, "Total agent steps (transitions) to record.", lower_bound=1, **kw
+    )
     flags.DEFINE_enum(
         "policy", "random", list(POLICIES), "Behaviour policy (see module doc).", **kw
     )
@@ -41,13 +44,23 @@ def define_flags(fv=None) -> None:
         "epsilon",
         0.1,
         "Random-action probability of --policy=eps_greedy and --policy=scripted.",
+        lower_bound=0.0,
+        upper_bound=1.0,
         **kw,
     )
     flags.DEFINE_integer(
-        "num_checkpoints", 1, "Number of checkpoint_XX splits to spread steps over.", **kw
+        "num_checkpoints",
+        1,
+        "Number of checkpoint_XX splits to spread steps over.",
+        lower_bound=1,
+        **kw,
     )
-    flags.DEFINE_integer("run", 1, "Run index: the config is named {Game}_run_{run}.", **kw)
-    flags.DEFINE_integer("seed", 0, "Seed of ALE (sticky actions) and of the policy.", **kw)
+    flags.DEFINE_integer(
+        "run", 1, "Run index: the config is named {Game}_run_{run}.", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of ALE (sticky actions) and of the policy.", lower_bound=0, **kw
+    )
     flags.DEFINE_string(
         "dataset_dir",
         None,
@@ -62,10 +75,19 @@ def define_flags(fv=None) -> None:
         **kw,
     )
     flags.DEFINE_float(
-        "percent", 100.0, "With --cache_dir: the first PERCENT% of each split's episodes.", **kw
+        "percent",
+        100.0,
+        "With --cache_dir: the first PERCENT% of each split's episodes.",
+        lower_bound=0.0,
+        upper_bound=100.0,
+        **kw,
     )
     flags.DEFINE_integer(
-        "workers", 1, "With --cache_dir: processes playing checkpoint splits side by side.", **kw
+        "workers",
+        1,
+        "With --cache_dir: processes playing checkpoint splits side by side.",
+        lower_bound=1,
+        **kw,
     )
     flags.DEFINE_string(
         "name",
@@ -73,8 +95,18 @@ def define_flags(fv=None) -> None:
         "Dataset name; the dataset goes to DATASET_DIR/NAME/{Game}_run_{run}/1.1.0.",
         **kw,
     )
+    flags.register_validator(
+        "name",
+        lambda v: re.fullmatch(r"[a-z][a-z0-9_]*", v) is not None,
+        "expected a TFDS dataset name (lower case letters, digits, '_'), e.g. rlu_atari_local",
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
-        "max_episode_steps", None, "Per-episode step cap (default: the protocol's 27,000).", **kw
+        "max_episode_steps",
+        None,
+        "Per-episode step cap (default: the protocol's 27,000).",
+        lower_bound=1,
+        **kw,
     )
     flags.DEFINE_boolean(
         "with_clipped", False, "Also write the older schema's clipped_reward fields.", **kw

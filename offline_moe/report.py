@@ -25,7 +25,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "reps", 50_000, "Bootstrap replicates (rliable's 50,000).", lower_bound=1, **kw
     )
-    flags.DEFINE_integer("seed", 0, "Seed (report: of the bootstrap).", **kw)
+    flags.DEFINE_integer("seed", 0, "Seed (report: of the bootstrap).", lower_bound=0, **kw)
     flags.DEFINE_boolean("include_unfinished", False, "Aggregate unfinished runs too.", **kw)
     flags.DEFINE_boolean("include_capped", False, "Aggregate capped evaluations too.", **kw)
     flags.DEFINE_multi_string("scores", None, "Reference-score CSV (repeatable).", **kw)

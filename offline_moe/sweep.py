@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -37,9 +38,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     kw = dict(flag_values=fv)
     define_grid_flags(fv, torsos=["baseline", "soft_moe", "top1_moe"], num_seeds=5)
     flags.DEFINE_integer(
-        "seeds_per_run", None, "Seeds per run directory (default: all in one).", **kw
+        "seeds_per_run", None, "Seeds per run directory (default: all in one).", lower_bound=1, **kw
     )
-    flags.DEFINE_integer("first_seed", 0, "Seed of the first run.", **kw)
+    flags.DEFINE_integer("first_seed", 0, "Seed of the first run.", lower_bound=0, **kw)
     flags.DEFINE_string(
         "config_arg",
         "",
@@ -63,6 +64,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         None,
         "Offline agents: record this many ALE steps per game and train on them instead of "
         "DQN-Replay caches (default: 3000 with --smoke, else off; 0 = off).",
+        lower_bound=0,
         **kw,
     )
     define_data_dir(fv)
@@ -92,6 +94,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "runs_per_device",
         1,
         "Local backend: runs that may share one accelerator (default 1: never two).",
+        lower_bound=1,
         **kw,
     )
     flags.DEFINE_string(
@@ -105,6 +108,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "gpus_per_run",
         None,
         "Ray backend: accelerators per run (default 1 if the cluster has GPUs, else 0).",
+        lower_bound=0.0,
         **kw,
     )
     flags.DEFINE_float(
@@ -112,6 +116,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         None,
         "Ray backend: CPU cores per run (default 1 + one evaluation worker per seed, "
         "capped at the largest node).",
+        lower_bound=0.0,
         **kw,
     )
     flags.DEFINE_float(
@@ -119,24 +124,28 @@ def define_flags(fv: flags.FlagValues) -> None:
         None,
         "Ray backend: host memory per run in GiB (default 2 + the replay's size; 0 = no "
         "memory request).",
+        lower_bound=0.0,
         **kw,
     )
     flags.DEFINE_integer(
         "max_retries",
         2,
         "Ray backend: retries of a failed or preempted run (each resumes its checkpoint).",
+        lower_bound=0,
         **kw,
     )
     flags.DEFINE_integer(
         "ray_num_cpus",
         None,
         "Ray backend without --address: CPUs of the local Ray instance (default: all).",
+        lower_bound=1,
         **kw,
     )
     flags.DEFINE_float(
         "status_every",
         30.0,
         "Ray backend: seconds between status tables (also printed on every change).",
+        lower_bound=0.1,
         **kw,
     )
     flags.DEFINE_string(
@@ -149,6 +158,46 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("trainer_module", None, "Replace the trainer module.", **kw)
     flags.DEFINE_string(
         "python", None, "Interpreter (default: this one; 'python' with --print).", **kw
+    )
+
+    flags.register_validator(
+        "devices",
+        lambda v: v in ("auto", "none") or all(d.strip().isdigit() for d in v.split(",")),
+        "expected auto, none or accelerator ids such as 0,1",
+        flag_values=fv,
+    )
+    flags.register_validator(
+        "python",
+        lambda v: v is None or shutil.which(v) is not None,
+        "no such interpreter: give a path or a command on PATH",
+        flag_values=fv,
+    )
+    flags.register_validator(
+        "trainer_module",
+        lambda v: v is None or _module_exists(v),
+        "no such module (a dotted module path that python -m can run)",
+        flag_values=fv,
+    )
+    flags.register_multi_flags_validator(
+        ["address", "backend"],
+        lambda d: d["address"] is None or d["backend"] == "ray",
+        "--address is a Ray cluster address: give --backend=ray too",
+        flag_values=fv,
+    )
+
+
+def _module_exists(name: str) -> bool:
+    """Whether the runs can import `name`: its top-level package on this process's path or on
+    the PYTHONPATH they inherit."""
+    import importlib.machinery
+
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths += [p or os.getcwd() for p in sys.path]
+    top = name.split(".")[0]
+    if not top.isidentifier():
+        return False
+    return top in sys.builtin_module_names or (
+        importlib.machinery.PathFinder.find_spec(top, paths) is not None
     )
 
 

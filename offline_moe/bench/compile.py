@@ -28,7 +28,7 @@ import time
 from absl import flags
 
 from offline_moe.configs import agents as agent_table
-from offline_moe.flags_common import define_data_dir, parse
+from offline_moe.flags_common import check_items, define_data_dir, parse, positive_int
 
 
 def _start(
@@ -81,6 +81,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "jitted call on CPU; empty = the config's default).",
         **kw,
     )
+    check_items(fv, "cpu_unroll", positive_int, "positive integers, e.g. 1,20")
 
 
 def main(argv: list[str]) -> None:

@@ -35,7 +35,7 @@ import time
 
 from absl import flags
 
-from offline_moe.flags_common import parse
+from offline_moe.flags_common import check_items, parse, positive_int
 
 
 def _cpu_seconds() -> float:
@@ -190,8 +190,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     kw = dict(flag_values=fv)
     flags.DEFINE_string("game", "Pong", "Game to record (without --source).", **kw)
     flags.DEFINE_integer("steps", 5000, "Agent steps to record.", lower_bound=1, **kw)
-    flags.DEFINE_integer("splits", 4, "Checkpoint splits of copies of the recording.", **kw)
-    flags.DEFINE_integer("seed", 0, "Seed (bench data: of the recorder).", **kw)
+    flags.DEFINE_integer(
+        "splits", 4, "Checkpoint splits of copies of the recording.", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer("seed", 0, "Seed (bench data: of the recorder).", lower_bound=0, **kw)
     flags.DEFINE_string("source", None, "Ingest this source instead of a recording.", **kw)
     flags.DEFINE_string(
         "tfds_dir",
@@ -199,7 +201,14 @@ def define_flags(fv: flags.FlagValues) -> None:
         "TFDS data directory of a tfds: source (read; ~/tensorflow_datasets).",
         **kw,
     )
-    flags.DEFINE_float("percent", 100.0, "Percent of each checkpoint to ingest.", **kw)
+    flags.DEFINE_float(
+        "percent",
+        100.0,
+        "Percent of each checkpoint to ingest.",
+        lower_bound=0.0,
+        upper_bound=100.0,
+        **kw,
+    )
     flags.DEFINE_string(
         "cache_dir", None, "Existing replay cache (bench data: skip the ingest and time it).", **kw
     )
@@ -209,6 +218,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("batch_size", 32, "Transitions per batch.", lower_bound=1, **kw)
     flags.DEFINE_integer("iters", 500, "Batches per timed call.", lower_bound=1, **kw)
     flags.DEFINE_list("n_steps", ["1", "3"], "n-step horizons to sample, comma-separated.", **kw)
+    check_items(fv, "n_steps", positive_int, "positive integers, e.g. 1,3")
     flags.DEFINE_boolean("replay", True, "Time DeviceReplay sampling (--noreplay: no).", **kw)
     flags.DEFINE_boolean(
         "dqn_replay", True, "Time the DQN-Replay log ingest too (--nodqn_replay: no).", **kw

@@ -57,7 +57,7 @@ from offline_moe.bench.device_report import learning_record, markdown, plot_lear
 from offline_moe.bench.machine import device_memory, environment
 from offline_moe.bench.synthetic_replay import replay_bytes, synthetic_replay, with_n_step
 from offline_moe.configs.agents import OFFLINE_AGENTS
-from offline_moe.flags_common import parse
+from offline_moe.flags_common import check_items, parse
 
 # Section shares of the time budget (in order); unused time passes to the next section.
 SHARES = {
@@ -557,6 +557,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "minutes",
         6.0,
         "Time budget of this call; a second call with the same --report_dir continues.",
+        lower_bound=0.1,
         **kw,
     )
     flags.DEFINE_string(
@@ -578,6 +579,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         f"Sections to run, comma-separated, in this order: {','.join(SHARES)}.",
         **kw,
     )
+    check_items(fv, "sections", lambda x: x in SHARES, f"sections among {','.join(SHARES)}")
 
 
 def main(argv) -> None:

@@ -347,6 +347,8 @@ def define_flags(fv) -> None:
     """The benchmark's flags, in `fv`."""
     from absl import flags
 
+    from offline_moe.flags_common import check_items, positive_int
+
     kw = dict(flag_values=fv)
     flags.DEFINE_list(
         "agents", ["cql"], "Agents, comma-separated (bench learner: cql, cql_c51).", **kw
@@ -364,18 +366,28 @@ def define_flags(fv) -> None:
     flags.DEFINE_integer(
         "steps", 200, "Timed updates per seed (after compile).", lower_bound=1, **kw
     )
-    flags.DEFINE_integer("scan_steps", 50, "Updates fused per jitted call (K).", **kw)
-    flags.DEFINE_integer("cpu_unroll", None, "CPU: at most this many updates per call.", **kw)
+    flags.DEFINE_integer(
+        "scan_steps", 50, "Updates fused per jitted call (K).", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer(
+        "cpu_unroll", None, "CPU: at most this many updates per call.", lower_bound=1, **kw
+    )
     flags.DEFINE_string(
         "num_seeds", "1", "Seeds trained in one program (bench learner --layouts: a list).", **kw
     )
     flags.DEFINE_integer(
-        "repeats", 3, "Timed repeats (bench learner: alternating, the best is kept).", **kw
+        "repeats",
+        3,
+        "Timed repeats (bench learner: alternating, the best is kept).",
+        lower_bound=1,
+        **kw,
     )
     flags.DEFINE_string(
         "cache_dir", "", "Replay cache directory (bench learner: default a synthetic one).", **kw
     )
-    flags.DEFINE_integer("num_experts", None, "Number of experts n of the MoE torsos.", **kw)
+    flags.DEFINE_integer(
+        "num_experts", None, "Number of experts n of the MoE torsos.", lower_bound=1, **kw
+    )
     flags.DEFINE_enum(
         "compute_dtype", "float32", ["float32", "bfloat16"], "Dtype of matmuls and convs.", **kw
     )
@@ -385,6 +397,13 @@ def define_flags(fv) -> None:
         "Compare CPU layouts instead (e.g. plain,1,2,4,8,20,rolled20): compile s and "
         "updates/s of each against a plain jit; --encoder and --num_seeds take comma lists.",
         **kw,
+    )
+    check_items(fv, "num_seeds", positive_int, "positive integers, e.g. 1 or 1,5")
+    check_items(
+        fv,
+        "layouts",
+        lambda x: x == "plain" or positive_int(x.removeprefix("rolled")),
+        "plain, K or rolledK (K a positive integer), e.g. plain,1,20,rolled20",
     )
 
 

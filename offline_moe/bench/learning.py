@@ -41,7 +41,8 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from offline_moe.flags_common import define_data_dir, fail, parse
+from offline_moe.data.record import POLICIES
+from offline_moe.flags_common import check_items, define_data_dir, fail, parse
 from offline_moe.launch.experiments import AGENTS, hook_for, run_one
 
 
@@ -75,12 +76,13 @@ def define_flags(fv: flags.FlagValues) -> None:
         **kw,
     )
     flags.DEFINE_integer("num_seeds", 2, "Seeds per (agent, torso), vmapped.", lower_bound=1, **kw)
-    flags.DEFINE_integer("first_seed", 0, "Seed of the first run.", **kw)
+    flags.DEFINE_integer("first_seed", 0, "Seed of the first run.", lower_bound=0, **kw)
     flags.DEFINE_integer(
         "budget",
         None,
         "Gradient updates (offline agents) or agent steps (online agents); default: the "
         "game's (Catch: 2,000 updates, 3,000 agent steps).",
+        lower_bound=1,
         **kw,
     )
     flags.DEFINE_string(
@@ -90,11 +92,14 @@ def define_flags(fv: flags.FlagValues) -> None:
         "learning's default: the game's (Catch: random; Pong, Freeway: scripted).",
         **kw,
     )
+    check_items(fv, "policy", lambda x: x in POLICIES, f"one of {', '.join(POLICIES)}")
     flags.DEFINE_float(
         "epsilon",
         None,
         "Random-action probability of --policy (bench learning's default: the game's; Pong, "
         "Freeway: 0.25).",
+        lower_bound=0.0,
+        upper_bound=1.0,
         **kw,
     )
     flags.DEFINE_string(

@@ -31,12 +31,18 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_enum("agent", "der", sorted(CONFIGS), "Agent.", **kw)
     flags.DEFINE_string("torso", "baseline", "Torso: a registered name or 'module:Name'.", **kw)
     flags.DEFINE_string("encoder", "nature", "Torso encoder (paper low-data: nature).", **kw)
-    flags.DEFINE_integer("num_experts", 4, "Number of experts n of the MoE torsos.", **kw)
-    flags.DEFINE_integer("steps", 300, "Timed agent steps (each with an update).", **kw)
+    flags.DEFINE_integer(
+        "num_experts", 4, "Number of experts n of the MoE torsos.", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer(
+        "steps", 300, "Timed agent steps (each with an update).", lower_bound=1, **kw
+    )
     flags.DEFINE_string("game", "Pong", "Game.", **kw)
     flags.DEFINE_integer("num_seeds", 1, "Seeds trained side by side.", lower_bound=1, **kw)
-    flags.DEFINE_integer("min_replay", 200, "Untimed warm-up agent steps.", **kw)
-    flags.DEFINE_integer("capacity", 100_016, "Replay rows (a 100k run: 100,016).", **kw)
+    flags.DEFINE_integer("min_replay", 200, "Untimed warm-up agent steps.", lower_bound=1, **kw)
+    flags.DEFINE_integer(
+        "capacity", 100_016, "Replay rows (a 100k run: 100,016).", lower_bound=1, **kw
+    )
 
 
 def parse(argv) -> flags.FlagValues:

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from offline_moe.flags_common import define_data_dir, parse
+from offline_moe.flags_common import check_items, define_data_dir, parse
 
 TORSOS = ("baseline", "soft_moe", "soft_moe:normalize_tokens=true", "top1_moe")
 
@@ -145,7 +145,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("game", "MinAtarBreakout", "Game (bench routing: a MinAtar game).", **kw)
     define_data_dir(fv)
     flags.DEFINE_integer("states", 256, "States drawn from the cache.", lower_bound=2, **kw)
-    flags.DEFINE_integer("seed", 0, "Seed (bench routing: of the state draw).", **kw)
+    flags.DEFINE_integer("seed", 0, "Seed (bench routing: of the state draw).", lower_bound=0, **kw)
     flags.DEFINE_string(
         "torsos",
         ",".join(TORSOS),
@@ -154,9 +154,12 @@ def define_flags(fv: flags.FlagValues) -> None:
         **kw,
     )
     flags.DEFINE_string("encoder", "minatar", "Encoder of every torso.", **kw)
-    flags.DEFINE_integer("num_experts", 8, "Number of experts n of the MoE torsos.", **kw)
-    flags.DEFINE_integer("expert_width", 128, "MoE expert width H.", **kw)
+    flags.DEFINE_integer(
+        "num_experts", 8, "Number of experts n of the MoE torsos.", lower_bound=1, **kw
+    )
+    flags.DEFINE_integer("expert_width", 128, "MoE expert width H.", lower_bound=1, **kw)
     flags.DEFINE_list("phi_scales", ["1", "10", "30", "100"], "Soft MoE phi multipliers.", **kw)
+    check_items(fv, "phi_scales", lambda x: float(x) > 0, "positive numbers, e.g. 1,10,30")
 
 
 def main(argv) -> None:

@@ -84,7 +84,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "num_experts", 8, "Number of experts n of the MoE torsos.", lower_bound=1, **kw
     )
     flags.DEFINE_integer("batch_size", 32, "Transitions per batch.", lower_bound=1, **kw)
-    flags.DEFINE_integer("warmup", 2, "Untimed calls after the compile.", **kw)
+    flags.DEFINE_integer("warmup", 2, "Untimed calls after the compile.", lower_bound=0, **kw)
     flags.DEFINE_integer(
         "repeats", 10, "Timed repeats (bench torso: the median is kept).", lower_bound=1, **kw
     )

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from offline_moe import errors
+from offline_moe.flag_checks import check_flags
 
 VERBOSE_ENV = "OFFLINE_MOE_VERBOSE"
 PROG = "offline-moe"
@@ -190,7 +191,9 @@ def run(
         try:
             args = resolve_config_args(args, names)
             sys.argv = args  # config_flags reads its overrides from sys.argv
-            return flags.FLAGS(args)
+            rest = flags.FLAGS(args)
+            check_flags(command, flags.FLAGS)  # the values, by flag name
+            return rest
         except (flags.Error, errors.InputError, *_PARSE_ERRORS) as e:
             if verbose(args):
                 raise

@@ -34,6 +34,8 @@ def define_trainer_flags(*, names: str, example: str, fv=None) -> None:
     from offline_moe.train.process import define_process_flags
 
     fv = flags.FLAGS if fv is None else fv
+    if fv is flags.FLAGS and "config" in fv and "workdir" in fv:
+        return  # already defined in this process (a second command run in-process)
     config_flags.DEFINE_config_file(
         "config",
         None,
@@ -52,6 +54,7 @@ def define_trainer_flags(*, names: str, example: str, fv=None) -> None:
         None,
         "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
         flag_values=fv,
+        lower_bound=1,
     )
     flags.DEFINE_bool(
         "print_config",

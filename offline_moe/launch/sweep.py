@@ -212,10 +212,14 @@ def validate_grid(specs: Sequence[RunSpec]) -> None:
         where = f"run {spec.agent}/{spec.game}/{spec.torso.label}"
         try:
             config = module.get_config(arg)
+        except ValueError as e:  # the config argument: --config_arg's part of it
+            flag = f"--config_arg={spec.config_arg}: " if spec.config_arg else ""
+            raise errors.InputError(f"{flag}{where}: {e}") from None
+        try:
             apply_overrides(config, [*spec.torso.overrides(), *spec.overrides])
         except (KeyError, AttributeError):  # a field the config does not have
             ovs = [*spec.torso.overrides(), *spec.overrides]
-            raise _unknown_field(config, ovs, where) from None
+            raise _unknown_field(config, ovs, where, user=spec.overrides) from None
         except ValueError as e:
             raise errors.InputError(f"{where}: {e}") from None
         try:
@@ -224,7 +228,9 @@ def validate_grid(specs: Sequence[RunSpec]) -> None:
             raise e.with_prefix(where) from None
 
 
-def _unknown_field(config, overrides: Sequence[str], where: str) -> Exception:
+def _unknown_field(
+    config, overrides: Sequence[str], where: str, user: Sequence[str] = ()
+) -> Exception:
     """The InputError for the first override naming a field `config` does not have."""
     for ov in overrides:
         node, path = config, ["config"]
@@ -234,7 +240,8 @@ def _unknown_field(config, overrides: Sequence[str], where: str) -> Exception:
                 kind = (
                     "torso keyword" if path == ["config", "torso"] else f"field of {'.'.join(path)}"
                 )
-                return errors.unknown(kind, key, keys).with_prefix(f"{where}: {ov}")
+                flag = "--override=" if ov in user else ""
+                return errors.unknown(kind, key, keys).with_prefix(f"{where}: {flag}{ov}")
             node, path = node[key], [*path, key]
     return errors.InputError(f"{where}: an override names a field the config does not have")
 

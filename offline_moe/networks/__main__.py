@@ -20,7 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from absl import flags  # noqa: E402
 
-from offline_moe.flags_common import fail, parse  # noqa: E402
+from offline_moe.flags_common import check_items, fail, parse, positive_int  # noqa: E402
 from offline_moe.networks import (  # noqa: E402
     DENSE_UNITS,
     ENCODERS,
@@ -115,6 +115,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_list(
         "num_experts", ["1", "2", "4", "8"], "Numbers of experts n, comma-separated.", **kw
     )
+    check_items(fv, "num_experts", positive_int, "positive integers, e.g. 1,2,4,8")
     flags.DEFINE_list("encoders", list(ENCODERS), "Encoders, comma-separated.", **kw)
     flags.DEFINE_boolean("markdown", False, "Print a markdown table.", **kw)
 
