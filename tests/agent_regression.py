@@ -15,7 +15,6 @@ from `jax.random.PRNGKey(0)` so the seed rule of the trainers does not enter.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from offline_moe.configs.agents import COMPARED_AGENTS
+from offline_moe.flags_common import check_items, parse
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "agent_params.json")
 AGENTS = COMPARED_AGENTS
@@ -131,19 +131,27 @@ def agent_record(agent: str) -> dict:
     return {"step": step, "params": fingerprint(params), "target_params": fingerprint(target)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {REFERENCE}")
-    parser.add_argument(
-        "--agents", default=",".join(AGENTS), help="comma list: recompute only these agents"
+def define_flags(fv) -> None:
+    """The script's flags, in `fv` (absl, as every command of the suite)."""
+    from absl import flags
+
+    flags.DEFINE_boolean(
+        "write", False, f"Write {REFERENCE} (else print the record).", flag_values=fv
     )
-    args = parser.parse_args()
+    flags.DEFINE_list(
+        "agents", list(AGENTS), "Agents, comma-separated: recompute only these.", flag_values=fv
+    )
+    check_items(fv, "agents", lambda a: a in AGENTS, f"agents among {', '.join(AGENTS)}")
+
+
+def main(argv=None) -> None:
+    args = parse(argv, define_flags, prog="tests.agent_regression", doc=__doc__)
     jax.config.update("jax_disable_most_optimizations", True)  # as in tests/conftest.py
     record = {}
     if os.path.exists(REFERENCE):
         with open(REFERENCE) as f:
             record = json.load(f)
-    for agent in args.agents.split(","):
+    for agent in args.agents:
         record[agent] = agent_record(agent)
     text = json.dumps(record, indent=1, sort_keys=True)
     if args.write:
