@@ -48,6 +48,14 @@ def pytest_configure(config):
         os.environ[name.upper()] = str(value)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests (marked `slow`: whole runs, 30 s to 4 min each) first, in collection
+    order, the quick ones after: with xdist's worksteal the two workers start on long tests
+    and fill the end with short ones, instead of one worker finishing a 4-minute test alone
+    while the other idles (collection order put the sweep and Ray runs last)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def xla_optimized():
     """XLA's optimisation passes back on for one test: for long learning runs, where running

@@ -230,6 +230,9 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
 
     `sweep --smoke` records 1,000 real ALE steps of each smoke game (Pong, Breakout), ingests
     them, trains the 4 runs with the real trainer's smoke config, and the report aggregates them.
+    The runs are shorter than the smoke config's 2 x 100 updates (2 x 40, evaluations of 200
+    agent steps: `--override`, which every run receives): the path is the point here, the
+    trainer's budget is tested in tests/train.
     """
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
@@ -245,6 +248,8 @@ def test_smoke_suite_end_to_end_through_sweep_and_report(tmp_path, monkeypatch, 
         f"--data_dir={data}",
         f"--runs_dir={root}",
         "--workers=2",
+        "--override=config.updates_per_iteration=40",
+        "--override=config.eval.steps=200",
     ]
     code = sweep_cli.main(argv)
     logs = {p.name: p.read_text()[-2000:] for p in (root / "_logs").glob("*.log")}
