@@ -52,9 +52,10 @@ def define_trainer_flags(*, names: str, example: str, fv=None) -> None:
     flags.DEFINE_integer(
         "max_iterations",
         None,
-        "Stop after this many iterations in this invocation (checkpointed; rerun to resume).",
+        "Stop after this many iterations in this invocation (checkpointed; rerun to resume; "
+        "0: open or resume the run and stop).",
         flag_values=fv,
-        lower_bound=1,
+        lower_bound=0,
     )
     flags.DEFINE_bool(
         "print_config",

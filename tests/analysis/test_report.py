@@ -392,7 +392,7 @@ def test_missing_runs_root_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         report_cli.main(argv)
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "is not a directory" in err
+    assert exit_.value.code == 2 and "nothing does not exist" in err and "--runs_dir=" in err
     assert err.startswith("[report] error: ") and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
 

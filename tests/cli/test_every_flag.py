@@ -180,3 +180,22 @@ def test_every_flag_with_a_wrong_value(outside, capsys, command, name, value):
     assert err.startswith(f"[{words[0]}") and "] error: " in err, err
     assert name in err, err
     assert snapshot(outside) == before
+
+
+@pytest.mark.parametrize("command", list(flags_common.COMMANDS))
+def test_help_from_outside_shows_the_usage_and_every_default(outside, capsys, command):
+    words = command.split()
+    before = snapshot(outside)
+    with pytest.raises(SystemExit) as exit_:
+        raise SystemExit(_run(command, [*words, "--help"]))
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("usage: "), out[:500]
+    fv = flags_common.command_flags(command)
+    for name in fv:
+        flag = fv[name]
+        if flag.name != name:
+            continue
+        assert (f"--[no]{name}:" if flag.boolean else f"--{name}:") in out, name
+        if flag.default is not None and flag.default != []:
+            assert f"(default: '{flag.default_as_str.strip(chr(39))}')" in out, name
+    assert snapshot(outside) == before
