@@ -48,27 +48,6 @@ def pytest_configure(config):
         os.environ[name.upper()] = str(value)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Spreads the slow tests (marked `slow`: whole runs, 30 s to 4 min each) over the xdist
-    workers, each worker's share first. xdist's worksteal scheduler hands worker i the i-th
-    contiguous block of the collection and lets an idle worker take the back half of a busy
-    worker's queue; in collection order the sweep and Ray runs came last and one worker ran
-    them alone at the end. Here block i is slow tests i, i + n, ... followed by quick tests,
-    so every worker starts on long tests and the quick ones fill the end."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    quick = [item for item in items if not item.get_closest_marker("slow")]
-    ordered, left = [], len(items)
-    for i in range(workers):
-        size = left // (workers - i)  # the block worksteal sends worker i
-        block = slow[i::workers]
-        take = max(0, size - len(block))
-        ordered += block + quick[:take]
-        quick = quick[take:]
-        left -= len(block) + take
-    items[:] = ordered + quick
-
-
 @pytest.fixture
 def xla_optimized():
     """XLA's optimisation passes back on for one test: for long learning runs, where running
