@@ -138,9 +138,10 @@ def _source(value: str) -> None:
     from offline_moe.data.ingest import check_source_game, parse_source
 
     try:
-        parse_source(value) if "{" in value else check_source_game(
-            value
-        )  # ingest --suite: a template
+        if "{" in value:  # ingest --suite's template, e.g. tfds:rlu_atari/{game}_run_{run}
+            parse_source(value)
+        else:
+            check_source_game(value)
     except errors.IngestError as e:
         raise errors.InputError(str(e)) from None
 

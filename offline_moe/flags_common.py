@@ -196,16 +196,21 @@ def parse(
     return fv
 
 
-def _check_values(prog: str, fv: flags.FlagValues, argv: Sequence[str]) -> None:
-    """`flag_checks.check_flags`: a wrong value is one line, exit 2 (--verbose: raised)."""
+def _verbose(argv: Sequence[str]) -> bool:
+    """Tracebacks wanted: --verbose in `argv`, or OFFLINE_MOE_VERBOSE set (not 0)."""
     import os
 
+    return "--verbose" in argv or os.environ.get("OFFLINE_MOE_VERBOSE", "") not in ("", "0")
+
+
+def _check_values(prog: str, fv: flags.FlagValues, argv: Sequence[str]) -> None:
+    """`flag_checks.check_flags`: a wrong value is one line, exit 2 (--verbose: raised)."""
     from offline_moe import errors, flag_checks
 
     try:
         flag_checks.check_flags(prog, fv)
     except errors.InputError as e:
-        if "--verbose" in argv or os.environ.get("OFFLINE_MOE_VERBOSE", "") not in ("", "0"):
+        if _verbose(argv):
             raise
         fail(prog, " ".join(str(e).split()))
 
@@ -331,14 +336,12 @@ def run_main(main: Callable[[list[str]], object], prog: str) -> object:
     """Runs a parse()-style command's `main(sys.argv)`; a user error (`errors.USER_ERRORS`,
     e.g. an unknown game in a sweep's grid) becomes one line and exit 2 (1 for a run that
     stopped), with the traceback only under --verbose or OFFLINE_MOE_VERBOSE=1."""
-    import os
-
     from offline_moe import errors
 
     try:
         return main(list(sys.argv))
     except errors.USER_ERRORS as e:
-        if "--verbose" in sys.argv or os.environ.get("OFFLINE_MOE_VERBOSE", "") not in ("", "0"):
+        if _verbose(sys.argv):
             raise
         text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"[{prog}] error: {text}", file=sys.stderr, flush=True)
