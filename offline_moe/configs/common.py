@@ -184,24 +184,33 @@ def is_minatar_game(game: str) -> bool:
     return minatar_game(game) is not None
 
 
+def is_board_game(game: str) -> bool:
+    """Whether `game`'s frames are small boards read by MinAtar's encoder: the MinAtar games
+    and CatchBoard (Catch seen as its 10x5 board, `offline_moe.envs.catch`)."""
+    from offline_moe.envs.catch import BOARD_GAME
+
+    return is_minatar_game(game) or str(game).replace("_", "").lower() == BOARD_GAME.lower()
+
+
 def minatar_torso(c: ml_collections.ConfigDict) -> None:
-    """A MinAtar game's built-in torso settings: MinAtar's DQN encoder (Young & Tian 2019,
-    examples/dqn.py: Conv 16 3x3 VALID -> 8x8x16) and experts as wide as its 128-unit dense
-    layer, as the paper's Atari experts take the Atari network's 512 (the baseline's
-    Dense(128 * width) follows from the encoder). Nothing happens for other games."""
-    if is_minatar_game(c.game):
+    """A board game's built-in torso settings (MinAtar's games, CatchBoard): MinAtar's DQN
+    encoder (Young & Tian 2019, examples/dqn.py: Conv 16 3x3 VALID -> 8x8x16 on 10x10) and
+    experts as wide as its 128-unit dense layer, as the paper's Atari experts take the Atari
+    network's 512 (the baseline's Dense(128 * width) follows from the encoder). Nothing
+    happens for other games."""
+    if is_board_game(c.game):
         c.torso.builtin.encoder = "minatar"
         c.torso.builtin.expert_width = 128
 
 
 def shrink_torso_for_smoke(c: ml_collections.ConfigDict) -> None:
-    """Smoke torsos: Nature encoder, 2 experts with H = 64, baseline Dense(64); a MinAtar
-    game keeps its (already small) MinAtar torso with 2 experts."""
+    """Smoke torsos: Nature encoder, 2 experts with H = 64, baseline Dense(64); a board game
+    (MinAtar, CatchBoard) keeps its (already small) MinAtar torso with 2 experts."""
     c.torso.builtin.encoder = "nature"
     c.torso.builtin.num_experts = 2
     c.torso.builtin.expert_width = 64
     c.torso.builtin.width = 0.125
-    if is_minatar_game(c.game):
+    if is_board_game(c.game):
         minatar_torso(c)
         c.torso.builtin.width = 1.0
 
@@ -473,6 +482,9 @@ def online_config(
     c.learner.target_update_period = 2000
     c.learner.epsilon_decay_steps = 2000
     c.learner.augmentation = False
+    # DrQ's shift per side: 4 pixels of an 84x84 frame (Kostrikov et al. 2021, Sec. 3.1), one
+    # cell of a board (MinAtar, CatchBoard), about a sprite's width in both.
+    c.learner.augmentation_pad = 1 if is_board_game(c.game) else 4
 
     c.replay = ml_collections.ConfigDict()
     c.replay.min_replay = 1600  # agent steps before the first update

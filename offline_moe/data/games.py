@@ -130,7 +130,7 @@ DQN_REPLAY_GAMES: tuple[str, ...] = tuple(
 # Known-answer environments (`offline_moe.envs.registry.KNOWN_ANSWER`, kept equal by a test):
 # `offline_moe.record` records them and `offline_moe.ingest` reads them like the RLU games, in
 # the same layout (TFDS config `Catch_run_1`).
-KNOWN_ANSWER_GAMES: tuple[str, ...] = ("Catch",)
+KNOWN_ANSWER_GAMES: tuple[str, ...] = ("Catch", "CatchBoard")
 
 # The five MinAtar games (`offline_moe.envs.minatar.GAMES`, kept equal by a test), recorded and
 # ingested in the same layout (TFDS config `MinAtarBreakout_run_1`).

@@ -228,7 +228,9 @@ def steps_to_episode(steps: Mapping[str, np.ndarray], *, where: str = "episode")
     if num_steps < 2:
         return None
     obs = np.asarray(steps["observation"])
-    if obs.ndim == 4 and obs.shape[-1] == 1:  # RLU Atari's (84, 84, 1) images
+    # RLU Atari's (84, 84, 1) images -> [84, 84] frames; other frames (MinAtar's, CatchBoard's
+    # [10, 5, 1]) keep their channel axis.
+    if obs.ndim == 4 and rlu_format.is_atari_frame(obs.shape[1:], obs.dtype):
         obs = obs[..., 0]
     is_terminal = np.asarray(steps["is_terminal"], bool)
     if is_terminal[:-1].any():

@@ -32,6 +32,13 @@ either protocol name, records it, and plays the same game under both:
 * episode cap: episodes end by themselves after 9 steps, so the 27,000-step caps never bind; a
   smaller `max_episode_steps` truncates as for ALE.
 
+CatchBoard: the same game seen as its board, the way MinAtar's games are seen (Young & Tian
+2019): each step returns a bool [10, 5, 1] frame (True where the ball or the paddle is), not
+stacked (stack 1), so the MinAtar encoder (Conv 16 3x3 VALID -> 8x3x16) reads it. Same
+dynamics, same seeds, same episodes, same random score; only the observation differs. It is
+the suite's fast known-answer task: an update on a 10x5x1 board costs a fraction of one on
+84x84x4 frames (`CatchBoardEnv`).
+
 Randomness: one `numpy.random.Generator` (PCG64) seeded with `seed` draws the ball's column at
 every reset, so an environment is deterministic from its seed, and `get_state` / `set_state`
 (the generator's state plus the board) continue bit-identically, as `AtariEnv`'s do.
@@ -44,6 +51,7 @@ import numpy as np
 from offline_moe.envs import atari
 
 GAME = "Catch"
+BOARD_GAME = "CatchBoard"
 ROWS = 10
 COLUMNS = 5
 EPISODE_STEPS = ROWS - 1  # the ball falls from row 0 to the paddle's row ROWS - 1
@@ -70,6 +78,14 @@ def render(ball_x: int, ball_y: int, paddle_x: int) -> np.ndarray:
     return board[_ROW_OF_PIXEL][:, _COL_OF_PIXEL]
 
 
+def board(ball_x: int, ball_y: int, paddle_x: int) -> np.ndarray:
+    """The bool [10, 5, 1] board with the ball at (ball_y, ball_x) (CatchBoard's frame)."""
+    out = np.zeros((ROWS, COLUMNS, 1), np.bool_)
+    out[ROWS - 1, paddle_x, 0] = True
+    out[ball_y, ball_x, 0] = True
+    return out
+
+
 class CatchEnv:
     """bsuite's Catch behind `AtariEnv`'s interface (reset, step -> `atari.Step`, snapshots).
 
@@ -86,6 +102,10 @@ class CatchEnv:
       episode_step, last_noops (0), sticky_action_prob (0.0), max_episode_steps.
     """
 
+    GAME = GAME
+    # (frame shape, dtype, frame stack), as `envs.registry.observation_spec` gives it.
+    OBSERVATION_SPEC = ((atari.SCREEN_SIZE, atari.SCREEN_SIZE), np.dtype(np.uint8), atari.STACK)
+
     def __init__(
         self,
         game: str = GAME,
@@ -95,14 +115,14 @@ class CatchEnv:
         max_episode_steps: int | None = None,
         sticky_action_prob: float | None = None,
     ):
-        if str(game).lower() != GAME.lower():
-            raise ValueError(f"CatchEnv plays {GAME!r}, not {game!r}")
+        if str(game).lower() != self.GAME.lower():
+            raise ValueError(f"{type(self).__name__} plays {self.GAME!r}, not {game!r}")
         if sticky_action_prob:
             raise ValueError(
                 f"Catch: sticky_action_prob must be 0 (got {sticky_action_prob}); a sticky "
                 "action makes the known optimum 1.0 unreachable (see offline_moe.envs.catch)"
             )
-        self.game = GAME
+        self.game = self.GAME
         self.protocol = catch_protocol(protocol)
         self.sticky_action_prob = 0.0
         self.max_episode_steps = (
@@ -144,7 +164,7 @@ class CatchEnv:
         return render(self.ball_x, self.ball_y, self.paddle_x)
 
     def reset(self) -> np.ndarray:
-        """Starts an episode: ball in row 0 at a random column, paddle centred. uint8 [84, 84]."""
+        """Starts an episode: ball in row 0 at a random column, paddle centred; its frame."""
         self.ball_x = int(self._rng.integers(COLUMNS))
         self.ball_y = 0
         self.paddle_x = COLUMNS // 2
@@ -163,6 +183,17 @@ class CatchEnv:
         truncated = not terminated and self.episode_step >= self.max_episode_steps
         self._needs_reset = terminated or truncated
         return atari.Step(self.frame(), reward, terminated, truncated, False, terminated)
+
+
+class CatchBoardEnv(CatchEnv):
+    """Catch seen as its board: bool [10, 5, 1] frames, stack 1 (module docstring). Everything
+    else (dynamics, seeds, snapshots, protocols) is `CatchEnv`'s."""
+
+    GAME = BOARD_GAME
+    OBSERVATION_SPEC = ((ROWS, COLUMNS, 1), np.dtype(np.bool_), 1)
+
+    def frame(self) -> np.ndarray:
+        return board(self.ball_x, self.ball_y, self.paddle_x)
 
 
 def optimal_action(ball_x: int, paddle_x: int) -> int:

@@ -12,6 +12,7 @@ Atari game goes, under its one name:
                                   # configs "Catch_run_1" and report tables)
     canonical_game("MinAtar/Breakout")   # "MinAtarBreakout"; num_actions: 6
     observation_spec("MinAtarBreakout")  # ((10, 10, 4), bool, 1)
+    observation_spec("CatchBoard")       # ((10, 5, 1), bool, 1): Catch as a board
 
 Naming rule for MinAtar: 'MinAtar' + the game's CamelCase name (MinAtarAsterix,
 MinAtarBreakout, MinAtarFreeway, MinAtarSeaquest, MinAtarSpaceInvaders); case and the
@@ -24,7 +25,8 @@ Environments share `AtariEnv`'s interface: `reset() -> frame`, `step(a) -> atari
 `get_state()` / `set_state()`, and the attributes `num_actions`, `action_set`, `game`,
 `protocol`, `lives`, `episode_step`, `last_noops`, `max_episode_steps`. A frame's shape and
 dtype, and the frame stack an agent sees, are the game's `observation_spec`: uint8 [84, 84]
-stacked 4 for ALE games and Catch, bool [10, 10, C] unstacked for MinAtar.
+stacked 4 for ALE games and Catch, bool [10, 10, C] unstacked for MinAtar, bool [10, 5, 1]
+unstacked for CatchBoard (Catch seen as its board).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ import numpy as np
 from offline_moe.envs import atari, catch, minatar
 
 # Known-answer environments by canonical name: (class, what it is, for listings).
-KNOWN_ANSWER: dict[str, type] = {catch.GAME: catch.CatchEnv}
+KNOWN_ANSWER: dict[str, type] = {
+    catch.GAME: catch.CatchEnv,  # 84x84 frames stacked 4, as ALE's
+    catch.BOARD_GAME: catch.CatchBoardEnv,  # its 10x5 board, as MinAtar's games
+}
 
 
 def known_answer_game(game: str) -> str | None:
@@ -87,7 +92,7 @@ def games() -> tuple[str, ...]:
 def env_protocol(game: str, protocol: str | atari.Protocol = "dqn_replay") -> atari.Protocol:
     """What `protocol` means for `game`: the Atari protocol, or a known-answer env's reading
     of it (sticky actions, cap; e.g. `catch.catch_protocol`)."""
-    if known_answer_game(game) == catch.GAME:
+    if known_answer_game(game) is not None:
         return catch.catch_protocol(protocol)
     if is_minatar(game):
         return minatar.minatar_protocol(protocol)
@@ -99,10 +104,14 @@ def observation_spec(game: str) -> tuple[tuple[int, ...], np.dtype, int]:
     many frames an agent's observation stacks on the last axis (`replay.transitions`).
 
     ALE games and Catch: ((84, 84), uint8, 4), Dopamine's Atari observation. MinAtar:
-    ((10, 10, C), bool, 1), its state as is (`offline_moe.envs.minatar`).
+    ((10, 10, C), bool, 1), its state as is (`offline_moe.envs.minatar`); CatchBoard:
+    ((10, 5, 1), bool, 1), Catch's board.
     """
     if is_minatar(game):
         return minatar.observation_spec(game)
+    name = known_answer_game(game)
+    if name is not None:
+        return KNOWN_ANSWER[name].OBSERVATION_SPEC
     canonical_game(game)  # raises on an unknown name
     return (atari.SCREEN_SIZE, atari.SCREEN_SIZE), np.dtype(np.uint8), atari.STACK
 

@@ -180,11 +180,40 @@ CATCH = EnvHook(
     random_score=_catch_random,
 )
 
-HOOKS: dict[str, EnvHook] = {"Catch": CATCH}
+
+# CatchBoard (`offline_moe.envs.catch`): Catch's settings above, the same data and budgets'
+# units, on the 10x5 board with MinAtar's encoder (Conv 16 3x3 VALID -> 8x3x16 = 384 features;
+# smoke torsos as a MinAtar game's: baseline Dense(128), 2 experts of width 128) and DrQ's
+# shift of one cell instead of 4 pixels (`config.learner.augmentation_pad`).
+def catch_board_overrides(agent: str, budget: int) -> list[str]:
+    """'config.x=y' overrides of `agent`'s smoke config that make the CatchBoard runs."""
+    out = [o for o in catch_overrides(agent, budget) if o != "config.game=Catch"]
+    out = [
+        "config.game=CatchBoard",
+        *out,
+        "config.torso.builtin.encoder=minatar",
+        "config.torso.builtin.expert_width=128",
+        "config.torso.builtin.width=1.0",
+    ]
+    if agent in ONLINE_AGENTS:
+        out.append("config.learner.augmentation_pad=1")
+    return out
+
+
+def _catch_board_random(seed: int) -> dict:
+    return play_random("CatchBoard", 2000, seed)
+
+
+CATCH_BOARD = dataclasses.replace(
+    CATCH, game="CatchBoard", overrides=catch_board_overrides, random_score=_catch_board_random
+)
+
+HOOKS: dict[str, EnvHook] = {"Catch": CATCH, "CatchBoard": CATCH_BOARD}
 
 
 def known_answer_hook(game: str) -> EnvHook | None:
-    """The hook of a known-answer env ('catch' -> `CATCH`), else None (ALE games)."""
+    """The hook of a known-answer env ('catch' -> `CATCH`, 'catch_board' -> `CATCH_BOARD`),
+    else None (ALE games)."""
     from offline_moe.envs import registry
 
     name = registry.known_answer_game(game)

@@ -92,6 +92,9 @@ class OnlineAgentConfig:
       epsilon_eval: evaluation epsilon.
       epsilon_decay_steps: linear decay length after min replay.
       augmentation: DrQ augmentation of obs and next_obs in the update.
+      augmentation_pad: DrQ's shift range in pixels (cells) per side: 4 on 84x84 frames
+        (Kostrikov et al. 2021, Sec. 3.1); 1 on a board (MinAtar, CatchBoard), where a cell is
+        what 4 pixels are to an Atari frame, about a sprite's width.
       clip_rewards: clip rewards to [-1, 1] for learning.
       replay_capacity: rows of the circular replay.
       stack: frames per observation.
@@ -126,6 +129,7 @@ class OnlineAgentConfig:
     epsilon_eval: float = 0.001
     epsilon_decay_steps: int = 2000
     augmentation: bool = False
+    augmentation_pad: int = 4
     clip_rewards: bool = True
     replay_capacity: int = 100_016
     stack: int = 4
@@ -137,6 +141,8 @@ class OnlineAgentConfig:
             raise ValueError(f"optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.update_period < 1:
             raise ValueError(f"update_period ({self.update_period}) must be >= 1")
+        if self.augmentation_pad < 1:
+            raise ValueError(f"augmentation_pad ({self.augmentation_pad}) must be >= 1")
         if self.min_replay < self.n_step + self.stack + 1:
             raise ValueError(
                 f"min_replay ({self.min_replay}) must be > n_step + stack ({self.n_step} + "
@@ -182,6 +188,7 @@ class _OnlineForward:
 
     Attributes:
       augmentation: DrQ augmentation of obs and next_obs (Kostrikov et al. 2021, Sec. 3.1).
+      augmentation_pad: its shift range per side (`drq_augment`'s pad).
       noisy: the head is noisy: every training pass draws noise from its own key.
       double_q: the online network picks the bootstrap action.
       target_is_online: target_update_period == 1, so the target equals the online network
@@ -189,6 +196,7 @@ class _OnlineForward:
     """
 
     augmentation: bool = False
+    augmentation_pad: int = 4
     noisy: bool = True
     double_q: bool = True
     target_is_online: bool = False
@@ -200,8 +208,8 @@ class _OnlineForward:
         obs = preprocess_obs(batch["obs"])
         next_obs = preprocess_obs(batch["next_obs"])
         if self.augmentation:
-            obs = drq_augment(k_obs, obs)
-            next_obs = drq_augment(k_next, next_obs)
+            obs = drq_augment(k_obs, obs, pad=self.augmentation_pad)
+            next_obs = drq_augment(k_next, next_obs, pad=self.augmentation_pad)
         out_tm1 = apply_network(network, params, obs, train=True, key=noise(k_online))
         if self.target_is_online and not self.noisy:
             out_t = jax.lax.stop_gradient(apply_network(network, params, next_obs, train=True))
@@ -286,6 +294,7 @@ def make_loss(c: OnlineAgentConfig) -> C51DoubleQLoss | DoubleQHuberLoss:
     """The agent's loss: C51 for num_atoms > 1 (DER), Huber for a scalar head (DrQ(eps))."""
     forward = dict(
         augmentation=c.augmentation,
+        augmentation_pad=c.augmentation_pad,
         noisy=has_noise(c),
         double_q=c.double_q,
         target_is_online=c.target_update_period == 1,

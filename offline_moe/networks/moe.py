@@ -113,8 +113,16 @@ def soft_moe_weights(x, phi):
 
 
 def l2_normalize(x, axis=-1, eps=1e-6):
-    """x / (||x||_2 + eps) along `axis` (the normaliser of the paper's code)."""
-    return x / (jnp.linalg.norm(x, axis=axis, keepdims=True) + eps)
+    """x / (||x||_2 + eps) along `axis` (the normaliser of the paper's code).
+
+    The norm is taken so that its gradient at an all-zero x is 0 rather than NaN (the same
+    values everywhere): jnp.linalg.norm's derivative at 0 is 0 / 0, and all-zero tokens are
+    common (a ReLU map of a mostly empty MinAtar board).
+    """
+    squares = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+    nonzero = squares > 0
+    norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1.0)), 0.0)
+    return x / (norm + eps)
 
 
 def _scaled(init, factor: float):
@@ -206,6 +214,14 @@ def top1_dispatch(gates, capacity: int):
     return dispatch, expert_index, gate
 
 
+def _cv_squared(x):
+    """Squared coefficient of variation over the last axis, (std / (mean + 1e-9))^2, computed
+    as var / (mean + 1e-9)^2: the same value, and a finite gradient where all values are equal
+    (std's square root has an infinite derivative at 0, which turns into NaN, even through a
+    zero weight, e.g. when every token of a sample is zero and the router splits it evenly)."""
+    return jnp.var(x, axis=-1) / (jnp.mean(x, axis=-1) + 1e-9) ** 2
+
+
 def importance_loss(gates):
     """Riquelme et al. 2021 importance loss: squared coefficient of variation over experts of
     imp_e = sum over tokens of gates[:, e], per sample, averaged over the batch.
@@ -214,8 +230,7 @@ def importance_loss(gates):
       gates: router probabilities [B, m, n].
     """
     importance = gates.sum(axis=1)  # [B, n]
-    cv = jnp.std(importance, axis=-1) / (jnp.mean(importance, axis=-1) + 1e-9)
-    return jnp.mean(cv**2)
+    return jnp.mean(_cv_squared(importance))
 
 
 def load_loss(logits, noise_std: float):
@@ -236,8 +251,7 @@ def load_loss(logits, noise_std: float):
     threshold = jnp.max(others, axis=-1)  # [B, m, n]: max over e' != e
     prob = 1.0 - jax.scipy.stats.norm.cdf((threshold - logits) / noise_std)  # [B, m, n]
     load = prob.mean(axis=1)  # [B, n]
-    cv = jnp.std(load, axis=-1) / (jnp.mean(load, axis=-1) + 1e-9)
-    return jnp.mean(cv**2)
+    return jnp.mean(_cv_squared(load))
 
 
 class Top1MoE(nn.Module):
@@ -279,8 +293,11 @@ class Top1MoE(nn.Module):
 
         imp = importance_loss(gates)
         load = load_loss(logits, noise_std=1.0 / n)
+        # Only the weighted terms enter the loss (a zero weight adds nothing, not 0 * loss).
+        terms = [(self.importance_weight, imp), (self.load_weight, load)]
+        aux_loss = sum((w * v for w, v in terms if w), jnp.zeros((), jnp.float32))
         aux = {
-            "aux_loss": self.importance_weight * imp + self.load_weight * load,
+            "aux_loss": aux_loss,
             "router_entropy": _entropy(gates).mean(),
             "expert_usage": jax.nn.one_hot(expert_index, n).mean(axis=(0, 1)),  # [n]
             "dropped_fraction": 1.0 - dispatch.sum(axis=(2, 3)).mean(),

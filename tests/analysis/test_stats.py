@@ -154,7 +154,7 @@ def test_unknown_game_names_it():
 
 def test_reference_table_covers_suites():
     table = stats.reference_table()
-    assert len(table) == 63  # the 57 Atari games, Catch and the 5 MinAtar games
+    assert len(table) == 64  # the 57 Atari games, Catch, CatchBoard and the 5 MinAtar games
     missing = {
         g
         for name in ("offline_paper", "atari100k", "paper20", "smoke", "minatar")

@@ -199,8 +199,8 @@ def test_tfds_dataset_folder_builds_and_ingests(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, module)
     with tfds.core.registered.skip_registration():  # keep the name free for other tests
         spec.loader.exec_module(module)
-    # The RLU games, Catch and the 5 MinAtar games, 5 runs each.
-    assert len(module.Builder.BUILDER_CONFIGS) == (46 + 1 + 5) * 5
+    # The RLU games, Catch and CatchBoard, and the 5 MinAtar games, 5 runs each.
+    assert len(module.Builder.BUILDER_CONFIGS) == (46 + 2 + 5) * 5
     small = module.LocalAtariConfig(
         name="Pong_run_4", game="Pong", run=4, steps=40, checkpoints=2, max_episode_steps=15
     )

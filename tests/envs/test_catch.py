@@ -202,3 +202,37 @@ def test_recorder_and_ingest_accept_catch():
     assert recordable_game("catch") == "Catch" and recordable_game("Pong") == "Pong"
     with pytest.raises(ValueError, match="Catch"):
         recordable_game("NotAGame")
+
+
+def test_catch_board_is_catch_seen_as_its_board():
+    """CatchBoard plays Catch's episodes (same seed, same actions: same rewards, terminals and
+    snapshots) and shows the board the 84x84 frame is drawn from: bool [10, 5, 1], unstacked."""
+    assert envs.observation_spec("catch_board") == ((10, 5, 1), np.dtype(np.bool_), 1)
+    assert envs.observation_spec("Catch") == ((84, 84), np.dtype(np.uint8), 4)
+    assert envs.canonical_game("CatchBoard") == "CatchBoard" and envs.num_actions("catchboard") == 3
+    board, frames = envs.make_env("CatchBoard", seed=7), CatchEnv(seed=7)
+    assert isinstance(board, catch.CatchBoardEnv) and board.game == "CatchBoard"
+    rng = np.random.default_rng(0)
+    rows = (np.arange(84) * 10) // 84
+    cols = (np.arange(84) * 5) // 84
+    b, f = board.reset(), frames.reset()
+    caught = missed = 0
+    for _ in range(200):
+        assert b.shape == (10, 5, 1) and b.dtype == np.bool_ and b.sum() in (1, 2)
+        # The 84x84 frame is the board scaled up: pixel (i, j) shows cell (i*10//84, j*5//84).
+        np.testing.assert_array_equal(f, b[rows][:, cols, 0].astype(np.uint8) * 255)
+        a = int(rng.integers(3))
+        sb, sf = board.step(a), frames.step(a)
+        assert (sb.reward, sb.terminated, sb.truncated) == (sf.reward, sf.terminated, sf.truncated)
+        caught += sb.reward > 0
+        missed += sb.reward < 0
+        b, f = sb.obs, sf.obs
+        if sb.terminated:
+            b, f = board.reset(), frames.reset()
+    assert caught > 0 and missed > 0
+    state = board.get_state()
+    assert state["game"] == "CatchBoard"
+    with pytest.raises(ValueError, match="CatchBoard"):
+        frames.set_state(state)
+    with pytest.raises(ValueError, match="CatchBoardEnv plays 'CatchBoard'"):
+        catch.CatchBoardEnv("Catch")

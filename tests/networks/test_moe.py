@@ -169,6 +169,45 @@ def test_top1_aux_loss_weights():
     assert np.all(np.isfinite(router_grad)) and np.abs(router_grad).sum() > 0
 
 
+@pytest.mark.parametrize("weights", [(0.0, 0.0), (1.0, 0.5)])
+def test_top1_gradient_is_finite_when_the_router_splits_a_sample_evenly(weights):
+    """All-zero tokens (a sparse board after a ReLU) give equal logits, so the importance and
+    the load are equal over experts: their spread is 0, where a square root's derivative is
+    infinite. The gradient stays finite, with the balancing losses off (a zero weight used to
+    carry 0 * NaN into the router) and on."""
+    x = jnp.zeros((2, 6, 4)).at[1].set(jax.random.normal(jax.random.key(1), (6, 4)))
+    layer = Top1MoE(num_experts=2, expert_width=8, importance_weight=weights[0],
+                    load_weight=weights[1])  # fmt: skip
+    variables = layer.init(jax.random.key(2), x)
+
+    def loss(v):
+        y, aux = layer.apply(v, x)
+        return jnp.sum(y**2) + aux["aux_loss"]
+
+    grads = jax.grad(loss)(variables)
+    for leaf in jax.tree_util.tree_leaves(grads):
+        assert np.all(np.isfinite(leaf))
+    _, aux = layer.apply(variables, x)
+    assert np.isfinite(float(aux["importance_loss"])) and np.isfinite(float(aux["load_loss"]))
+
+
+def test_normalized_soft_moe_gradient_is_finite_on_all_zero_tokens():
+    """`normalize=True` divides tokens by their norm; an all-zero token (common on sparse
+    boards) must give the paper's value (0 / eps = 0) and a finite gradient (not 0 / 0)."""
+    from offline_moe.networks.moe import l2_normalize
+
+    x = jnp.zeros((2, 5, 4)).at[0, :2].set(jax.random.normal(jax.random.key(3), (2, 4)))
+    np.testing.assert_allclose(
+        l2_normalize(x), x / (np.linalg.norm(np.asarray(x), axis=-1, keepdims=True) + 1e-6),
+        rtol=1e-6,
+    )  # fmt: skip
+    layer = SoftMoE(num_experts=2, expert_width=8, normalize=True)
+    variables = layer.init(jax.random.key(4), x)
+    grads = jax.grad(lambda v, x: jnp.sum(layer.apply(v, x)[0] ** 2), argnums=(0, 1))(variables, x)
+    for leaf in jax.tree_util.tree_leaves(grads):
+        assert np.all(np.isfinite(leaf))
+
+
 # ----------------------------------------------------------------------------- parameter counts
 
 ENCODER_PARAMS = {
