@@ -62,7 +62,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {rlu_format.VERSION: "Same features as rlu_atari_checkpoints_ordered 1.1.0."}
     BUILDER_CONFIGS = [
         LocalAtariConfig(name=rlu_format.config_name(g, r), game=g, run=r)
-        for g in games.RECORDABLE_GAMES  # the 46 RLU games, Catch, CatchBoard and the 5 MinAtar games
+        for g in games.RECORDABLE_GAMES  # 46 RLU games, 2 known-answer, 5 MinAtar
         for r in games.RUNS
     ]
 
