@@ -17,6 +17,7 @@ from offline_moe.networks.moe import (
     soft_moe_weights,
     top1_dispatch,
 )
+from tests.networks import jit_init
 
 LN3 = math.log(3.0)
 
@@ -62,7 +63,7 @@ def test_soft_moe_weights_normalised():
 def test_soft_moe_zero_phi_slots_are_mean_token():
     x = jax.random.normal(jax.random.key(1), (2, 5, 3))  # B=2, m=5, d=3
     layer = SoftMoE(num_experts=2, expert_width=16)  # p = ceil(5 / 2) = 3
-    params = layer.init(jax.random.key(2), x)["params"]
+    params = jit_init(layer, jax.random.key(2), x)["params"]
     assert params["phi"].shape == (3, 2, 3)
     params = {**params, "phi": jnp.zeros_like(params["phi"])}
 
@@ -89,16 +90,18 @@ def test_soft_moe_normalisation_scale_invariant_routing():
     # and ReLU is positively homogeneous, so scaling the tokens by 10 scales the output by 10.
     x = jax.random.normal(jax.random.key(3), (2, 6, 4))
     layer = SoftMoE(num_experts=3, expert_width=8, normalize=True)
-    variables = layer.init(jax.random.key(4), x)
+    variables = jit_init(layer, jax.random.key(4), x)
     assert variables["params"]["scale"].shape == ()
-    y1, _ = layer.apply(variables, x)
-    y10, _ = layer.apply(variables, 10.0 * x)
+    apply = jax.jit(layer.apply)
+    y1, _ = apply(variables, x)
+    y10, _ = apply(variables, 10.0 * x)
     np.testing.assert_allclose(y10, 10.0 * y1, rtol=1e-4, atol=1e-5)
     # Without normalisation the routing sharpens with scale: the same check fails.
     plain = SoftMoE(num_experts=3, expert_width=8)
-    variables = plain.init(jax.random.key(4), x)
-    y1, _ = plain.apply(variables, x)
-    y10, _ = plain.apply(variables, 10.0 * x)
+    variables = jit_init(plain, jax.random.key(4), x)
+    apply = jax.jit(plain.apply)
+    y1, _ = apply(variables, x)
+    y10, _ = apply(variables, 10.0 * x)
     assert not np.allclose(y10, 10.0 * y1, rtol=1e-3)
 
 
@@ -122,9 +125,9 @@ def test_top1_drops_tokens_beyond_capacity(capacity_factor, kept):
     # n = 2, capacity ceil(6 * cf / 2): 3 -> tokens 3, 4, 5 output zeros; 6 -> none dropped.
     x = jnp.stack([jnp.arange(1.0, 7.0), jnp.ones(6)], axis=-1)[None]  # [B=1, m=6, d=2]
     layer = Top1MoE(num_experts=2, expert_width=16, capacity_factor=capacity_factor)
-    params = layer.init(jax.random.key(5), x)["params"]
+    params = jit_init(layer, jax.random.key(5), x)["params"]
     params = {**params, "router": {"kernel": jnp.array([[5.0, -5.0], [5.0, -5.0]])}}
-    y, aux = layer.apply({"params": params}, x)
+    y, aux = jax.jit(layer.apply)({"params": params}, x)
 
     logits = np.asarray(x[0]) @ np.asarray(params["router"]["kernel"])  # [6, 2]
     gate0 = np.exp(logits[:, 0]) / np.exp(logits).sum(-1)  # prob of expert 0, ~1
@@ -156,15 +159,15 @@ def test_importance_and_load_losses():
 def test_top1_aux_loss_weights():
     x = jax.random.normal(jax.random.key(6), (2, 9, 4))
     off = Top1MoE(num_experts=3, expert_width=8)
-    variables = off.init(jax.random.key(7), x)
-    _, aux = off.apply(variables, x)
+    variables = jit_init(off, jax.random.key(7), x)
+    _, aux = jax.jit(off.apply)(variables, x)
     assert float(aux["aux_loss"]) == 0.0  # default: balancing losses off
     on = Top1MoE(num_experts=3, expert_width=8, importance_weight=2.0, load_weight=0.5)
-    _, aux_on = on.apply(variables, x)
+    _, aux_on = jax.jit(on.apply)(variables, x)
     expected = 2.0 * aux["importance_loss"] + 0.5 * aux["load_loss"]
     np.testing.assert_allclose(aux_on["aux_loss"], expected, rtol=1e-6)
     assert float(aux_on["aux_loss"]) > 0
-    grads = jax.grad(lambda v: on.apply(v, x)[1]["aux_loss"])(variables)
+    grads = jax.jit(jax.grad(lambda v: on.apply(v, x)[1]["aux_loss"]))(variables)
     router_grad = grads["params"]["router"]["kernel"]
     assert np.all(np.isfinite(router_grad)) and np.abs(router_grad).sum() > 0
 
@@ -178,16 +181,16 @@ def test_top1_gradient_is_finite_when_the_router_splits_a_sample_evenly(weights)
     x = jnp.zeros((2, 6, 4)).at[1].set(jax.random.normal(jax.random.key(1), (6, 4)))
     layer = Top1MoE(num_experts=2, expert_width=8, importance_weight=weights[0],
                     load_weight=weights[1])  # fmt: skip
-    variables = layer.init(jax.random.key(2), x)
+    variables = jax.jit(layer.init)(jax.random.key(2), x)
 
     def loss(v):
         y, aux = layer.apply(v, x)
         return jnp.sum(y**2) + aux["aux_loss"]
 
-    grads = jax.grad(loss)(variables)
+    grads = jax.jit(jax.grad(loss))(variables)
     for leaf in jax.tree_util.tree_leaves(grads):
         assert np.all(np.isfinite(leaf))
-    _, aux = layer.apply(variables, x)
+    _, aux = jax.jit(layer.apply)(variables, x)
     assert np.isfinite(float(aux["importance_loss"])) and np.isfinite(float(aux["load_loss"]))
 
 
@@ -198,12 +201,15 @@ def test_normalized_soft_moe_gradient_is_finite_on_all_zero_tokens():
 
     x = jnp.zeros((2, 5, 4)).at[0, :2].set(jax.random.normal(jax.random.key(3), (2, 4)))
     np.testing.assert_allclose(
-        l2_normalize(x), x / (np.linalg.norm(np.asarray(x), axis=-1, keepdims=True) + 1e-6),
+        jax.jit(l2_normalize)(x),
+        x / (np.linalg.norm(np.asarray(x), axis=-1, keepdims=True) + 1e-6),
         rtol=1e-6,
     )  # fmt: skip
     layer = SoftMoE(num_experts=2, expert_width=8, normalize=True)
-    variables = layer.init(jax.random.key(4), x)
-    grads = jax.grad(lambda v, x: jnp.sum(layer.apply(v, x)[0] ** 2), argnums=(0, 1))(variables, x)
+    variables = jax.jit(layer.init)(jax.random.key(4), x)
+    grads = jax.jit(jax.grad(lambda v, x: jnp.sum(layer.apply(v, x)[0] ** 2), argnums=(0, 1)))(
+        variables, x
+    )
     for leaf in jax.tree_util.tree_leaves(grads):
         assert np.all(np.isfinite(leaf))
 

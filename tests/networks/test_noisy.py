@@ -16,6 +16,7 @@ from flax.core import unfreeze
 from offline_moe.networks import make_torso
 from offline_moe.networks.moe import Experts
 from offline_moe.networks.registry import count_params
+from tests.networks import jit_init
 
 SMALL = {
     "baseline": {"encoder": "nature", "width": 1 / 16},
@@ -68,7 +69,7 @@ def test_baseline_noise_is_one_factorised_draw_shared_by_the_batch():
     """delta_b = s (1 + flat_b . f(p)) f(q): the perturbations of two samples are parallel."""
     torso = make_torso("baseline", noisy=True, **SMALL["baseline"])
     x = jax.random.uniform(jax.random.key(0), (2, 36, 36, 4))
-    params = torso.init(jax.random.key(1), x, train=False)
+    params = jit_init(torso, jax.random.key(1), x, train=False)
 
     def hidden(train, key=None):
         rngs = {"noise": key} if train else None
@@ -87,7 +88,7 @@ def test_expert_noise_statistics_and_the_draw_shared_by_experts():
     x_row = jnp.array([1.0, -2.0, 0.5, 3.0])
     x = jnp.tile(x_row, (1, 2, 1, 1))  # [B=1, n=2, slots=1, d]: both experts see x_row
     experts = Experts(num_experts=2, hidden=h, noisy=True)
-    params = experts.init(jax.random.key(0), x, False)
+    params = jit_init(experts, jax.random.key(0), x, train=False)
 
     def pre_activation(key, train=True):
         _, state = experts.apply(

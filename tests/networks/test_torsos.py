@@ -26,6 +26,7 @@ from offline_moe.networks import (
     torso_param_count,
 )
 from offline_moe.networks.registry import count_params
+from tests.networks import jit_init
 
 TOY = "tests.toy_torso:ToyTorso"
 BATCH = 2
@@ -58,11 +59,11 @@ def test_torso_contract(name, scale):
         kwargs = {k: v for k, v in MINATAR.items() if k in accepted}
     torso = make_torso(name, **kwargs)
     x = _obs(scale=scale)
-    params = torso.init(jax.random.key(0), x, train=False)
+    params = jit_init(torso, jax.random.key(0), x, train=False)
 
     # Same key -> same params; another key -> other params.
-    assert _leaves_equal(params, torso.init(jax.random.key(0), x, train=False))
-    assert not _leaves_equal(params, torso.init(jax.random.key(1), x, train=False))
+    assert _leaves_equal(params, jit_init(torso, jax.random.key(0), x, train=False))
+    assert not _leaves_equal(params, jit_init(torso, jax.random.key(1), x, train=False))
 
     def forward(p, x):
         return torso.apply(p, x, train=True)
@@ -125,7 +126,7 @@ def test_torso_contract(name, scale):
 def test_torso_options(name, kwargs):
     torso = make_torso(name, encoder="nature", num_experts=2, expert_width=8, **kwargs)
     x = _obs(seed=1)
-    params = torso.init(jax.random.key(0), x, train=False)
+    params = jit_init(torso, jax.random.key(0), x, train=False)
 
     def loss(p, x):
         features, aux = torso.apply(p, x, train=True)
@@ -209,7 +210,7 @@ def test_torso_rejects_uint8_input():
     torso = make_torso("baseline", encoder="nature")
     with pytest.raises(TypeError, match="preprocess_obs"):
         jax.eval_shape(
-            lambda x: torso.init(jax.random.key(0), x, train=False),
+            lambda x: jit_init(torso, jax.random.key(0), x, train=False),
             jax.ShapeDtypeStruct((1, 84, 84, 4), jnp.uint8),
         )
 
@@ -350,12 +351,12 @@ def test_tokenized_expert_is_not_soft_moe_with_one_expert():
     tokens = jax.random.normal(jax.random.key(0), (1, 5, 4))
     moved = tokens.at[0, 0].add(1.0)
     soft = SoftMoE(num_experts=1, expert_width=8)
-    p_soft = soft.init(jax.random.key(1), tokens)
+    p_soft = jit_init(soft, jax.random.key(1), tokens)
     a, _ = soft.apply(p_soft, tokens)
     b, _ = soft.apply(p_soft, moved)
     assert not np.allclose(np.asarray(a[0, 3]), np.asarray(b[0, 3]))
     expert = ExpertMLP(8, 4)
-    p_exp = expert.init(jax.random.key(1), tokens)
+    p_exp = jit_init(expert, jax.random.key(1), tokens)
     a, b = expert.apply(p_exp, tokens), expert.apply(p_exp, moved)
     np.testing.assert_array_equal(np.asarray(a[0, 1:]), np.asarray(b[0, 1:]))
     assert not np.allclose(np.asarray(a[0, 0]), np.asarray(b[0, 0]))
@@ -372,9 +373,9 @@ def test_soft_moe_1_scaled_is_soft_moe_with_one_scaled_expert():
     n, h = 4, 8
     control = make_torso("soft_moe_1_scaled", encoder="nature", num_experts=n, expert_width=h)
     same = make_torso("soft_moe", encoder="nature", num_experts=1, expert_width=n * h)
-    params = control.init(jax.random.key(1), x, train=False)
+    params = jit_init(control, jax.random.key(1), x, train=False)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(
-        jnp.shape, same.init(jax.random.key(1), x, train=False)
+        jnp.shape, jit_init(same, jax.random.key(1), x, train=False)
     )
     a, _ = control.apply(params, x, train=False)
     b, _ = same.apply(params, x, train=False)
@@ -383,7 +384,7 @@ def test_soft_moe_1_scaled_is_soft_moe_with_one_scaled_expert():
     d = 64  # Nature tokens
     assert count_params(experts) == 2 * d * n * h + n * h + d
     eight = make_torso("soft_moe", encoder="nature", num_experts=n, expert_width=h)
-    p8 = eight.init(jax.random.key(1), x, train=False)["params"]["moe"]["experts"]
+    p8 = jit_init(eight, jax.random.key(1), x, train=False)["params"]["moe"]["experts"]
     assert count_params(p8) == n * (2 * d * h + h + d)
 
 
@@ -396,23 +397,21 @@ def test_soft_moe_uniform_is_the_experts_on_the_pooled_map():
     x = jax.random.uniform(jax.random.key(0), (2, 36, 36, 4))
     n, h = 4, 8
     torso = make_torso("soft_moe_uniform", encoder="nature", num_experts=n, expert_width=h)
-    params = torso.init(jax.random.key(1), x, train=False)
+    params = jit_init(torso, jax.random.key(1), x, train=False)
     phi = params["params"]["moe"]["phi"]
     assert phi.shape[1] == n and not np.any(np.asarray(phi))
+    soft = make_torso("soft_moe", encoder="nature", num_experts=n, expert_width=h)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(
-        jnp.shape,
-        make_torso("soft_moe", encoder="nature", num_experts=n, expert_width=h).init(
-            jax.random.key(1), x, train=False
-        ),
+        jnp.shape, jax.eval_shape(lambda x: soft.init(jax.random.key(1), x, train=False), x)
     )
     features, aux = torso.apply(params, x, train=False)
     np.testing.assert_allclose(float(aux["router_entropy"]), np.log(n), rtol=1e-6)
 
     (encoder_params,) = [v for k, v in params["params"].items() if k != "moe"]
-    fmap = make_encoder("nature").apply({"params": encoder_params}, x)
+    fmap = jax.jit(make_encoder("nature").apply)({"params": encoder_params}, x)
     mean_token = fmap.reshape(2, -1, fmap.shape[-1]).mean(axis=1)  # [B, d]
     slots = jnp.broadcast_to(mean_token[:, None, None, :], (2, n, 1, mean_token.shape[-1]))
-    outs = Experts(n, h).apply({"params": params["params"]["moe"]["experts"]}, slots)
+    outs = jax.jit(Experts(n, h).apply)({"params": params["params"]["moe"]["experts"]}, slots)
     expected = outs.mean(axis=(1, 2))  # [B, d]: the same for every token
     m = fmap.shape[1] * fmap.shape[2]
     np.testing.assert_allclose(
@@ -422,6 +421,6 @@ def test_soft_moe_uniform_is_the_experts_on_the_pooled_map():
     def loss(p):
         return jnp.sum(torso.apply(p, x, train=False)[0] ** 2)
 
-    grads = jax.grad(loss)(params)["params"]["moe"]
+    grads = jax.jit(jax.grad(loss))(params)["params"]["moe"]
     assert not np.any(np.asarray(grads["phi"]))
     assert sum(float(np.abs(g).sum()) for g in jax.tree.leaves(grads["experts"])) > 0
