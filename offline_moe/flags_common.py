@@ -71,7 +71,7 @@ MEANINGS = {
     "encoders": "Torso encoders, comma-separated.",
     "epsilon": "Random-action probability of the behaviour policy.",
     "first_seed": "Seed of the first run.",
-    "game": "One game (an ALE game, a MinAtar game or Catch).",
+    "game": "One game (an ALE game, a MinAtar game, Catch or CatchBoard).",
     "print_config": "Print the resolved config as JSON and exit, writing nothing (a dry run).",
     "max_iterations": "Stop after this many iterations in this invocation (rerun to resume).",
     "num_experts": "Number of experts n of the MoE torsos (networks: a list of them).",

@@ -31,7 +31,8 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_string(
         "game",
         "Pong",
-        "Game to play: one of the 46 RL Unplugged games, a MinAtar game, or Catch (known answer).",
+        "Game to play: one of the 46 RL Unplugged games, a MinAtar game, or Catch / CatchBoard "
+        "(known answers).",
         **kw,
     )
     flags.DEFINE_integer(
