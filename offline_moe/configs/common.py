@@ -188,8 +188,9 @@ def is_board_game(game: str) -> bool:
     """Whether `game`'s frames are small boards read by MinAtar's encoder: the MinAtar games
     and CatchBoard (Catch seen as its 10x5 board, `offline_moe.envs.catch`)."""
     from offline_moe.envs.catch import BOARD_GAME
+    from offline_moe.envs.registry import known_answer_game
 
-    return is_minatar_game(game) or str(game).replace("_", "").lower() == BOARD_GAME.lower()
+    return is_minatar_game(game) or known_answer_game(game) == BOARD_GAME
 
 
 def minatar_torso(c: ml_collections.ConfigDict) -> None:

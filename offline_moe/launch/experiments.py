@@ -187,10 +187,9 @@ CATCH = EnvHook(
 # shift of one cell instead of 4 pixels (`config.learner.augmentation_pad`).
 def catch_board_overrides(agent: str, budget: int) -> list[str]:
     """'config.x=y' overrides of `agent`'s smoke config that make the CatchBoard runs."""
-    out = [o for o in catch_overrides(agent, budget) if o != "config.game=Catch"]
     out = [
         "config.game=CatchBoard",
-        *out,
+        *(o for o in catch_overrides(agent, budget) if o != "config.game=Catch"),
         "config.torso.builtin.encoder=minatar",
         "config.torso.builtin.expert_width=128",
         "config.torso.builtin.width=1.0",

@@ -43,6 +43,7 @@ import csv
 
 import pytest
 
+from offline_moe.envs import canonical_game
 from offline_moe.launch import experiments as learning
 
 # XLA's optimisations on (tests/conftest.py): these runs are long enough that the optimised
@@ -67,7 +68,7 @@ def dirs(tmp_path_factory):
 
 
 def _check(row, game, budget):
-    assert row["game"] == {"catch": "Catch", "catch_board": "CatchBoard"}[game]
+    assert row["game"] == canonical_game(game)
     assert row["budget"] == budget
     assert len(row["returns"]) == len(row["steps"]) and row["steps"][-1] == budget
     assert -0.7 < row["random_score"]["mean"] < -0.5

@@ -43,6 +43,30 @@ def test_catch_configs_build_for_every_agent():
         experiments.catch_overrides("dqn", 200)
 
 
+def test_catch_board_hook_gives_the_config_its_game_builds():
+    """`make_config` starts from the agent's plain smoke config, so CatchBoard's hook states
+    the board's settings (MinAtar encoder and smoke torso, DrQ's one-cell shift); they must be
+    exactly what the config builds by itself for `game=CatchBoard` (a sweep's command line)."""
+    import importlib
+
+    from offline_moe.configs import agents as agent_table
+    from offline_moe.configs.overrides import apply_overrides
+
+    hook = experiments.hook_for("catch_board")
+    assert hook is experiments.CATCH_BOARD and hook.game == "CatchBoard"
+    for agent in (*experiments.OFFLINE_AGENTS, *experiments.ONLINE_AGENTS):
+        budget = hook.budgets[agent]
+        c = experiments.make_config(hook, agent, "soft_moe", budget, seeds=1)
+        module = importlib.import_module(agent_table.get(agent).config_module)
+        own = module.get_config("smoke,game=CatchBoard")
+        own = apply_overrides(own, [*experiments.catch_overrides(agent, budget)[1:]])
+        own = apply_overrides(own, ["config.torso.name=soft_moe", "config.num_seeds=1"])
+        assert c.game == "CatchBoard" and c.torso.builtin.encoder == "minatar"
+        assert c.to_dict() == {**own.to_dict(), "seed": c.seed}, agent
+        if agent in experiments.ONLINE_AGENTS:
+            assert c.learner.augmentation_pad == 1
+
+
 def test_play_random_and_table():
     r = experiments.play_random("catch", 500, seed=2)
     assert r["episodes"] == 500 and abs(r["mean"] + 0.6) < 5 * r["sem"] + 0.02
