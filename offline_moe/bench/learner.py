@@ -2,13 +2,20 @@
 
     python -m offline_moe.bench learner --agents=cql --torsos=soft_moe --batch_size=32 --steps=200
     python -m offline_moe.bench learner --agents=cql_c51 --torsos=baseline,soft_moe,top1_moe
+    python -m offline_moe.bench learner --game=MinAtarBreakout --num_seeds=5 --scan_steps=1
+
+With --game (a MinAtar game) the learners train on that game's shipped 5% dataset
+(datasets/minatar/, unpacked into a temp dir) with the torso of its `minatar` preset (MinAtar's
+encoder, experts of width 128; `offline_moe/configs/cql.py`), as the MinAtar grid's cells do;
+--encoder and --num_experts then change that torso.
 
 One JSON line per (agent, torso): {"bench", "agent", "torso", "encoder", "batch_size", "num_seeds",
 "updates_per_s" (end to end), "bare_updates_per_s" (jitted update on one fixed batch, same
 scan/vmap: the compute ceiling), "e2e_over_bare", "compile_s", "params", "device", ...}.
 Rates are total updates per second (all seeds); each is the best of --repeats alternating
 timed runs of --steps updates (the machine may be shared).
-Without --cache_dir a synthetic cache (random frames, ~2k rows) is written to a temp dir.
+Without --cache_dir or --game a synthetic cache (random Atari-sized frames, ~2k rows) is
+written to a temp dir. Observations take the cache's frame shape and stack (meta.json).
 
 This module also holds the small cache builders used by tests and the default benchmark:
 `synthetic_cache` (random frames) and `ale_cache` (frames played in real ALE, no TensorFlow).
@@ -110,6 +117,30 @@ def ale_cache(
     return out_dir
 
 
+def example_obs(replay):
+    """One all-zero observation [1, *obs_shape] of the replay's dtype (to initialise)."""
+    import jax.numpy as jnp
+
+    return jnp.zeros((1, *replay.obs_shape), replay.observation.dtype)
+
+
+def game_setup(game: str, data_dir: str) -> tuple[str, dict]:
+    """(cache dir, torso block) for `bench learner --game`: the game's shipped 5% cache,
+    unpacked under `data_dir`, and the torso settings its offline config gives (the
+    `minatar` preset's encoder and expert width)."""
+    from offline_moe.configs import cql
+    from offline_moe.data.shipped import ensure_shipped_cache, shipped_names
+    from offline_moe.flags_common import fail
+
+    name = f"{game}_run1_5pct"
+    if name not in shipped_names():
+        games = sorted({n.split("_run")[0] for n in shipped_names()})
+        fail("bench learner", f"--game={game!r}: expected a game with shipped data: {games}")
+    cache = ensure_shipped_cache(name, data_dir=data_dir)
+    block = cql.get_config(f"game={game}").torso.builtin.to_dict()
+    return cache, block
+
+
 def bench_one(
     agent,
     torso,
@@ -135,7 +166,6 @@ def bench_one(
     None = the default), the record's `scan_steps`.
     """
     import jax
-    import jax.numpy as jnp
 
     from offline_moe.learners import (
         CPU_UNROLL,
@@ -158,14 +188,14 @@ def bench_one(
         compute_dtype=compute_dtype,
     )
     if replay is None:
-        replay = DeviceReplay.load(cache_dir, stack=4, n_step=lc.n_step, gamma=lc.gamma)
+        replay = DeviceReplay.load(cache_dir, n_step=lc.n_step, gamma=lc.gamma)
     if replay.n_step != lc.n_step:
         raise ValueError(f"bench_one: replay has n_step={replay.n_step}, {agent} needs {lc.n_step}")
     block = {"encoder": encoder, **(torso_overrides or {})}
     learner = make_learner(
         lc, make_torso(torso, **filter_torso_kwargs(torso, block)), replay.num_actions
     )
-    obs0 = jnp.zeros((1, 84, 84, 4), jnp.uint8)
+    obs0 = example_obs(replay)
     scan_steps = effective_scan_steps(scan_steps, cpu_unroll or CPU_UNROLL)
     calls = max(1, steps // scan_steps)
 
@@ -246,8 +276,8 @@ def bench_layouts(
 
     Layout 'plain' is `jax.jit(learner.update)` on one fixed batch (each seed its own call);
     an integer u is `make_train_fn` with u updates per call (unrolled on CPU), sampling on
-    device, called steps / u times; 'rolled20' is 20 updates in a rolled lax.scan; a suffix
-    ':map' or ':loop' sets the seed layout (`learners.core.resolve_seed_axis`). Every
+    device, called steps / u times; 'rolledK' is K updates in a rolled lax.scan; a suffix
+    ':loop', ':map' or ':vmap' sets the seed layout (`learners.core.resolve_seed_axis`). Every
     layout compiles once in this process (no persistent cache: cold) and the timed repeats
     alternate between layouts, best kept, so the ratios to 'plain' share the machine's load.
     Beside wall time, updates per CPU-second of this process (all its threads) are reported:
@@ -256,7 +286,6 @@ def bench_layouts(
     cpu_rate_over_plain.
     """
     import jax
-    import jax.numpy as jnp
 
     from offline_moe.learners import (
         LearnerConfig,
@@ -272,7 +301,7 @@ def bench_layouts(
     learner = make_learner(
         lc, make_torso(torso, **filter_torso_kwargs(torso, block)), replay.num_actions
     )
-    obs0 = jnp.zeros((1, 84, 84, replay.stack), jnp.uint8)
+    obs0 = example_obs(replay)
     fixed = replay.sample(jax.random.PRNGKey(1), batch)
     plain = jax.jit(learner.update)
 
@@ -284,7 +313,7 @@ def bench_layouts(
         if layout == "plain":
             return 1, step_plain
         u, _, seed_axis = layout.partition(":")
-        k, unroll = (20, 1) if u == "rolled20" else (int(u), True)
+        k, unroll = (int(u.removeprefix("rolled")), 1) if u.startswith("rolled") else (int(u), True)
         fn = make_train_fn(learner, batch, k, unroll=unroll, seed_axis=seed_axis or "auto")
         return k, lambda state: fn(state, replay)
 
@@ -347,7 +376,7 @@ def define_flags(fv) -> None:
     """The benchmark's flags, in `fv`."""
     from absl import flags
 
-    from offline_moe.flags_common import check_items, positive_int
+    from offline_moe.flags_common import check_items, define_data_dir, positive_int
 
     kw = dict(flag_values=fv)
     flags.DEFINE_list(
@@ -362,6 +391,14 @@ def define_flags(fv) -> None:
         "Torso encoder: impala | nature (bench learner --layouts: a list).",
         **kw,
     )
+    flags.DEFINE_string(
+        "game",
+        "",
+        "Game (bench learner: a MinAtar game, trained on its shipped data with its preset's "
+        "torso; '' = synthetic Atari-sized frames).",
+        **kw,
+    )
+    define_data_dir(fv)
     flags.DEFINE_integer("batch_size", 32, "Transitions per batch.", lower_bound=1, **kw)
     flags.DEFINE_integer(
         "steps", 200, "Timed updates per seed (after compile).", lower_bound=1, **kw
@@ -394,7 +431,7 @@ def define_flags(fv) -> None:
     flags.DEFINE_list(
         "layouts",
         [],
-        "Compare CPU layouts instead (e.g. plain,1,2,4,8,20,rolled20): compile s and "
+        "Compare CPU layouts instead (e.g. plain,1,2,4,8,20,rolled20,1:vmap): compile s and "
         "updates/s of each against a plain jit; --encoder and --num_seeds take comma lists.",
         **kw,
     )
@@ -402,9 +439,21 @@ def define_flags(fv) -> None:
     check_items(
         fv,
         "layouts",
-        lambda x: x == "plain" or positive_int(x.removeprefix("rolled")),
-        "plain, K or rolledK (K a positive integer), e.g. plain,1,20,rolled20",
+        _layout_ok,
+        "plain, K or rolledK (K a positive integer), either with an optional seed layout "
+        ":loop, :map or :vmap, e.g. plain,1,20,rolled20,1:vmap",
     )
+
+
+def _layout_ok(item: str) -> bool:
+    """'plain', 'K' or 'rolledK' (K >= 1), the last two with an optional ':SEED_AXIS'."""
+    unroll, sep, seed_axis = item.partition(":")
+    if unroll == "plain":
+        return not sep
+    if sep and seed_axis not in ("loop", "map", "vmap"):
+        return False
+    k = unroll.removeprefix("rolled")
+    return k.isdigit() and int(k) >= 1
 
 
 def main(argv) -> None:
@@ -412,17 +461,25 @@ def main(argv) -> None:
 
     args = parse(argv, define_flags, prog="bench learner", doc=__doc__)
     overrides = {} if args.num_experts is None else {"num_experts": args.num_experts}
+    encoder = args.encoder
     with tempfile.TemporaryDirectory() as tmp:
-        cache = args.cache_dir or synthetic_cache(os.path.join(tmp, "cache"), num_episodes=8)
+        if args.game:
+            cache, block = game_setup(args.game, args.data_dir)
+            if not _given(argv, "encoder"):
+                encoder = block.pop("encoder")
+            block.pop("encoder", None)
+            overrides = {**block, **overrides}
+        else:
+            cache = args.cache_dir or synthetic_cache(os.path.join(tmp, "cache"), num_episodes=8)
         if args.layouts:
-            _main_layouts(args, cache, overrides)
+            _main_layouts(args, cache, overrides, encoder)
             return
         for agent in args.agents:
             for torso in args.torsos:
                 rec = bench_one(
                     agent,
                     torso,
-                    encoder=args.encoder,
+                    encoder=encoder,
                     batch=args.batch_size,
                     steps=args.steps,
                     scan_steps=args.scan_steps,
@@ -433,17 +490,23 @@ def main(argv) -> None:
                     compute_dtype=args.compute_dtype,
                     cpu_unroll=args.cpu_unroll,
                 )
-                print(json.dumps({"bench": "learner", **rec}), flush=True)
+                game = {"game": args.game} if args.game else {}
+                print(json.dumps({"bench": "learner", **game, **rec}), flush=True)
 
 
-def _main_layouts(args, cache: str, overrides: dict) -> None:
+def _given(argv, name: str) -> bool:
+    """Whether --name (or --name=...) is on the command line."""
+    return any(a == f"--{name}" or a.startswith(f"--{name}=") for a in argv[1:])
+
+
+def _main_layouts(args, cache: str, overrides: dict, encoder_list: str) -> None:
     from offline_moe.learners import LearnerConfig
     from offline_moe.replay.device import DeviceReplay
 
     for agent in args.agents:
         lc = LearnerConfig(agent=agent, n_step=1 if agent == "cql" else 3)  # as `bench_one`
-        replay = DeviceReplay.load(cache, stack=4, n_step=lc.n_step, gamma=lc.gamma)
-        for encoder in args.encoder.split(","):
+        replay = DeviceReplay.load(cache, n_step=lc.n_step, gamma=lc.gamma)
+        for encoder in encoder_list.split(","):
             for num_seeds in [int(x) for x in str(args.num_seeds).split(",")]:
                 for torso in args.torsos:
                     for rec in bench_layouts(
