@@ -624,3 +624,46 @@ def test_minatar_scale_gives_no_verdict_on_part_of_the_suite(tmp_path):
         assert "agrees" not in line, line
         missing = "missing MinAtarAsterix, MinAtarFreeway, MinAtarSeaquest"
         assert f"too few games for a verdict (2 of the 5 games; {missing})" in line, line
+
+
+def test_representation_table_reads_the_logged_metrics_first_and_last(tmp_path):
+    root = tmp_path / "runs"
+    returns = [[-20.7, -20.7], [-3.05, -3.05]]
+    logged = {  # per evaluation, per seed
+        "baseline": [
+            {"repr/srank": [100, 110], "repr/feature_dim": [128, 128]},
+            {"repr/srank": [60, 70], "repr/feature_dim": [128, 128]},
+        ],
+        "soft_moe": [
+            {
+                "repr/srank": [4, 6],
+                "repr/feature_dim": [1024, 1024],
+                "repr/router_entropy": [np.log(8), np.log(8)],
+                "repr/expert_usage": [[0.125] * 8, [0.125] * 8],
+            },
+            {
+                "repr/srank": [8, 10],
+                "repr/feature_dim": [1024, 1024],
+                "repr/router_entropy": [np.log(8) / 2, np.log(8) / 4],
+                "repr/expert_usage": [[0.5, 0.5] + [0.0] * 6, [0.3] + [0.1] * 7],
+            },
+        ],
+    }
+    for torso, records in logged.items():
+        run = make_run(root, "cql", "Pong", torso, 0, returns)
+        lines = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
+        (run / "eval.jsonl").write_text(
+            "".join(json.dumps({**x, **r}) + "\n" for x, r in zip(lines, records, strict=True))
+        )
+    text = report.write_report(root, tmp_path / "out", reps=200, plots=False)
+    assert "| Pong | `baseline` | 105 -> 65 (of 128) |  |  |" in text
+    # entropy / ln 8: 1 -> mean(1/2, 1/4); largest share: 1/8 -> mean(0.5, 0.3)
+    assert "| Pong | `soft_moe` | 5 -> 9 (of 1024) | 1.000 -> 0.375 | 0.12 -> 0.40 |" in text
+
+
+def test_no_representation_table_without_logged_metrics(tmp_path):
+    root = tmp_path / "runs"
+    for torso in ("baseline", "soft_moe"):
+        make_run(root, "cql", "Pong", torso, 0, [[-20.7], [-3.05]])
+    text = report.write_report(root, tmp_path / "out", reps=200, plots=False)
+    assert "Representation at" not in text

@@ -8,7 +8,8 @@ Reads every run directory below ``--runs`` (a directory holding ``config.json``;
 - ``results.md``: warnings, then per (agent, protocol) group the aggregate table (IQM, median,
   mean, optimality gap of human-normalised scores with 95% stratified-bootstrap CIs, and the
   probability of improvement over the baseline torso), the IQM per training iteration, the
-  per-game table and a verdict that compares the measured torso ordering with the paper's
+  per-game table, the representation metrics the trainers logged (srank, router entropy,
+  largest expert share, at the first and last evaluation; when logged) and a verdict that compares the measured torso ordering with the paper's
   finding for the same settings (or says which settings differ).
 - ``results.csv``: one row per (agent, protocol, game, variant): seeds, final and best raw
   score (mean, std over seeds), human-normalised means.

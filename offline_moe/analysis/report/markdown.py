@@ -152,6 +152,84 @@ def per_game_table(rows: list[dict], excluded: str) -> str:
     )
 
 
+def _seed_means(run, record: dict, key: str, idx: list[int]) -> list[float]:
+    """Per counted seed, the record's `key` (a per-seed list; `expert_usage`: its largest
+    share); [] when the record lacks it."""
+    values = record.get(key)
+    if values is None:
+        return []
+    if key == "repr/expert_usage":
+        return [float(np.max(values[i])) for i in idx]
+    return [float(values[i]) for i in idx]
+
+
+def representation_rows(result: GroupResult) -> list[list[str]]:
+    """Per (game, variant): the representation metrics the trainers log at each evaluation
+    (`offline_moe/train/repr_metrics.py`, on a fixed replay batch), mean over the counted
+    seeds, at the first and the last evaluation: srank, the router entropy as a fraction of
+    ln(n) (1 = uniform routing) and the largest expert's share of the routing."""
+    rows = []
+    for game in sorted(result.cells):
+        for variant in result.variants:
+            cell = result.cells[game].get(variant)
+            if cell is None or not cell.members:
+                continue
+            cols = {}
+            for key in (
+                "repr/srank",
+                "repr/router_entropy",
+                "repr/expert_usage",
+                "repr/feature_dim",
+            ):
+                ends = []
+                for pick in (0, -1):
+                    vals = [
+                        v
+                        for run, idx in cell.members
+                        if run.evals
+                        for v in _seed_means(run, run.evals[pick], key, idx)
+                    ]
+                    ends.append(float(np.mean(vals)) if vals else None)
+                cols[key] = ends
+            if all(v is None for ends in cols.values() for v in ends):
+                continue
+            n = cell.members[0][0].num_experts
+            first, last = cols["repr/router_entropy"]
+            ln_n = np.log(n) if n and n > 1 else None
+
+            def ratio(x, ln_n=ln_n):
+                return "" if x is None or ln_n is None else f"{x / ln_n:.3f}"
+
+            def num(x, digits=0):
+                return "" if x is None else f"{x:.{digits}f}"
+
+            srank = cols["repr/srank"]
+            share = cols["repr/expert_usage"]
+            dim = cols["repr/feature_dim"][1]
+            rows.append(
+                [
+                    game,
+                    f"`{variant}`",
+                    f"{num(srank[0])} -> {num(srank[1])}"
+                    + (f" (of {num(dim)})" if dim is not None else "")
+                    if srank[1] is not None
+                    else "",
+                    f"{ratio(first)} -> {ratio(last)}" if ln_n and last is not None else "",
+                    f"{num(share[0], 2)} -> {num(share[1], 2)}" if share[1] is not None else "",
+                ]
+            )
+    return rows
+
+
+def representation_table(result: GroupResult) -> str | None:
+    rows = representation_rows(result)
+    if not rows:
+        return None
+    return md_table(
+        ["game", "variant", "srank", "router entropy / ln n", "largest expert share"], rows
+    )
+
+
 def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str]) -> list[str]:
     """The markdown of one group: aggregates, IQM per iteration, per-game table, verdict."""
     md = [f"## {result.agent} ({result.protocol.describe()})", ""]
@@ -167,6 +245,17 @@ def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str])
     else:
         md += ["No aggregate: no game has reference scores and finished runs of every variant.", ""]
     md += [per_game_table(rows, result.excluded), ""]
+    representation = representation_table(result)
+    if representation:
+        md += [
+            "Representation at the first -> last evaluation (mean over seeds; srank of the "
+            "torso's features on a fixed replay batch; router entropy 1.000 = uniform routing; "
+            "largest expert share = the most used expert's fraction of the routing, 1/n when "
+            "balanced):",
+            "",
+            representation,
+            "",
+        ]
     if figures:
         md += ["Figures: " + ", ".join(f"`{f}`" for f in figures), ""]
     md += ["### Verdict", ""] + verdict(result) + [""]
