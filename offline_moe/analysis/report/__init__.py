@@ -9,8 +9,9 @@ Reads every run directory below ``--runs`` (a directory holding ``config.json``;
   mean, optimality gap of human-normalised scores with 95% stratified-bootstrap CIs, and the
   probability of improvement over the baseline torso), the IQM per training iteration, the
   per-game table, the representation metrics the trainers logged (srank, router entropy,
-  largest expert share, at the first and last evaluation; when logged) and a verdict that compares the measured torso ordering with the paper's
-  finding for the same settings (or says which settings differ).
+  largest expert share, at the first and last evaluation; when logged) and a verdict that
+  compares the measured torso ordering with the paper's finding for the same settings (or
+  says which settings differ).
 - ``results.csv``: one row per (agent, protocol, game, variant): seeds, final and best raw
   score (mean, std over seeds), human-normalised means.
 - ``aggregates.csv``: one row per (agent, protocol, variant, score kind, metric).

@@ -234,7 +234,8 @@ def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str])
     """The markdown of one group: aggregates, IQM per iteration, per-game table, verdict."""
     md = [f"## {result.agent} ({result.protocol.describe()})", ""]
     if result.aggregates:
-        md += [f"Aggregated over {len(result.games)} games: {', '.join(result.games)}.", ""]
+        games = "game" if len(result.games) == 1 else "games"
+        md += [f"Aggregated over {len(result.games)} {games}: {', '.join(result.games)}.", ""]
         md += [aggregate_table(result), ""]
         curve = curve_table(result)
         if curve:

@@ -124,7 +124,8 @@ def group_differences(result: GroupResult, settings: dict) -> list[str]:
         if have != want:
             missing = sorted(want - have)
             extra = sorted(have - want)
-            detail = f"{len(have)} games aggregated vs the paper's {len(want)} ({suite})"
+            games = "game" if len(have) == 1 else "games"
+            detail = f"{len(have)} {games} aggregated vs the paper's {len(want)} ({suite})"
             if missing and len(missing) <= 5:
                 detail += f"; missing {', '.join(missing)}"
             if extra:
