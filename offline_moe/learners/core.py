@@ -17,8 +17,9 @@ pass at `batch['obs']`. `Learner.sgd_step` is the one SGD step: it weights and a
 per-example values (importance weights of prioritised replay, or none), adds the torso's
 `aux['aux_loss']`, applies the optimizer, syncs the target with `optax.periodic_update` after
 the update that brings `step` to a multiple of `target_update_period`, and returns the
-per-example values too (they become the new priorities of prioritised replay). Learners never
-look at which torso they got.
+per-example values too (they become the new priorities of prioritised replay), and logs the
+size of the update to a router's parameters (`networks.moe.router_update_size`, by parameter
+name). Learners never look at which torso they got.
 
 Seeds are a batch axis: `init_seeds` vmaps `init` over S keys, and `make_train_fn` builds one
 jitted function that, for every seed (vmap on accelerators, one call per seed on CPU, see
@@ -43,6 +44,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from offline_moe.networks.moe import router_update_size
 from offline_moe.networks.noisy import NOISE_RNG
 from offline_moe.replay.device import SAMPLE_STREAM, assemble_batch
 from offline_moe.replay.host import HostReplay, Prefetcher
@@ -173,6 +175,8 @@ class Learner:
             params, state.target_params, step, self.target_update_period
         )
         metrics["grad_norm"] = optax.global_norm(grads)
+        for name, value in router_update_size(state.params, updates).items():
+            metrics[f"torso/{name}"] = value
         new_state = state.replace(
             params=params, target_params=target_params, opt_state=opt_state, step=step
         )

@@ -13,6 +13,10 @@ sample `b` depends on sample `b` alone.
                   expert; sums to 1.
 Top-1 adds dropped_fraction, importance_loss and load_loss (unweighted).
 
+Router parameters are the leaves under a key in `ROUTER_PARAMS` (Soft MoE's `phi`, Top-1's
+`router` Dense); `router_update_size` measures one optimizer update to them, which the learners
+log every step as torso/router_update_rms and torso/router_update_ratio.
+
 Experts are one `nn.vmap`-ed module with a leading expert axis on every parameter
 (kernel [n, d, H], ...): expert e maps each of its slots d -> H -> ReLU -> d (xavier_uniform
 kernels, zero biases, no output activation), as in the paper's code.
@@ -92,6 +96,44 @@ class Experts(nn.Module):
             out_axes=1,
         )
         return vmapped(self.hidden, x.shape[-1], self.noisy, name="mlp")(x, train)
+
+
+ROUTER_PARAMS = ("phi", "router")
+
+
+def router_update_size(params, updates) -> dict:
+    """The size of one optimizer update to the router parameters (keys in `ROUTER_PARAMS`).
+
+    Args:
+      params: the parameters before the update (a pytree of dicts).
+      updates: the optimizer's update, the same pytree (`optax.apply_updates(params, updates)`).
+
+    Returns:
+      {} for a network without a router parameter, else float32 scalars
+      router_update_rms: root mean square of the update per element (Adam moves an element by
+        about the learning rate while its gradient is well above Adam's epsilon, by less when
+        the gradient is at or below it);
+      router_update_ratio: ||update|| / ||params|| over all router leaves (0 for a zero router).
+    """
+    flat_params = jax.tree_util.tree_leaves_with_path(params)
+    flat_updates = jax.tree.leaves(updates)
+    sq_update = sq_param = jnp.zeros((), jnp.float32)
+    count = 0
+    for (path, param), update in zip(flat_params, flat_updates, strict=True):
+        if not any(getattr(k, "key", None) in ROUTER_PARAMS for k in path):
+            continue
+        sq_update = sq_update + jnp.sum(jnp.square(update.astype(jnp.float32)))
+        sq_param = sq_param + jnp.sum(jnp.square(param.astype(jnp.float32)))
+        count += param.size
+    if count == 0:
+        return {}
+    norm_param = jnp.sqrt(sq_param)
+    return {
+        "router_update_rms": jnp.sqrt(sq_update / count),
+        "router_update_ratio": jnp.where(
+            norm_param > 0, jnp.sqrt(sq_update) / jnp.maximum(norm_param, 1e-30), 0.0
+        ),
+    }
 
 
 def soft_moe_weights(x, phi):

@@ -16,6 +16,8 @@ from offline_moe.learners import (
     make_train_fn,
     seed_keys,
 )
+from offline_moe.networks import make_torso
+from offline_moe.networks.moe import router_update_size
 from offline_moe.replay.device import DeviceReplay
 
 
@@ -189,3 +191,60 @@ def test_unrolled_calls_have_no_while_loop_and_chunks_equal_one_call():
     for x, y in zip(jax.tree.leaves(out1), jax.tree.leaves(out3)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     assert float(m3["loss"][0]) == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+def test_router_update_size_hand_example():
+    params = {
+        "torso": {"phi": jnp.full((2, 2), 2.0), "dense": {"kernel": jnp.ones((3,))}},
+        "router": {"kernel": jnp.ones((4,))},
+    }
+    updates = {
+        "torso": {"phi": jnp.full((2, 2), 0.5), "dense": {"kernel": jnp.full((3,), 9.0)}},
+        "router": {"kernel": jnp.zeros((4,))},
+    }
+    got = router_update_size(params, updates)
+    # router leaves: phi (4 elements of 0.5 on 2.0) and router/kernel (4 of 0 on 1.0);
+    # the dense kernel is not a router parameter.
+    assert float(got["router_update_rms"]) == pytest.approx(np.sqrt(4 * 0.25 / 8))
+    assert float(got["router_update_ratio"]) == pytest.approx(1.0 / np.sqrt(16 + 4))
+    assert (
+        router_update_size({"dense": {"kernel": jnp.ones(3)}}, {"dense": {"kernel": jnp.ones(3)}})
+        == {}
+    )
+    zero = {"phi": jnp.zeros((2,))}
+    assert float(router_update_size(zero, zero)["router_update_ratio"]) == 0.0
+
+
+@pytest.mark.parametrize("name", ["soft_moe", "top1_moe", "soft_moe_uniform", "baseline"])
+def test_update_logs_the_router_update_it_applied(name):
+    """torso/router_update_* are the size of the step the optimizer took on the router."""
+    kwargs = {"encoder": "minatar"}
+    if name != "baseline":
+        kwargs |= {"num_experts": 2, "expert_width": 8}
+    torso = make_torso(name, **kwargs)
+    learner = make_learner(LearnerConfig(agent="cql", learning_rate=1e-3), torso, num_actions=3)
+    rng = np.random.default_rng(0)
+    obs = jnp.asarray(rng.random((4, 10, 10, 4)) < 0.3)
+    batch = {**fake_batch(), "obs": obs, "next_obs": obs[::-1]}
+    state0 = learner.init(jax.random.PRNGKey(0), obs)
+    state1, metrics = jax.jit(learner.update)(state0, batch)
+    if name == "baseline":
+        assert not any(k.startswith("torso/router_update") for k in metrics)
+        return
+    before = [x for p, x in jax.tree_util.tree_leaves_with_path(state0.params) if _router(p)]
+    after = [x for p, x in jax.tree_util.tree_leaves_with_path(state1.params) if _router(p)]
+    assert len(before) == 1  # Soft MoE's phi or Top-1's router kernel
+    delta = np.asarray(after[0], np.float64) - np.asarray(before[0], np.float64)
+    rms = np.sqrt(np.mean(delta**2))
+    assert float(metrics["torso/router_update_rms"]) == pytest.approx(rms, rel=1e-4)
+    if name == "soft_moe_uniform":  # Phi is held at zero: no update, ratio 0 (not 0/0)
+        assert rms == 0.0
+        assert float(metrics["torso/router_update_ratio"]) == 0.0
+    else:  # Adam's first step moves every element with a gradient well above eps by ~lr
+        assert 1e-5 < rms <= 1.01e-3
+        ratio = np.linalg.norm(delta) / np.linalg.norm(np.asarray(before[0], np.float64))
+        assert float(metrics["torso/router_update_ratio"]) == pytest.approx(ratio, rel=1e-4)
+
+
+def _router(path):
+    return any(getattr(k, "key", None) in ("phi", "router") for k in path)
