@@ -659,6 +659,7 @@ def test_representation_table_reads_the_logged_metrics_first_and_last(tmp_path):
     assert "| Pong | `baseline` | 105 -> 65 (of 128) |  |  |" in text
     # entropy / ln 8: 1 -> mean(1/2, 1/4); largest share: 1/8 -> mean(0.5, 0.3)
     assert "| Pong | `soft_moe` | 5 -> 9 (of 1024) | 1.000 -> 0.375 | 0.12 -> 0.40 |" in text
+    assert "router step" not in text  # no run logs it: no column, no caption
 
 
 def test_no_representation_table_without_logged_metrics(tmp_path):
@@ -667,3 +668,36 @@ def test_no_representation_table_without_logged_metrics(tmp_path):
         make_run(root, "cql", "Pong", torso, 0, [[-20.7], [-3.05]])
     text = report.write_report(root, tmp_path / "out", reps=200, plots=False)
     assert "Representation at" not in text
+
+
+def test_representation_table_shows_the_router_step_where_logged(tmp_path):
+    root = tmp_path / "runs"
+    returns = [[-20.7, -20.7], [-3.05, -3.05]]
+    for torso in ("baseline", "soft_moe"):
+        run = make_run(root, "cql", "Pong", torso, 0, returns)
+        lines = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
+        extra = {"repr/srank": [4, 6]}
+        if torso == "soft_moe":
+            extra |= {"repr/router_entropy": [np.log(8), np.log(8)]}
+        (run / "eval.jsonl").write_text("".join(json.dumps({**x, **extra}) + "\n" for x in lines))
+        if torso == "soft_moe":  # three log lines; the table shows the first and the last
+            steps = [[1e-6, 3e-6], [5e-6, 5e-6], [1e-5, 3e-5]]
+            (run / "metrics.jsonl").write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "iteration": i,
+                            "step": 1000 * (i + 1),
+                            "loss": [0.1, 0.1],
+                            "torso/router_update_rms": s,
+                        }
+                    )
+                    + "\n"
+                    for i, s in enumerate(steps)
+                )
+            )
+    text = report.write_report(root, tmp_path / "out", reps=200, plots=False)
+    assert "| largest expert share | router step (RMS per element) |" in text
+    assert "router step = RMS per element of the optimizer's step" in text
+    assert "| Pong | `soft_moe` | 5 -> 5 | 1.000 -> 1.000 |  | 2.0e-06 -> 2.0e-05 |" in text
+    assert "| Pong | `baseline` | 5 -> 5 |  |  |  |" in text

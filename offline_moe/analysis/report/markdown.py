@@ -163,11 +163,35 @@ def _seed_means(run, record: dict, key: str, idx: list[int]) -> list[float]:
     return [float(values[i]) for i in idx]
 
 
+ROUTER_STEP = "torso/router_update_rms"
+
+
+def _router_steps(cell) -> list[float | None]:
+    """The router's step size (metrics.jsonl `torso/router_update_rms`, RMS per element of the
+    optimizer's step on Phi or the Top-1 router) in the first and the last record that logs
+    it, mean over the counted seeds; [None, None] for runs that predate it or have no router."""
+    per_run = [
+        (run, idx, [r for r in run.metrics() if ROUTER_STEP in r]) for run, idx in cell.members
+    ]
+    ends = []
+    for pick in (0, -1):
+        vals = [
+            v
+            for run, idx, recs in per_run
+            if recs
+            for v in _seed_means(run, recs[pick], ROUTER_STEP, idx)
+        ]
+        ends.append(float(np.mean(vals)) if vals else None)
+    return ends
+
+
 def representation_rows(result: GroupResult) -> list[list[str]]:
     """Per (game, variant): the representation metrics the trainers log at each evaluation
     (`offline_moe/train/repr_metrics.py`, on a fixed replay batch), mean over the counted
     seeds, at the first and the last evaluation: srank, the router entropy as a fraction of
-    ln(n) (1 = uniform routing) and the largest expert's share of the routing."""
+    ln(n) (1 = uniform routing) and the largest expert's share of the routing; then the
+    router's step size per update from metrics.jsonl (first and last log line; a column only
+    when some run logs it)."""
     rows = []
     for game in sorted(result.cells):
         for variant in result.variants:
@@ -191,6 +215,7 @@ def representation_rows(result: GroupResult) -> list[list[str]]:
                     ]
                     ends.append(float(np.mean(vals)) if vals else None)
                 cols[key] = ends
+            cols[ROUTER_STEP] = _router_steps(cell)
             if all(v is None for ends in cols.values() for v in ends):
                 continue
             n = cell.members[0][0].num_experts
@@ -205,6 +230,7 @@ def representation_rows(result: GroupResult) -> list[list[str]]:
 
             srank = cols["repr/srank"]
             share = cols["repr/expert_usage"]
+            step = cols[ROUTER_STEP]
             dim = cols["repr/feature_dim"][1]
             rows.append(
                 [
@@ -216,6 +242,7 @@ def representation_rows(result: GroupResult) -> list[list[str]]:
                     else "",
                     f"{ratio(first)} -> {ratio(last)}" if ln_n and last is not None else "",
                     f"{num(share[0], 2)} -> {num(share[1], 2)}" if share[1] is not None else "",
+                    f"{step[0]:.1e} -> {step[1]:.1e}" if step[1] is not None else "",
                 ]
             )
     return rows
@@ -225,9 +252,12 @@ def representation_table(result: GroupResult) -> str | None:
     rows = representation_rows(result)
     if not rows:
         return None
-    return md_table(
-        ["game", "variant", "srank", "router entropy / ln n", "largest expert share"], rows
-    )
+    header = ["game", "variant", "srank", "router entropy / ln n", "largest expert share"]
+    if any(row[-1] for row in rows):
+        header.append("router step (RMS per element)")
+    else:
+        rows = [row[:-1] for row in rows]
+    return md_table(header, rows)
 
 
 def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str]) -> list[str]:
@@ -252,7 +282,14 @@ def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str])
             "Representation at the first -> last evaluation (mean over seeds; srank of the "
             "torso's features on a fixed replay batch; router entropy 1.000 = uniform routing; "
             "largest expert share = the most used expert's fraction of the routing, 1/n when "
-            "balanced):",
+            "balanced"
+            + (
+                "; router step = RMS per element of the optimizer's step on the router's "
+                "parameters, first -> last log line of metrics.jsonl, where logged"
+                if "router step" in representation
+                else ""
+            )
+            + "):",
             "",
             representation,
             "",
