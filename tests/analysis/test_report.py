@@ -701,3 +701,26 @@ def test_representation_table_shows_the_router_step_where_logged(tmp_path):
     assert "router step = RMS per element of the optimizer's step" in text
     assert "| Pong | `soft_moe` | 5 -> 5 | 1.000 -> 1.000 |  | 2.0e-06 -> 2.0e-05 |" in text
     assert "| Pong | `baseline` | 5 -> 5 |  |  |  |" in text
+
+
+def test_verdict_picks_the_default_variant_beside_a_control(tmp_path):
+    """A `soft_moe@normalize_tokens=True` control beside the plain soft_moe does not make the
+    claims ambiguous: the paper's Soft MoE is the one at the torso's defaults (False), so the
+    control's higher score does not decide the verdict; it stays in the measured ordering."""
+    root = tmp_path / "runs"
+    variants = [("baseline", None, 0.6), ("soft_moe", None, 0.3), ("top1_moe", None, 0.3),
+                ("soft_moe", {"normalize_tokens": True}, 0.9)]  # fmt: skip
+    for game in suites.MINATAR:
+        for torso, extra, level in variants:
+            make_run(root, "cql", game, torso, 0, hns_to_raw(game, [[level] * 3]),
+                     extra_torso=extra, source="dqn_replay", encoder="minatar", iterations=10,
+                     per_iteration=5_000)  # fmt: skip
+    text = report.write_report(root, tmp_path / "out", reps=100, plots=False)
+    verdict = text.split("### Verdict")[1]
+    assert "`soft_moe[normalize_tokens=True]` (0.900) >" in verdict  # the measured ordering
+    scale = [x.strip() for x in verdict.split("**At MinAtar scale**")[1].splitlines()
+             if "At MinAtar scale (paper's Fig. 11 (left))" in x]  # fmt: skip
+    assert len(scale) == 3 and "several" not in "".join(scale), scale
+    assert "`baseline` (0.600) > `soft_moe[normalize_tokens=False]` (0.300)" in scale[0]
+    assert scale[0].endswith("**disagrees** (confident).")
+    assert "`soft_moe[normalize_tokens=False]` P(improve over `baseline`) = 0.000" in scale[1]

@@ -34,7 +34,13 @@ from __future__ import annotations
 import json
 
 from offline_moe.analysis import stats, suites
-from offline_moe.analysis.report.groups import BASELINE, POI_REPS, GroupResult, torso_name_of
+from offline_moe.analysis.report.groups import (
+    BASELINE,
+    POI_REPS,
+    GroupResult,
+    torso_default,
+    torso_name_of,
+)
 
 MIN_SEEDS = 3  # seeds per game below which no verdict is given
 EQUIVALENCE = (0.4, 0.6)  # P(improvement) margin that counts as "no improvement"
@@ -161,6 +167,8 @@ def matching_variant(result: GroupResult, name: str, settings: dict) -> tuple[st
     ok = [v for v in candidates if all(_same(props(v).get(k), x) for k, x in want.items())]
     if name == BASELINE and len(ok) > 1:
         ok = [v for v in ok if props(v)["width"] == 1.0] or ok  # the unscaled baseline
+    if len(ok) > 1:  # e.g. soft_moe beside a normalize_tokens=True control: the paper's is
+        ok = _at_defaults(result, name, ok) or ok  # the one with the torso's defaults
     if len(ok) == 1:
         return ok[0], ""
     wanted = ", ".join(f"{k}={x}" for k, x in want.items())
@@ -170,6 +178,26 @@ def matching_variant(result: GroupResult, name: str, settings: dict) -> tuple[st
         )
         return None, f"no {name} run with {wanted} (measured {seen})"
     return None, f"several {name} variants match {wanted}: {', '.join(ok)}"
+
+
+def _at_defaults(result: GroupResult, name: str, variants: list[str]) -> list[str]:
+    """The variants whose torso kwargs, where they differ among `variants`, are the registered
+    torso's defaults (a kwarg with no known default counts as changed)."""
+    torsos = {v: result.runs_of(v)[0].torso for v in variants}
+    keys = sorted({k for t in torsos.values() for k in t} - {"name"})
+
+    def value(torso, key):
+        return torso[key] if key in torso else torso_default(name, key)
+
+    varying = [k for k in keys if len({json.dumps(value(t, k)) for t in torsos.values()}) > 1]
+    return [
+        v
+        for v, t in torsos.items()
+        if all(
+            torso_default(name, k) is not None and _same(value(t, k), torso_default(name, k))
+            for k in varying
+        )
+    ]
 
 
 def _poi(result: GroupResult, variant: str, base: str):
