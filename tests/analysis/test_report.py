@@ -724,3 +724,28 @@ def test_verdict_picks_the_default_variant_beside_a_control(tmp_path):
     assert "`baseline` (0.600) > `soft_moe[normalize_tokens=False]` (0.300)" in scale[0]
     assert scale[0].endswith("**disagrees** (confident).")
     assert "`soft_moe[normalize_tokens=False]` P(improve over `baseline`) = 0.000" in scale[1]
+
+
+def test_runs_differing_in_a_learner_setting_are_variants_not_duplicate_seeds(tmp_path):
+    """Two soft_moe runs of the same seeds, one at Table 3's Adam eps and one at 1e-8 (a
+    `--config.learner.adam_eps` override), are two variants labelled by the setting; a real
+    rerun (same settings, same seeds) is still a duplicate."""
+    root = tmp_path / "runs"
+    for sub, eps, level in (("a", 3.125e-4, 0.2), ("b", 1e-8, 0.7), ("c", 1e-8, 0.7)):
+        learner = {"learner": {"agent": "cql", "adam_eps": eps, "gamma": 0.99}}
+        make_run(root / sub, "cql", "Pong", "soft_moe", 0, hns_to_raw("Pong", [[level] * 2]),
+                 config_extra=learner)  # fmt: skip
+    make_run(root / "a", "cql", "Pong", "baseline", 0, hns_to_raw("Pong", [[0.5] * 2]))
+    warnings = []
+    runs = report.load_runs(root, warnings)
+    groups = report.build_groups(runs, include_unfinished=False, warnings=warnings)
+    (cells,) = groups.values()
+    assert sorted(cells["Pong"]) == [
+        "baseline",
+        "soft_moe[learner.adam_eps=0.0003125]",
+        "soft_moe[learner.adam_eps=1e-08]",
+    ]
+    low = cells["Pong"]["soft_moe[learner.adam_eps=0.0003125]"].final
+    assert stats.human_normalize("Pong", low, None) == pytest.approx([0.2, 0.2])
+    dups = [w for w in warnings if "duplicate seed" in w]
+    assert len(dups) == 2 and all("learner.adam_eps=1e-08" in w for w in dups), warnings

@@ -33,8 +33,10 @@ KINDS = ("final", "best")
 
 
 def assign_variants(runs: Sequence[Run]) -> None:
-    """Labels each run by torso name plus the torso kwargs that vary among runs of that name
-    within one agent, e.g. 'soft_moe[num_experts=4]'."""
+    """Labels each run by torso name plus the torso kwargs, then the learner settings (config
+    'learner', prefixed 'learner.'), that vary among runs of that name within one agent, e.g.
+    'soft_moe[num_experts=4]' or 'soft_moe[learner.adam_eps=1e-08]'. Runs differing in a
+    learner setting are different variants, not duplicate seeds of one."""
     by_key = defaultdict(list)
     for run in runs:
         by_key[(run.agent, run.torso_name)].append(run)
@@ -46,8 +48,17 @@ def assign_variants(runs: Sequence[Run]) -> None:
             return run.torso[key] if key in run.torso else torso_default(name, key)
 
         varying = [k for k in keys if len({json.dumps(value(r, k)) for r in group}) > 1]
+        learner_keys = sorted({k for r in group for k in r.learner})
+        learner_varying = [
+            k
+            for k in learner_keys
+            if len({json.dumps(r.learner.get(k), sort_keys=True) for r in group}) > 1
+        ]
         for run in group:
-            extra = ",".join(f"{k}={value(run, k)}" for k in varying)
+            extra = ",".join(
+                [f"{k}={value(run, k)}" for k in varying]
+                + [f"learner.{k}={run.learner.get(k)}" for k in learner_varying]
+            )
             run.variant = f"{run.torso_name}[{extra}]" if extra else run.torso_name
 
 

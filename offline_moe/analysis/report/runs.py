@@ -167,6 +167,8 @@ class Run:
       evals: eval.jsonl records in order (iterations from 0, `file_iteration_base`).
       summary: summary.json, or None when absent.
       protocol: the run's protocol block, read.
+      learner: config 'learner' (the learner's settings: learning rate, Adam eps, ...), or {}
+        for a config without one.
       variant: display label, set by `groups.assign_variants`.
     """
 
@@ -178,6 +180,7 @@ class Run:
     evals: list[dict]
     summary: dict | None
     protocol: Protocol
+    learner: dict = dataclasses.field(default_factory=dict)
     variant: str = ""
     iteration_base: int = 0  # of the run's files (the records here are renumbered from 0)
 
@@ -301,6 +304,7 @@ def load_run(path: str | os.PathLike) -> Run:
         evals=[train_loop.upgrade_record(e, base) for e in evals],
         summary=summary,
         protocol=protocol,
+        learner=dict(config["learner"]) if isinstance(config.get("learner"), dict) else {},
         iteration_base=base,
     )
 
