@@ -1,6 +1,7 @@
 """Command: results report (tables, aggregate statistics, curves, plots, verdict).
 
     python -m offline_moe.report --runs_dir=runs/ --report_dir=report/ [--reps=50000]
+    python -m offline_moe.report --runs_dir=runs/grid,runs/controls --report_dir=report/controls
 
 What it writes and the score rules: `offline_moe.analysis.report`.
 """
@@ -20,7 +21,13 @@ from offline_moe.flags_common import fail, parse
 def define_flags(fv: flags.FlagValues) -> None:
     """The command's flags, in `fv`."""
     kw = dict(flag_values=fv)
-    flags.DEFINE_string("runs_dir", "runs", "Root of the run directories (must exist).", **kw)
+    flags.DEFINE_list(
+        "runs_dir",
+        ["runs"],
+        "Root of the run directories (must exist); several, comma-separated, are read as one "
+        "tree (e.g. a grid's runs and a later sweep's controls).",
+        **kw,
+    )
     flags.DEFINE_string("report_dir", "report", "Directory the report is written to.", **kw)
     flags.DEFINE_integer(
         "reps", 50_000, "Bootstrap replicates (rliable's 50,000).", lower_bound=1, **kw
@@ -37,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv, define_flags, prog="report", doc=__doc__)
     try:
         text = write_report(
-            args.runs_dir,
+            args.runs_dir or ["."],
             args.report_dir,
             reps=args.reps,
             seed=args.seed,

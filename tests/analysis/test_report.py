@@ -749,3 +749,32 @@ def test_runs_differing_in_a_learner_setting_are_variants_not_duplicate_seeds(tm
     assert stats.human_normalize("Pong", low, None) == pytest.approx([0.2, 0.2])
     dups = [w for w in warnings if "duplicate seed" in w]
     assert len(dups) == 2 and all("learner.adam_eps=1e-08" in w for w in dups), warnings
+
+
+def test_several_roots_read_as_one_tree(tmp_path, capsys):
+    """A grid's runs and a later sweep's controls in another directory make one table (the
+    control a variant beside the grid's torsos); a root inside another is read once; a root
+    that does not exist is a one-line error naming it, before anything is written."""
+    grid, controls = tmp_path / "grid", tmp_path / "controls"
+    make_run(grid, "cql", "Pong", "baseline", 0, hns_to_raw("Pong", [[0.5, 0.5]]))
+    make_run(grid, "cql", "Pong", "soft_moe", 0, hns_to_raw("Pong", [[0.2, 0.2]]))
+    make_run(controls, "cql", "Pong", "soft_moe_uniform", 0, hns_to_raw("Pong", [[0.3, 0.3]]))
+    warnings = []
+    runs = report.load_runs_from([grid, controls, grid / "cql"], warnings)
+    assert sorted(r.torso_name for r in runs) == ["baseline", "soft_moe", "soft_moe_uniform"]
+    rc = report_cli.main(["report", f"--runs_dir={grid},{controls}",
+                          f"--report_dir={tmp_path / 'out'}", "--reps=100", "--noplots",
+                          "--quiet"])  # fmt: skip
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert rc == 0 and "3 run directories, 3 finished" in text and "duplicate" not in text
+    rows = [x for x in text.splitlines() if x.startswith("| Pong |")]
+    assert [x.split("|")[2].strip() for x in rows] == ["`baseline`", "`soft_moe`",
+                                                       "`soft_moe_uniform`"]  # fmt: skip
+    capsys.readouterr()
+    argv = ["report", f"--runs_dir={grid},{tmp_path / 'nothing'}",
+            f"--report_dir={tmp_path / 'o'}"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        report_cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "nothing does not exist" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

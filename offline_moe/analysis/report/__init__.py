@@ -64,6 +64,7 @@ from offline_moe.analysis.report.runs import (
     find_run_dirs,
     load_run,
     load_runs,
+    load_runs_from,
     missing_from_grid,
 )
 from offline_moe.analysis.report.verdict import verdict
@@ -83,6 +84,7 @@ __all__ = [
     "find_run_dirs",
     "load_run",
     "load_runs",
+    "load_runs_from",
     "missing_from_grid",
     "pick_baseline",
     "print_report",
@@ -115,7 +117,8 @@ def write_report(
     """Writes results.md, results.csv, aggregates.csv and the figures; returns the markdown.
 
     Args:
-      runs: a directory to search for run directories, or already-loaded runs.
+      runs: a directory to search for run directories, several (read as one tree: e.g. a
+        grid's runs and a later sweep's controls), or already-loaded runs.
       out: output directory (created).
       reps: bootstrap replicates for the CIs and IQM curves (rliable's 50,000 by default;
         probabilities of improvement and profile bands use at most rliable's 2,000).
@@ -130,15 +133,18 @@ def write_report(
     """
     warnings: list[str] = []
     if isinstance(runs, str | os.PathLike):
-        root = Path(runs)
-        runs = load_runs(root, warnings)  # raises before anything is written
+        runs = [runs]
+    runs = list(runs)
+    if runs and all(isinstance(r, str | os.PathLike) for r in runs):
+        roots = [Path(r) for r in runs]
+        runs = load_runs_from(roots, warnings)  # raises before anything is written
         if not runs:
-            warnings.append(f"no run directories (config.json) found under {root}")
-        for grid in sorted(root.rglob("sweep_grid.json")):
+            where = ", ".join(str(r) for r in roots)
+            warnings.append(f"no run directories (config.json) found under {where}")
+        for grid in sorted({g.resolve() for root in roots for g in root.rglob("sweep_grid.json")}):
             warnings += missing_from_grid(grid)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = list(runs)
     groups = build_groups(runs, include_unfinished=include_unfinished, warnings=warnings)
     labels = _labels(groups)
     results = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +240,8 @@ def floats(values) -> np.ndarray:
     return np.array([float(v) for v in np.atleast_1d(values)], dtype=np.float64)
 
 
-def find_run_dirs(root: str | os.PathLike) -> list[Path]:
-    """Every directory under `root` (itself included) that holds a config.json.
+def check_root(root: str | os.PathLike) -> Path:
+    """`root` as a Path.
 
     Raises:
       FileNotFoundError: `root` does not exist or is not a directory.
@@ -251,6 +252,16 @@ def find_run_dirs(root: str | os.PathLike) -> list[Path]:
             f"--runs_dir: {root} is not a directory (expected the root of run directories, e.g. "
             "the --runs_dir of a sweep)"
         )
+    return root
+
+
+def find_run_dirs(root: str | os.PathLike) -> list[Path]:
+    """Every directory under `root` (itself included) that holds a config.json.
+
+    Raises:
+      FileNotFoundError: `root` does not exist or is not a directory.
+    """
+    root = check_root(root)
     found = root.rglob(rundir_lib.CONFIG)
     return sorted(p.parent for p in found if rundir_lib.CHECKPOINTS not in p.parts)
 
@@ -340,6 +351,24 @@ def load_runs(root: str | os.PathLike, warnings: list[str] | None = None) -> lis
                 f"{', '.join(old[:5])}{' ...' if len(old) > 5 else ''} -- grouped as 'protocol "
                 "unknown' and never compared with the paper"
             )
+    return runs
+
+
+def load_runs_from(roots: Sequence[str | os.PathLike], warnings: list[str] | None = None):
+    """`load_runs` over several roots, read as one tree; a run directory reached from two
+    roots (one inside the other) is read once.
+
+    Raises:
+      FileNotFoundError: a root is not a directory (checked for all before any is read).
+    """
+    roots = [check_root(r) for r in roots]
+    runs, seen = [], set()
+    for root in roots:
+        for run in load_runs(root, warnings):
+            key = run.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                runs.append(run)
     return runs
 
 
