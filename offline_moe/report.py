@@ -38,10 +38,24 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_multi_string("scores", None, "Reference-score CSV (repeatable).", **kw)
     flags.DEFINE_boolean("plots", True, "Write the figures (--noplots: none).", **kw)
     flags.DEFINE_boolean("quiet", False, "Do not print results.md.", **kw)
+    flags.DEFINE_multi_string(
+        "compare",
+        None,
+        "X:Y, repeatable: add P(X > Y) on final scores with its 95% CI to every group holding "
+        "both variants (a label such as soft_moe[normalize_tokens=True], or a torso name with "
+        "one variant), e.g. --compare=soft_moe:soft_moe_uniform.",
+        **kw,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv, define_flags, prog="report", doc=__doc__)
+    pairs = []
+    for item in args.compare or []:
+        x, sep, y = item.partition(":")
+        if not (sep and x and y):
+            fail("report", f"--compare={item}: expected X:Y, two variants, e.g. soft_moe:baseline")
+        pairs.append((x, y))
     try:
         text = write_report(
             args.runs_dir or ["."],
@@ -52,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             include_capped=args.include_capped,
             scores=args.scores,
             plots=args.plots,
+            compare=pairs,
         )
     except FileNotFoundError as e:
         fail("report", str(e))

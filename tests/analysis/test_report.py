@@ -778,3 +778,36 @@ def test_several_roots_read_as_one_tree(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "nothing does not exist" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_compare_pairs_gives_p_of_improvement_between_any_two_variants(tmp_path, capsys):
+    """--compare=X:Y adds P(X > Y) on final scores to each group with both; it equals the
+    Mann-Whitney probability over the games, a pair in no group is a warning, and a malformed
+    pair is a one-line error."""
+    root = tmp_path / "runs"
+    soft = {"Pong": [0.6, 0.2, 0.5], "Breakout": [0.9, 0.1, 0.4]}
+    uniform = {"Pong": [0.3, 0.4, 0.1], "Breakout": [0.5, 0.2, 0.3]}
+    for game in ("Pong", "Breakout"):
+        make_run(root, "cql", game, "baseline", 0, hns_to_raw(game, [[0.0, 0.0, 0.0]]))
+        make_run(root, "cql", game, "soft_moe", 0, hns_to_raw(game, [soft[game]]))
+        make_run(root, "cql", game, "soft_moe_uniform", 0, hns_to_raw(game, [uniform[game]]))
+    pairs = ["--compare=soft_moe:soft_moe_uniform", "--compare=top1_moe:baseline"]
+    rc = report_cli.main(["report", f"--runs_dir={root}", f"--report_dir={tmp_path / 'out'}",
+                          "--reps=200", "--noplots", "--quiet", *pairs])  # fmt: skip
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert rc == 0
+    # Mann-Whitney per game (ties count 1/2), averaged over games: Pong 6/9, Breakout 6/9.
+    expected = np.mean([np.mean([(a > b) + 0.5 * (a == b) for a in soft[g] for b in uniform[g]])
+                        for g in soft])  # fmt: skip
+    line = next(
+        x for x in text.splitlines() if x.startswith("- P(`soft_moe` > `soft_moe_uniform`)")
+    )
+    assert line.split(" = ")[1].startswith(f"{expected:.3f} [")
+    assert "over the 2 games above" in text
+    assert "--compare top1_moe:baseline: no group has both variants" in text
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        report_cli.main(["report", f"--runs_dir={root}", "--compare=soft_moe"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--compare=soft_moe: expected X:Y" in err
+    assert err.count("\n") == 1

@@ -47,6 +47,7 @@ from offline_moe.analysis.report.groups import (
     analyse_group,
     assign_variants,
     build_groups,
+    compare_pairs,
     curve_matrices,
     pick_baseline,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "analyse_group",
     "assign_variants",
     "build_groups",
+    "compare_pairs",
     "curve_matrices",
     "find_run_dirs",
     "load_run",
@@ -113,6 +115,7 @@ def write_report(
     include_capped: bool = False,
     scores: stats.ScorePaths = None,
     plots: bool = True,
+    compare: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Writes results.md, results.csv, aggregates.csv and the figures; returns the markdown.
 
@@ -127,6 +130,9 @@ def write_report(
       include_capped: aggregate evaluations capped below the protocol's episode cap.
       scores: reference-score CSV(s); default baselines/atari_scores.csv.
       plots: write the figures.
+      compare: (X, Y) pairs of variants (a label, or a torso name with one variant in the
+        group): each group holding both gets P(X > Y) on final scores with its CI; a pair
+        found in no group is a warning.
 
     Raises:
       FileNotFoundError: `runs` is a path that is not a directory.
@@ -141,7 +147,11 @@ def write_report(
         if not runs:
             where = ", ".join(str(r) for r in roots)
             warnings.append(f"no run directories (config.json) found under {where}")
-        for grid in sorted({g.resolve() for root in roots for g in root.rglob("sweep_grid.json")}):
+        grids = {}  # one grid file reached from two roots is read once, named as found
+        for root in roots:
+            for grid in sorted(root.rglob("sweep_grid.json")):
+                grids.setdefault(grid.resolve(), grid)
+        for grid in grids.values():
             warnings += missing_from_grid(grid)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +171,15 @@ def write_report(
         )
         for (a, p), cells in groups.items()
     ]
+    compared = {res.label: compare_pairs(res, compare, reps=reps, seed=seed) for res in results}
+    answered = {i for pairs in compared.values() for i, *_ in pairs}
+    for i, (x, y) in enumerate(compare):
+        if i not in answered:
+            warnings.append(
+                f"--compare {x}:{y}: no group has both variants in its aggregates (variants "
+                "are labels such as soft_moe[normalize_tokens=True], or a torso name with "
+                "one variant)"
+            )
     md = intro(len(runs), sum(r.done for r in runs), reps)
     if warnings:
         md += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
@@ -170,7 +189,8 @@ def write_report(
         rows = per_game_rows(res, scores)
         csv_rows += rows
         agg_rows += aggregate_rows(res)
-        md += group_section(res, rows, [p.name for p in figures if p.suffix == ".png"])
+        pngs = [p.name for p in figures if p.suffix == ".png"]
+        md += group_section(res, rows, pngs, [c[1:] for c in compared[res.label]])
     text = "\n".join(md).rstrip() + "\n"
     (out / "results.md").write_text(text)
     fields = list(csv_rows[0]) if csv_rows else ["agent", "protocol", "game", "variant"]

@@ -402,3 +402,33 @@ def aggregate_curve(cells, games, variant, scores, *, reps: int, seed: int) -> C
     est = [stats.stratified_bootstrap_ci(m, stats.iqm, reps=reps, seed=seed) for m in mats]
     est = np.array(est).reshape(-1, 3)
     return Curve(its, est[:, 0], est[:, 1], est[:, 2], int(mats.shape[1]) if len(mats) else 0)
+
+
+def resolve_variant(result: GroupResult, name: str) -> str | None:
+    """`name` as one of the group's variants: its exact label, else the one variant of that
+    torso name (None when absent or ambiguous)."""
+    if name in result.variants:
+        return name
+    named = [v for v in result.variants if torso_name_of(v) == name]
+    return named[0] if len(named) == 1 else None
+
+
+def compare_pairs(result: GroupResult, pairs, *, reps: int, seed: int) -> list[tuple]:
+    """P(X > Y) on final normalised scores, with its 95% CI, for each (X, Y) of `pairs` whose
+    variants are both in the group's aggregates.
+
+    Returns:
+      [(index in `pairs`, x, y, (point, lo, hi))] in the order of `pairs`.
+    """
+    out = []
+    for i, (x_name, y_name) in enumerate(pairs):
+        x, y = resolve_variant(result, x_name), resolve_variant(result, y_name)
+        if x is None or y is None or x == y or (x, "final") not in result.matrices:
+            continue
+        mx, my = result.matrices[(x, "final")], result.matrices[(y, "final")]
+        r = min(mx.shape[0], my.shape[0])
+        ci = stats.probability_of_improvement_ci(
+            mx[:r], my[:r], reps=min(reps, POI_REPS), seed=seed
+        )
+        out.append((i, x, y, ci))
+    return out

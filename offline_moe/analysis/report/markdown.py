@@ -260,8 +260,11 @@ def representation_table(result: GroupResult) -> str | None:
     return md_table(header, rows)
 
 
-def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str]) -> list[str]:
-    """The markdown of one group: aggregates, IQM per iteration, per-game table, verdict."""
+def group_section(
+    result: GroupResult, rows: list[dict], figures: Sequence[str], comparisons=()
+) -> list[str]:
+    """The markdown of one group: aggregates, IQM per iteration, per-game table, the asked
+    comparisons (`groups.compare_pairs`), verdict."""
     md = [f"## {result.agent} ({result.protocol.describe()})", ""]
     if result.aggregates:
         games = "game" if len(result.games) == 1 else "games"
@@ -296,6 +299,14 @@ def group_section(result: GroupResult, rows: list[dict], figures: Sequence[str])
         ]
     if figures:
         md += ["Figures: " + ", ".join(f"`{f}`" for f in figures), ""]
+    if comparisons:
+        n = len(result.games)
+        md += [
+            f"Comparisons asked for (--compare): P(X > Y) on final normalised scores over the "
+            f"{n} {'game' if n == 1 else 'games'} above, 95% CI:",
+            "",
+        ]
+        md += [f"- P(`{x}` > `{y}`) = {fmt_ci(*ci)}" for x, y, ci in comparisons] + [""]
     md += ["### Verdict", ""] + verdict(result) + [""]
     return md
 
