@@ -791,7 +791,11 @@ def test_compare_pairs_gives_p_of_improvement_between_any_two_variants(tmp_path,
         make_run(root, "cql", game, "baseline", 0, hns_to_raw(game, [[0.0, 0.0, 0.0]]))
         make_run(root, "cql", game, "soft_moe", 0, hns_to_raw(game, [soft[game]]))
         make_run(root, "cql", game, "soft_moe_uniform", 0, hns_to_raw(game, [uniform[game]]))
-    pairs = ["--compare=soft_moe:soft_moe_uniform", "--compare=top1_moe:baseline"]
+    # A control on one game only: compared on that game, though the group's aggregates
+    # (games every variant has) then have none.
+    make_run(root, "cql", "Pong", "top1_moe", 0, hns_to_raw("Pong", [[0.1, 0.1, 0.1]]))
+    pairs = ["--compare=soft_moe:soft_moe_uniform", "--compare=top1_moe:baseline",
+             "--compare=tokenized_expert:baseline"]  # fmt: skip
     rc = report_cli.main(["report", f"--runs_dir={root}", f"--report_dir={tmp_path / 'out'}",
                           "--reps=200", "--noplots", "--quiet", *pairs])  # fmt: skip
     text = (tmp_path / "out" / "results.md").read_text()
@@ -803,8 +807,9 @@ def test_compare_pairs_gives_p_of_improvement_between_any_two_variants(tmp_path,
         x for x in text.splitlines() if x.startswith("- P(`soft_moe` > `soft_moe_uniform`)")
     )
     assert line.split(" = ")[1].startswith(f"{expected:.3f} [")
-    assert "over the 2 games above" in text
-    assert "--compare top1_moe:baseline: no group has both variants" in text
+    assert line.endswith("(2 games: Breakout, Pong)")
+    assert "- P(`top1_moe` > `baseline`) = 1.000 [1.000, 1.000] (1 game: Pong)" in text
+    assert "--compare tokenized_expert:baseline: no group has both variants" in text
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         report_cli.main(["report", f"--runs_dir={root}", "--compare=soft_moe"])

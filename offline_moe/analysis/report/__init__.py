@@ -171,12 +171,15 @@ def write_report(
         )
         for (a, p), cells in groups.items()
     ]
-    compared = {res.label: compare_pairs(res, compare, reps=reps, seed=seed) for res in results}
+    compared = {
+        res.label: compare_pairs(res, compare, reps=reps, seed=seed, scores=scores)
+        for res in results
+    }
     answered = {i for pairs in compared.values() for i, *_ in pairs}
     for i, (x, y) in enumerate(compare):
         if i not in answered:
             warnings.append(
-                f"--compare {x}:{y}: no group has both variants in its aggregates (variants "
+                f"--compare {x}:{y}: no group has both variants on a common game (variants "
                 "are labels such as soft_moe[normalize_tokens=True], or a torso name with "
                 "one variant)"
             )

@@ -413,22 +413,39 @@ def resolve_variant(result: GroupResult, name: str) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def compare_pairs(result: GroupResult, pairs, *, reps: int, seed: int) -> list[tuple]:
+def compare_pairs(
+    result: GroupResult, pairs, *, reps: int, seed: int, scores: stats.ScorePaths = None
+) -> list[tuple]:
     """P(X > Y) on final normalised scores, with its 95% CI, for each (X, Y) of `pairs` whose
-    variants are both in the group's aggregates.
+    variants are both in the group, over the games where both have finished runs and reference
+    scores (not only the games every variant has: a control run on two games is compared
+    with its torso on those two).
 
     Returns:
-      [(index in `pairs`, x, y, (point, lo, hi))] in the order of `pairs`.
+      [(index in `pairs`, x, y, games, (point, lo, hi))] in the order of `pairs`.
     """
     out = []
+    if result.excluded:
+        return out
     for i, (x_name, y_name) in enumerate(pairs):
         x, y = resolve_variant(result, x_name), resolve_variant(result, y_name)
-        if x is None or y is None or x == y or (x, "final") not in result.matrices:
+        if x is None or y is None or x == y:
             continue
-        mx, my = result.matrices[(x, "final")], result.matrices[(y, "final")]
+        games = []
+        for game in sorted(result.cells):
+            have = result.cells[game]
+            if all(v in have and len(have[v].final) > 0 for v in (x, y)):
+                try:
+                    stats.reference_score(game, scores)
+                except stats.UnknownGameError:
+                    continue
+                games.append(game)
+        if not games:
+            continue
+        mx, my = (normalised_matrix(result.cells, games, v, "final", scores) for v in (x, y))
         r = min(mx.shape[0], my.shape[0])
         ci = stats.probability_of_improvement_ci(
             mx[:r], my[:r], reps=min(reps, POI_REPS), seed=seed
         )
-        out.append((i, x, y, ci))
+        out.append((i, x, y, games, ci))
     return out

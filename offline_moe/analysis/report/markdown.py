@@ -300,13 +300,16 @@ def group_section(
     if figures:
         md += ["Figures: " + ", ".join(f"`{f}`" for f in figures), ""]
     if comparisons:
-        n = len(result.games)
         md += [
-            f"Comparisons asked for (--compare): P(X > Y) on final normalised scores over the "
-            f"{n} {'game' if n == 1 else 'games'} above, 95% CI:",
+            "Comparisons asked for (--compare): P(X > Y) on final normalised scores over the "
+            "games where both have finished runs, 95% CI:",
             "",
         ]
-        md += [f"- P(`{x}` > `{y}`) = {fmt_ci(*ci)}" for x, y, ci in comparisons] + [""]
+        md += [
+            f"- P(`{x}` > `{y}`) = {fmt_ci(*ci)} ({len(games)} "
+            f"{'game' if len(games) == 1 else 'games'}: {', '.join(games)})"
+            for x, y, games, ci in comparisons
+        ] + [""]
     md += ["### Verdict", ""] + verdict(result) + [""]
     return md
 
