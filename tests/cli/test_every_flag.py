@@ -73,6 +73,7 @@ BY_NAME = {
 # Where one command reads what others write.
 BY_COMMAND = {
     ("report", "runs_dir"): MISSING,
+    ("report", "compare"): "soft_moe",  # not X:Y
     ("bench data", "cache_dir"): MISSING,
     ("bench learner", "cache_dir"): MISSING,
     ("data.shipped", "cache_dir"): MISSING,
