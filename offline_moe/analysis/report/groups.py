@@ -41,13 +41,11 @@ def assign_variants(runs: Sequence[Run]) -> None:
     for run in runs:
         by_key[(run.agent, run.torso_name)].append(run)
     for (_, name), group in by_key.items():
-        keys = sorted({k for r in group for k in r.torso if k != "name"})
+        varying = varying_torso_keys(name, [r.torso for r in group])
 
         def value(run, key, name=name):
-            # A kwarg a run did not record (written before the torso had it) has its default.
-            return run.torso[key] if key in run.torso else torso_default(name, key)
+            return torso_value(name, run.torso, key)
 
-        varying = [k for k in keys if len({json.dumps(value(r, k)) for r in group}) > 1]
         learner_keys = sorted({k for r in group for k in r.learner})
         learner_varying = [
             k
@@ -60,6 +58,18 @@ def assign_variants(runs: Sequence[Run]) -> None:
                 + [f"learner.{k}={run.learner.get(k)}" for k in learner_varying]
             )
             run.variant = f"{run.torso_name}[{extra}]" if extra else run.torso_name
+
+
+def torso_value(name: str, torso: dict, key: str):
+    """A torso kwarg of a run; one it did not record (written before the torso had it) has
+    its default."""
+    return torso[key] if key in torso else torso_default(name, key)
+
+
+def varying_torso_keys(name: str, torsos: Sequence[dict]) -> list[str]:
+    """The kwargs (sorted) whose values differ among these runs of torso `name`."""
+    keys = sorted({k for t in torsos for k in t if k != "name"})
+    return [k for k in keys if len({json.dumps(torso_value(name, t, k)) for t in torsos}) > 1]
 
 
 @functools.cache

@@ -40,6 +40,8 @@ from offline_moe.analysis.report.groups import (
     GroupResult,
     torso_default,
     torso_name_of,
+    torso_value,
+    varying_torso_keys,
 )
 
 MIN_SEEDS = 3  # seeds per game below which no verdict is given
@@ -184,17 +186,13 @@ def _at_defaults(result: GroupResult, name: str, variants: list[str]) -> list[st
     """The variants whose torso kwargs, where they differ among `variants`, are the registered
     torso's defaults (a kwarg with no known default counts as changed)."""
     torsos = {v: result.runs_of(v)[0].torso for v in variants}
-    keys = sorted({k for t in torsos.values() for k in t} - {"name"})
-
-    def value(torso, key):
-        return torso[key] if key in torso else torso_default(name, key)
-
-    varying = [k for k in keys if len({json.dumps(value(t, k)) for t in torsos.values()}) > 1]
+    varying = varying_torso_keys(name, list(torsos.values()))
     return [
         v
         for v, t in torsos.items()
         if all(
-            torso_default(name, k) is not None and _same(value(t, k), torso_default(name, k))
+            torso_default(name, k) is not None
+            and _same(torso_value(name, t, k), torso_default(name, k))
             for k in varying
         )
     ]
